@@ -1,0 +1,1 @@
+from . import backbone, heads, losses, distill, meta_arch  # noqa: F401
