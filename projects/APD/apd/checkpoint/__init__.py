@@ -1,1 +1,1 @@
-
+from .atomic import AtomicCheckpointer, atomic_torch_save  # noqa: F401

@@ -1,0 +1,63 @@
+"""PASCAL-Context semantic segmentation, 59 classes (APD_SPEC §4: 473 crops, batch 12).
+
+Datasets ``pascal_context_59_sem_seg_{train,val}`` (and ``_60_`` with background as class 0) are
+registered by ``apd.data.datasets``. The official APD runs use 60 classes; a leaf config switches with
+``dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"``,
+``dataloader.test.dataset.names = "pascal_context_60_sem_seg_val"`` and
+``dataloader.train.mapper.num_classes = 60`` (the test mapper and evaluator follow by interpolation).
+"""
+from omegaconf import OmegaConf
+
+from detectron2.config import LazyCall as L
+from detectron2.data import (
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from detectron2.evaluation import SemSegEvaluator
+
+from apd.data.dataset_mapper import SemSegDatasetMapper
+from apd.data.transforms import build_test_augmentations, build_train_augmentations
+
+from .constants import constants as _constants
+
+dataloader = OmegaConf.create()
+
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_detection_dataset_dicts)(names="pascal_context_59_sem_seg_train"),
+    mapper=L(SemSegDatasetMapper)(
+        is_train=True,
+        augmentations=L(build_train_augmentations)(
+            crop_size=_constants.pascal_context_crop_size,
+            scale=(0.5, 2.0),
+            rotate=(-10, 10),
+            # Image pad colour, in image_format's channel order (change both together).
+            pad_value=_constants.imagenet_rgb256_mean,
+            ignore_value="${..ignore_value}",
+        ),
+        num_classes=59,
+        image_format="RGB",
+        ignore_value=_constants.ignore_value,
+        skip_bad_samples=False,
+    ),
+    total_batch_size=12,
+    # Every crop has the same size: grouping by the original aspect ratio would only bias sampling.
+    aspect_ratio_grouping=False,
+    num_workers=4,
+)
+
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_detection_dataset_dicts)(names="pascal_context_59_sem_seg_val", filter_empty=False),
+    mapper=L(SemSegDatasetMapper)(
+        is_train=False,
+        augmentations=L(build_test_augmentations)(
+            base_size=_constants.pascal_context_test_base_size
+        ),
+        num_classes="${...train.mapper.num_classes}",
+        image_format="${...train.mapper.image_format}",
+        ignore_value="${...train.mapper.ignore_value}",
+    ),
+    num_workers=4,
+)
+
+dataloader.evaluator = L(SemSegEvaluator)(dataset_name="${..test.dataset.names}")

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Write Cityscapes label images from the polygon annotations, with cityscapesscripts.
+
+For every ``gtFine/<split>/<city>/*_gtFine_polygons.json`` under the Cityscapes root this writes,
+next to it:
+
+- ``*_gtFine_labelTrainIds.png``: the 19 training classes as 0..18, everything else 255. This is
+  what Detectron2's ``cityscapes_fine_sem_seg_*`` datasets read.
+- ``*_gtFine_labelIds.png``: the 34 Cityscapes label ids, read by Detectron2's
+  ``CityscapesSemSegEvaluator`` (the official release already ships them; rewriting them from the
+  same polygons gives the same files).
+
+Both are drawn by ``cityscapesscripts.preparation.json2labelImg`` (the official tool), so the
+output is exactly what ``createTrainIdLabelImgs.py`` produces.
+
+Usage::
+
+    python datasets/prepare_cityscapes.py                # $DETECTRON2_DATASETS/cityscapes
+    python datasets/prepare_cityscapes.py --root /data/cityscapes --workers 8
+"""
+import argparse
+import functools
+import glob
+import multiprocessing
+import os
+import sys
+
+from cityscapesscripts.preparation.json2labelImg import json2labelImg
+
+# label image suffix -> json2labelImg encoding
+ENCODINGS = {"labelTrainIds": "trainIds", "labelIds": "ids"}
+POLYGON_SUFFIX = "_polygons.json"
+
+
+def label_files_for(json_file):
+    """``x_gtFine_polygons.json`` -> {suffix: ``x_gtFine_<suffix>.png``} for each of ENCODINGS."""
+    if not json_file.endswith(POLYGON_SUFFIX):
+        raise ValueError(f"Not a Cityscapes polygon file (no '{POLYGON_SUFFIX}'): {json_file}")
+    stem = json_file[: -len(POLYGON_SUFFIX)]
+    return {suffix: f"{stem}_{suffix}.png" for suffix in ENCODINGS}
+
+
+def convert_json(json_file, skip_existing=False):
+    """Write the label images of one polygon file; returns the paths written."""
+    written = []
+    for suffix, out_file in label_files_for(json_file).items():
+        if skip_existing and os.path.exists(out_file):
+            continue
+        json2labelImg(json_file, out_file, ENCODINGS[suffix])
+        written.append(out_file)
+    return written
+
+
+def find_polygon_files(root, splits):
+    """All ``gtFine/<split>/<city>/*_gtFine_polygons.json`` files, sorted; errors name the path."""
+    files = []
+    for split in splits:
+        split_dir = os.path.join(root, "gtFine", split)
+        if not os.path.isdir(split_dir):
+            raise FileNotFoundError(
+                f"Cityscapes split folder {os.path.abspath(split_dir)} not found "
+                "(expected <root>/gtFine/<split>/<city>/*_gtFine_polygons.json; see datasets/README.md)"
+            )
+        found = sorted(glob.glob(os.path.join(split_dir, "*", "*_gtFine" + POLYGON_SUFFIX)))
+        if not found:
+            raise FileNotFoundError(
+                f"No *_gtFine{POLYGON_SUFFIX} files under {os.path.abspath(split_dir)}/<city>/"
+            )
+        files.extend(found)
+    return files
+
+
+def prepare_cityscapes(root, splits=("train", "val"), workers=0, skip_existing=False):
+    """
+    Write labelTrainIds/labelIds PNGs for all polygon files of ``splits`` under ``root``.
+
+    Args:
+        root (str): the Cityscapes folder (contains ``leftImg8bit/`` and ``gtFine/``).
+        splits (iterable[str]): folders of ``gtFine`` to convert.
+        workers (int): processes to use; 0 converts in this process.
+        skip_existing (bool): keep label images that already exist.
+
+    Returns:
+        int: number of polygon files processed.
+    """
+    files = find_polygon_files(root, splits)
+    convert = functools.partial(convert_json, skip_existing=skip_existing)
+    if workers > 0:
+        with multiprocessing.Pool(workers) as pool:
+            for _ in pool.imap_unordered(convert, files, chunksize=16):
+                pass
+    else:
+        for f in files:
+            convert(f)
+    return len(files)
+
+
+def main(argv=None):
+    default_root = os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), "cityscapes")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=default_root, help="Cityscapes folder (default: %(default)s)")
+    parser.add_argument("--splits", default="train,val", help="comma-separated gtFine splits")
+    parser.add_argument("--workers", type=int, default=0, help="processes (0: no pool)")
+    parser.add_argument("--skip-existing", action="store_true", help="keep existing label PNGs")
+    args = parser.parse_args(argv)
+    try:
+        n = prepare_cityscapes(
+            args.root, args.splits.split(","), workers=args.workers, skip_existing=args.skip_existing
+        )
+    except FileNotFoundError as e:
+        sys.exit(f"error: {e}")
+    print(f"Wrote labelTrainIds/labelIds for {n} annotations under {os.path.join(args.root, 'gtFine')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""SemSegDatasetMapper: reads and validates an image and its label map, applies augmentations.
+
+A semantic-segmentation counterpart of Detectron2's ``DatasetMapper`` that checks its inputs: every
+error names the offending file, and broken training samples can be skipped instead of stopping a run.
+"""
+import copy
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.utils.events import get_event_storage, has_event_storage
+
+from .transforms.augmentations import build_train_augmentations
+
+__all__ = ["BadSampleError", "SemSegDatasetMapper"]
+
+logger = logging.getLogger(__name__)
+
+
+class BadSampleError(ValueError):
+    """A dataset sample that cannot be used (unreadable file, size mismatch, invalid label ids).
+
+    The message always names the file. :class:`SemSegDatasetMapper` skips these when
+    ``skip_bad_samples=True`` in training; other errors (e.g. a missing file, which usually means a
+    wrong dataset root) always propagate.
+    """
+
+
+# Errors PIL / numpy raise for corrupt or truncated files (UnidentifiedImageError is an OSError).
+_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+class SemSegDatasetMapper:
+    """Map a Detectron2 dataset dict (``file_name``, optional ``sem_seg_file_name``) to model inputs.
+
+    Steps: read the image in ``image_format`` and the label map as stored (``L`` or palette ``P``
+    PNGs give their class ids directly; Detectron2's ``DatasetMapper`` converts labels to ``L``, which
+    would turn palette colours into grey levels) → validate → apply ``augmentations`` jointly
+    (``AugInput`` with ``sem_seg``) → convert to tensors.
+
+    Output dict (the input dict's other keys are kept, as in Detectron2):
+        - ``image``: uint8 tensor 3×H×W (C×H×W), 0–255, channels in ``image_format``, contiguous;
+        - ``sem_seg``: int64 tensor H×W in [0, num_classes) ∪ {ignore_value}, when a label exists
+          (kept at test time too, as Detectron2 does; ``SemSegEvaluator`` reads the label files itself);
+        - ``height``, ``width``: the *original* image size (the evaluator's output size);
+        - ``file_name``.
+
+    Validation (each failure raises :class:`BadSampleError`, a ``ValueError`` naming the file):
+    unreadable / truncated image or label, label with several channels, label size ≠ image size,
+    image size ≠ the dict's ``height``/``width``, label ids outside [0, num_classes) ∪ {ignore_value}
+    (the message lists the bad ids). A label map that is entirely ``ignore_value`` is valid.
+
+    With ``skip_bad_samples=True`` and ``is_train=True`` a bad sample is logged (warning with the file),
+    counted in ``num_skipped`` and in the event-storage scalar ``data/skipped_samples`` when a storage
+    is active in this process, and the mapper returns None: Detectron2's ``MapDataset`` then maps
+    another random index. At test time errors always raise, because a substituted sample would be
+    evaluated in place of the broken one. With ``num_workers > 0`` each worker process keeps its own
+    count and the scalar is not recorded (worker processes have no active storage); the warnings are.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        is_train: bool,
+        augmentations: Sequence[Union[T.Augmentation, T.Transform]],
+        num_classes: int,
+        image_format: str = "RGB",
+        ignore_value: int = 255,
+        skip_bad_samples: bool = False,
+    ):
+        """
+        Args:
+            is_train: training mode (enables skipping bad samples); augmentations are whatever is
+                passed, so test configs pass none or a resize only.
+            augmentations: Detectron2 augmentations/transforms applied in order to image and label,
+                e.g. :func:`apd.data.transforms.build_train_augmentations`.
+            num_classes: K; valid label ids are 0..K−1 plus ``ignore_value``.
+            image_format: any format of :func:`detectron2.data.detection_utils.read_image`
+                ("RGB", "BGR", ...); must match the model's ``input_format``.
+            ignore_value: label id that marks unlabelled pixels (and padding).
+            skip_bad_samples: in training, return None for a bad sample instead of raising.
+        """
+        if num_classes < 1:
+            raise ValueError(f"SemSegDatasetMapper needs num_classes >= 1, got {num_classes}.")
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(list(augmentations))
+        self.num_classes = int(num_classes)
+        self.image_format = image_format
+        self.ignore_value = int(ignore_value)
+        self.skip_bad_samples = skip_bad_samples
+        self.num_skipped = 0
+        mode = "training" if is_train else "inference"
+        logger.info(f"[SemSegDatasetMapper] Augmentations used in {mode}: {list(augmentations)}")
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
+        """yacs support: reads INPUT.FORMAT, INPUT.CROP.*, MODEL.PIXEL_MEAN and MODEL.SEM_SEG_HEAD.*."""
+        ignore_value = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE
+        if is_train:
+            augs = build_train_augmentations(
+                crop_size=cfg.INPUT.CROP.SIZE,
+                pad_value=cfg.MODEL.PIXEL_MEAN,
+                ignore_value=ignore_value,
+                cat_max_area=cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA,
+            )
+        else:
+            augs = []
+        return {
+            "is_train": is_train,
+            "augmentations": augs,
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "image_format": cfg.INPUT.FORMAT,
+            "ignore_value": ignore_value,
+        }
+
+    def __call__(self, dataset_dict: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """
+        Args:
+            dataset_dict: one record in Detectron2's dataset format (not modified).
+
+        Returns:
+            The model input dict described in the class docstring, or None for a skipped sample.
+        """
+        try:
+            return self._map(dataset_dict)
+        except BadSampleError as err:
+            if not (self.skip_bad_samples and self.is_train):
+                raise
+            self.num_skipped += 1
+            logger.warning(f"Skipping bad training sample ({self.num_skipped} so far): {err}")
+            if has_event_storage():
+                get_event_storage().put_scalar(
+                    "data/skipped_samples", self.num_skipped, smoothing_hint=False
+                )
+            return None
+
+    def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        dataset_dict = copy.deepcopy(dataset_dict)
+        file_name = dataset_dict["file_name"]
+        image = _read(file_name, self.image_format, "image")
+        self._check_image_size(dataset_dict, image)
+
+        label_file = dataset_dict.pop("sem_seg_file_name", None)
+        sem_seg = None
+        if label_file is not None:
+            sem_seg = self._load_label(label_file, image.shape[:2], file_name)
+
+        aug_input = T.AugInput(image, sem_seg=sem_seg)
+        self.augmentations(aug_input)
+        image, sem_seg = aug_input.image, aug_input.sem_seg
+
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if sem_seg is not None:
+            if sem_seg.shape != image.shape[:2]:
+                raise AssertionError(
+                    f"Augmentations {self.augmentations} produced a label of shape {sem_seg.shape} "
+                    f"for an image of shape {image.shape[:2]} ({file_name})."
+                )
+            dataset_dict["sem_seg"] = torch.as_tensor(sem_seg.astype(np.int64))
+        return dataset_dict
+
+    @staticmethod
+    def _check_image_size(dataset_dict: Dict[str, Any], image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if "height" in dataset_dict or "width" in dataset_dict:
+            expected = (dataset_dict.get("height"), dataset_dict.get("width"))
+            if expected != (h, w):
+                raise BadSampleError(
+                    f"Image {dataset_dict['file_name']} is {h}×{w} (h×w) but its dataset dict says "
+                    f"{expected[0]}×{expected[1]}."
+                )
+        dataset_dict["height"], dataset_dict["width"] = h, w
+
+    def _load_label(self, label_file: str, image_hw: Tuple[int, int], file_name: str) -> np.ndarray:
+        label = _read(label_file, None, "label")
+        if label.ndim == 3:
+            if label.shape[2] != 1:
+                raise BadSampleError(
+                    f"Label {label_file} has {label.shape[2]} channels; expected a single-channel "
+                    "map of class ids (PNG mode 'L' or 'P')."
+                )
+            label = label[:, :, 0]
+        if label.ndim != 2:
+            raise BadSampleError(f"Label {label_file} has shape {label.shape}; expected H×W.")
+        if label.shape != tuple(image_hw):
+            raise BadSampleError(
+                f"Label {label_file} is {label.shape[0]}×{label.shape[1]} (h×w) but image "
+                f"{file_name} is {image_hw[0]}×{image_hw[1]}."
+            )
+        bad = self._invalid_ids(label)
+        if bad.size:
+            shown = ", ".join(str(v) for v in bad[:10].tolist()) + (", ..." if bad.size > 10 else "")
+            raise BadSampleError(
+                f"Label {label_file} has ids [{shown}] outside [0, {self.num_classes}) ∪ "
+                f"{{{self.ignore_value}}} (num_classes={self.num_classes}, "
+                f"ignore_value={self.ignore_value})."
+            )
+        return self._to_working_dtype(label)
+
+    def _invalid_ids(self, label: np.ndarray) -> np.ndarray:
+        """Sorted distinct ids of ``label`` that are neither a class nor the ignore id."""
+        if label.dtype == np.uint8:
+            present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
+        else:
+            present = np.unique(label)
+        valid = ((present >= 0) & (present < self.num_classes)) | (present == self.ignore_value)
+        return present[~valid]
+
+    def _to_working_dtype(self, label: np.ndarray) -> np.ndarray:
+        """uint8 when every valid id fits (PIL/cv2 fast paths); otherwise float32, which every d2
+        geometric transform handles with nearest interpolation and which holds ids < 2**24 exactly."""
+        if 0 <= self.ignore_value <= 255 and self.num_classes <= 256:
+            return label.astype(np.uint8, copy=False)
+        return label.astype(np.float32)
+
+
+def _read(path: str, image_format: Optional[str], what: str) -> np.ndarray:
+    """``detection_utils.read_image`` with decode errors turned into :class:`BadSampleError`."""
+    try:
+        array = utils.read_image(path, format=image_format)
+    except FileNotFoundError:
+        raise
+    except _READ_ERRORS as err:
+        raise BadSampleError(f"Cannot read {what} {path}: {err}") from err
+    if array.dtype == object or array.ndim < 2:
+        raise BadSampleError(f"Cannot read {what} {path}: decoded to an array of shape {array.shape}.")
+    return array

@@ -1,0 +1,86 @@
+"""Our dataset registrations, and a check that a dataset's files exist before training.
+
+Cityscapes, ADE20K and COCO come from Detectron2's own registrations
+(``cityscapes_fine_sem_seg_{train,val}``, ``ade20k_sem_seg_{train,val}``,
+``coco_2017_{train,val}``); this module adds what Detectron2 lacks (PASCAL-Context). Like
+Detectron2, the root is ``$DETECTRON2_DATASETS`` (default ``datasets``) read at import time.
+See ``datasets/README.md`` for the expected layouts and the preparation scripts.
+"""
+import glob
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from .pascal_context import register_pascal_context
+
+__all__ = ["register_all", "check_dataset_root"]
+
+
+def register_all(root):
+    """
+    Register every dataset that Detectron2 does not ship, with files under ``root``.
+    Names already in ``DatasetCatalog`` are skipped, so repeated calls are no-ops.
+
+    Returns:
+        list[str]: the names registered by this call.
+    """
+    return register_pascal_context(root)
+
+
+# Metadata keys through which Detectron2 and we record where a dataset's files live.
+_PATH_KEYS = ("image_dir", "gt_dir", "image_root", "sem_seg_root", "json_file")
+
+# dataset name prefix -> what the user should do when its files are missing
+_HOW_TO_GET = {
+    "cityscapes": "run datasets/prepare_cityscapes.py",
+    "ade20k": "run datasets/prepare_ade20k.py",
+    "pascal_context": "run datasets/prepare_pascal_context.py",
+    "coco": "download COCO 2017 into it",
+}
+
+
+def _how_to_get(dataset_name):
+    for prefix, action in _HOW_TO_GET.items():
+        if dataset_name.startswith(prefix):
+            return action
+    return "prepare the dataset"
+
+
+def _missing(dataset_name, path, what="(not found)"):
+    return FileNotFoundError(
+        f"Dataset '{dataset_name}' expects {os.path.abspath(path)} {what}. "
+        f"Set DETECTRON2_DATASETS or {_how_to_get(dataset_name)}; see datasets/README.md"
+    )
+
+
+def check_dataset_root(dataset_name):
+    """
+    Check that the files a registered dataset reads exist, before any loader is built.
+
+    Args:
+        dataset_name (str): a name in ``DatasetCatalog``, e.g. ``"cityscapes_fine_sem_seg_train"``.
+
+    Raises:
+        KeyError: if ``dataset_name`` is not registered.
+        FileNotFoundError: a one-line message naming the missing path and the preparation
+            script, e.g. "Dataset 'cityscapes_fine_sem_seg_train' expects
+            /data/cityscapes/leftImg8bit/train (not found). Set DETECTRON2_DATASETS or run
+            datasets/prepare_cityscapes.py; see datasets/README.md". For Cityscapes semantic
+            segmentation it also requires the ``*_gtFine_labelTrainIds.png`` files that
+            ``datasets/prepare_cityscapes.py`` writes.
+    """
+    if dataset_name not in DatasetCatalog.list():
+        raise KeyError(f"Dataset '{dataset_name}' is not registered in DatasetCatalog")
+    meta = MetadataCatalog.get(dataset_name)
+    for key in _PATH_KEYS:
+        path = getattr(meta, key, None)
+        if path and not os.path.exists(path):
+            raise _missing(dataset_name, path)
+    if getattr(meta, "evaluator_type", None) == "cityscapes_sem_seg":
+        pattern = os.path.join(meta.gt_dir, "*", "*_gtFine_labelTrainIds.png")
+        if not glob.glob(pattern):
+            raise _missing(dataset_name, pattern, "(no such files)")
+
+
+_root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+register_all(_root)

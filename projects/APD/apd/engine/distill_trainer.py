@@ -1,0 +1,117 @@
+"""DistillTrainer: Detectron2's SimpleTrainer with a second optimiser and a reproducible step.
+
+One backward pass of the sum of all losses feeds two optimisers: the student's (SGD; student + student
+adapter) and the teacher adapter's (Adam; APD_SPEC §3c). This is exact because the distillers route
+gradients so that ``loss_adapt`` reaches only the teacher adapter and every other loss never reaches it.
+
+Each step re-seeds torch's RNG from (seed, iteration, rank), so dropout masks depend only on the
+iteration: together with the positional data loader (``apd.data.samplers``) a resumed run repeats an
+uninterrupted one exactly.
+"""
+import logging
+import time
+from typing import Optional
+
+import torch
+from detectron2.engine import SimpleTrainer
+from detectron2.utils import comm
+
+__all__ = ["DistillTrainer", "NonFiniteLossError"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised before any optimiser step when a loss is NaN/inf, so no poisoned weights are saved."""
+
+
+class DistillTrainer(SimpleTrainer):
+    """SimpleTrainer + optional teacher-adapter optimiser + optional AMP + per-step seeding.
+
+    Args:
+        model, data_loader, optimizer: as :class:`detectron2.engine.SimpleTrainer`.
+        adapter_optimizer: optimiser of the teacher adapter (stepped every iteration after the same
+            backward), or None for methods without one.
+        amp: enable ``torch.autocast`` (fp16 with a GradScaler on CUDA, bf16 otherwise).
+        amp_dtype: "float16" or "bfloat16".
+        seed: base seed of the per-step RNG re-seeding; None disables it.
+    """
+
+    def __init__(
+        self,
+        model,
+        data_loader,
+        optimizer,
+        adapter_optimizer: Optional[torch.optim.Optimizer] = None,
+        *,
+        amp: bool = False,
+        amp_dtype: str = "float16",
+        seed: Optional[int] = None,
+        gather_metric_period: int = 1,
+    ):
+        super().__init__(model, data_loader, optimizer, gather_metric_period=gather_metric_period)
+        self.adapter_optimizer = adapter_optimizer
+        self.amp = amp
+        self.amp_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}[amp_dtype]
+        self.seed = seed
+        device = next(iter(model.parameters())).device
+        self._device_type = device.type
+        use_scaler = amp and self._device_type == "cuda" and self.amp_dtype == torch.float16
+        self.grad_scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def _optimizers(self):
+        return [o for o in (self.optimizer, self.adapter_optimizer) if o is not None]
+
+    def run_step(self):
+        assert self.model.training, "[DistillTrainer] model was changed to eval mode!"
+        if self.seed is not None:
+            torch.manual_seed(self.seed + 1_000_003 * self.iter + comm.get_rank())
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+
+        with torch.autocast(self._device_type, dtype=self.amp_dtype, enabled=self.amp):
+            loss_dict = self.model(data)
+        losses = sum(loss_dict.values())
+        if not torch.isfinite(losses):
+            values = {k: float(v.detach()) for k, v in loss_dict.items()}
+            raise NonFiniteLossError(
+                f"Non-finite loss at iteration {self.iter}: {values}. Training stopped before the "
+                "optimiser step; the last checkpoint is untouched. Lower the learning rate or loss "
+                "weights, or check the data (labels outside the class range?)."
+            )
+        for opt in self._optimizers():
+            opt.zero_grad(set_to_none=True)
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(losses).backward()
+        else:
+            losses.backward()
+        self.after_backward()
+        self._write_metrics(loss_dict, data_time)
+        for opt in self._optimizers():
+            if self.grad_scaler is not None:
+                self.grad_scaler.step(opt)
+            else:
+                opt.step()
+        if self.grad_scaler is not None:
+            self.grad_scaler.update()
+
+    def state_dict(self):
+        ret = super().state_dict()
+        if self.adapter_optimizer is not None:
+            ret["adapter_optimizer"] = self.adapter_optimizer.state_dict()
+        if self.grad_scaler is not None:
+            ret["grad_scaler"] = self.grad_scaler.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        if self.adapter_optimizer is not None:
+            if "adapter_optimizer" not in state_dict:
+                raise KeyError(
+                    "Checkpoint has no 'adapter_optimizer' state but this run has a teacher-adapter "
+                    "optimiser: it was written by a run without APD; start a new run instead of --resume."
+                )
+            self.adapter_optimizer.load_state_dict(state_dict["adapter_optimizer"])
+        if self.grad_scaler is not None and "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])

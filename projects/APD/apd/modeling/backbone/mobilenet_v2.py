@@ -1,0 +1,324 @@
+"""Dilated MobileNetV2 backbone (the official APD PSPNet-MobileNetV2 student's trunk).
+
+Architecture
+------------
+MobileNetV2 (Sandler et al. 2018) without its final 1×1 conv to 1280 channels and without the classifier:
+a 3×3 stride-2 conv-norm-ReLU6 stem and 17 inverted-residual blocks. Once the running stride reaches
+``output_stride``, later stride-2 blocks use stride 1 and multiply the dilation of the following depthwise
+convs by 2 instead. The outputs are named after Detectron2's ResNet stages:
+
+======  ===================  =============  ==========================================
+name    blocks (features.N)  channels (×1)  stride (output_stride 32 / 16 / 8)
+======  ===================  =============  ==========================================
+res2    1..3                 24             4 / 4 / 4
+res3    4..6                 32             8 / 8 / 8
+res4    7..13                96             16 / 16 / 8   (the 64-ch blocks 7..10 + 96-ch 11..13)
+res5    14..17               320            32 / 16 / 8   (the 160-ch blocks 14..16 + 320-ch 17)
+======  ===================  =============  ==========================================
+
+With ``output_stride=8`` the per-group dilations are (1, 1, 1, 2, 2, 4, 4) for the seven
+(t, c, n, s) groups, as the official code (mmseg ``MobileNetV2(strides=(1, 2, 2, 1, 1, 1, 1),
+dilations=(1, 1, 1, 2, 2, 4, 4))``). That code gives the dilation only to the **first** block of each
+group (the others keep dilation 1); ``dilate_first_block_only=False`` dilates every block of the group
+instead. Channels scale with ``width_mult`` rounded to multiples of 8 (torchvision's rule).
+
+Parameter / module names (for checkpoint converters)
+----------------------------------------------------
+Torchvision's ``mobilenet_v2().features[:18]`` layout, so its state dict minus ``features.18.*`` and
+``classifier.*`` loads without renaming::
+
+    features.0.{0,1}                         stem conv, norm
+    features.N.conv.{0.0,0.1,1,2}            t=1 block (N=1): depthwise conv, norm, project conv, norm
+    features.N.conv.{0.0,0.1,1.0,1.1,2,3}    t=6 blocks: expand conv, norm, depthwise conv, norm,
+                                             project conv, norm
+
+The official APD student loads mmcls weights named ``conv1.{conv,bn}`` and
+``layer{g}.{i}.conv.{j}.{conv,bn}`` (g = group 1..7, i = block in group); features.N is the N-th block
+counting groups in order (layer1.0 = features.1, layer2.{0,1} = features.{2,3}, ...).
+"""
+from typing import Dict, List, Sequence
+
+import torch
+from torch import nn
+
+from detectron2.config import CfgNode as CN
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+
+__all__ = [
+    "InvertedResidual",
+    "DilatedMobileNetV2",
+    "add_dilated_mobilenet_v2_config",
+    "build_dilated_mobilenet_v2_backbone",
+]
+
+# (expand ratio t, output channels c, number of blocks n, stride s) of the seven block groups
+_INVERTED_RESIDUAL_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+# last features.N index of each output stage
+_STAGE_ENDS = {"res2": 3, "res3": 6, "res4": 13, "res5": 17}
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` (≥ divisor), never losing more than 10%."""
+    new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+def _conv_norm_relu6(
+    in_channels: int,
+    out_channels: int,
+    *,
+    kernel_size: int,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    norm="BN",
+) -> nn.Sequential:
+    padding = (kernel_size - 1) // 2 * dilation
+    return nn.Sequential(
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        ),
+        get_norm(norm, out_channels),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    """[1×1 expand] → 3×3 depthwise (stride, dilation) → 1×1 linear project, residual if shapes match."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int,
+        expand_ratio: int,
+        dilation: int = 1,
+        norm="BN",
+    ):
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"InvertedResidual: stride={stride!r} must be 1 or 2")
+        self.stride = stride
+        self.use_residual = stride == 1 and in_channels == out_channels
+        hidden = int(round(in_channels * expand_ratio))
+        layers: List[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(_conv_norm_relu6(in_channels, hidden, kernel_size=1, norm=norm))
+        layers += [
+            _conv_norm_relu6(
+                hidden,
+                hidden,
+                kernel_size=3,
+                stride=stride,
+                dilation=dilation,
+                groups=hidden,
+                norm=norm,
+            ),
+            nn.Conv2d(hidden, out_channels, kernel_size=1, bias=False),
+            get_norm(norm, out_channels),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    @property
+    def depthwise(self) -> nn.Conv2d:
+        """The 3×3 depthwise conv (carries the stride and dilation)."""
+        return self.conv[-3][0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return x + out if self.use_residual else out
+
+
+class DilatedMobileNetV2(Backbone):
+    """MobileNetV2 trunk with dilation, returning ``res2..res5`` (see the module docstring).
+
+    Output channels for ``width_mult=1``: res2 24, res3 32, res4 96, res5 320. Blocks after the last
+    requested output are not built.
+    """
+
+    def __init__(
+        self,
+        *,
+        output_stride: int = 8,
+        width_mult: float = 1.0,
+        norm="BN",
+        out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+        freeze_at: int = 0,
+        in_channels: int = 3,
+        dilate_first_block_only: bool = True,
+    ):
+        """
+        Args:
+            output_stride: 8, 16 or 32: stride of ``res5``.
+            width_mult: channel multiplier (0.5 and 1.0 are the official students).
+            norm: :func:`detectron2.layers.get_norm` name ("BN", "SyncBN", "FrozenBN", "GN") or callable.
+            out_features: subset of ("res2", "res3", "res4", "res5").
+            freeze_at: 0 trains everything; 1 freezes the stem (features.0); k ≥ 2 also freezes
+                res2..res{k} (``requires_grad=False``, BatchNorm → FrozenBatchNorm2d).
+            in_channels: channels of the input image.
+            dilate_first_block_only: official APD/mmseg placement (only the first block of a dilated
+                group is dilated); False dilates every block of the group.
+        """
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(
+                f"DilatedMobileNetV2: output_stride={output_stride!r} is not one of [8, 16, 32]"
+            )
+        if width_mult <= 0:
+            raise ValueError(f"DilatedMobileNetV2: width_mult={width_mult!r} must be positive")
+        out_features = tuple(out_features)
+        if len(out_features) == 0:
+            raise ValueError("DilatedMobileNetV2: out_features is empty")
+        unknown = [f for f in out_features if f not in _STAGE_ENDS]
+        if unknown:
+            raise ValueError(
+                f"DilatedMobileNetV2: unknown out_features {unknown}; choose from {tuple(_STAGE_ENDS)}"
+            )
+        if not 0 <= freeze_at <= 5:
+            raise ValueError(f"DilatedMobileNetV2: freeze_at={freeze_at!r} must be in [0, 5]")
+        self.output_stride = output_stride
+        self._out_features = list(out_features)
+        last_index = max(_STAGE_ENDS[f] for f in out_features)
+
+        channels = _make_divisible(32 * width_mult)
+        features: List[nn.Module] = [
+            _conv_norm_relu6(in_channels, channels, kernel_size=3, stride=2, norm=norm)
+        ]
+        strides = {0: 2}  # features index -> running stride after it
+        out_channels = {0: channels}
+        current_stride, dilation = 2, 1
+        for t, c, n, s in _INVERTED_RESIDUAL_SETTINGS:
+            group_channels = _make_divisible(c * width_mult)
+            if current_stride * s > output_stride:
+                group_stride, dilation = 1, dilation * s
+            else:
+                group_stride, current_stride = s, current_stride * s
+            for i in range(n):
+                if len(features) > last_index:
+                    break
+                block_dilation = dilation if (i == 0 or not dilate_first_block_only) else 1
+                features.append(
+                    InvertedResidual(
+                        channels,
+                        group_channels,
+                        stride=group_stride if i == 0 else 1,
+                        expand_ratio=t,
+                        dilation=block_dilation,
+                        norm=norm,
+                    )
+                )
+                channels = group_channels
+                strides[len(features) - 1] = current_stride
+                out_channels[len(features) - 1] = channels
+        self.features = nn.Sequential(*features)
+
+        self._out_feature_strides: Dict[str, int] = {
+            f: strides[_STAGE_ENDS[f]] for f in self._out_features
+        }
+        self._out_feature_channels: Dict[str, int] = {
+            f: out_channels[_STAGE_ENDS[f]] for f in self._out_features
+        }
+        self._index_to_name = {_STAGE_ENDS[f]: f for f in self._out_features}
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        self.freeze(freeze_at)
+
+    @property
+    def size_divisibility(self) -> int:
+        return 32 if self.output_stride == 32 else 0
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            x: B×C×H×W images.
+
+        Returns:
+            dict name -> B×C_name×ceil(H/s)×ceil(W/s) (s = the name's stride) for ``out_features``.
+        """
+        if x.dim() != 4:
+            raise ValueError(f"DilatedMobileNetV2 takes B×C×H×W inputs, got shape {tuple(x.shape)}")
+        outputs = {}
+        for index, module in enumerate(self.features):
+            x = module(x)
+            if index in self._index_to_name:
+                outputs[self._index_to_name[index]] = x
+        return outputs
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
+            for name in self._out_features
+        }
+
+    def freeze(self, freeze_at: int = 0) -> "DilatedMobileNetV2":
+        """Freeze features.0 (``freeze_at`` ≥ 1) and the blocks of res2..res{freeze_at}. Returns self."""
+        if freeze_at <= 0:
+            return self
+        last = 0 if freeze_at == 1 else _STAGE_ENDS[f"res{freeze_at}"]
+        for index, module in enumerate(self.features):
+            if index > last:
+                break
+            for p in module.parameters():
+                p.requires_grad = False
+            FrozenBatchNorm2d.convert_frozen_batchnorm(module)
+        return self
+
+
+def add_dilated_mobilenet_v2_config(cfg: CN) -> None:
+    """Add ``cfg.MODEL.DILATED_MOBILENET_V2`` (keys read by :func:`build_dilated_mobilenet_v2_backbone`)."""
+    cfg.MODEL.DILATED_MOBILENET_V2 = CN()
+    # 8 for the official PSPNet-MobileNetV2 student, 32 for FPN
+    cfg.MODEL.DILATED_MOBILENET_V2.OUTPUT_STRIDE = 8
+    # channel multiplier (official students: 1.0 and 0.5)
+    cfg.MODEL.DILATED_MOBILENET_V2.WIDTH_MULT = 1.0
+    # detectron2.layers.get_norm name: BN, SyncBN, FrozenBN, GN
+    cfg.MODEL.DILATED_MOBILENET_V2.NORM = "BN"
+    cfg.MODEL.DILATED_MOBILENET_V2.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    # official/mmseg placement: only the first block of a dilated group is dilated
+    cfg.MODEL.DILATED_MOBILENET_V2.DILATE_FIRST_BLOCK_ONLY = True
+    # frozen stages: Detectron2's cfg.MODEL.BACKBONE.FREEZE_AT (default 2; use 0 for segmentation)
+
+
+@BACKBONE_REGISTRY.register()
+def build_dilated_mobilenet_v2_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedMobileNetV2:
+    """Build a :class:`DilatedMobileNetV2` from ``cfg.MODEL.DILATED_MOBILENET_V2`` and
+    ``cfg.MODEL.BACKBONE.FREEZE_AT`` (``cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"``).
+    """
+    if "DILATED_MOBILENET_V2" not in cfg.MODEL:
+        raise KeyError(
+            "cfg.MODEL.DILATED_MOBILENET_V2 is missing: call "
+            "apd.modeling.backbone.add_apd_backbone_config(cfg) before merging/building"
+        )
+    c = cfg.MODEL.DILATED_MOBILENET_V2
+    return DilatedMobileNetV2(
+        output_stride=c.OUTPUT_STRIDE,
+        width_mult=c.WIDTH_MULT,
+        norm=c.NORM,
+        out_features=c.OUT_FEATURES,
+        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        in_channels=input_shape.channels,
+        dilate_first_block_only=c.DILATE_FIRST_BLOCK_ONLY,
+    )

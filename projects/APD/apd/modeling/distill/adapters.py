@@ -1,0 +1,51 @@
+"""Adapters g_s / g_t that map a network's feature into the common APD embedding space (APD_SPEC §2.1).
+
+Both are "1×1 conv → ReLU → 1×1 conv" with biases, PyTorch's default initialisation and no
+normalisation layer; the parameter names (``0.weight``, ``0.bias``, ``2.weight``, ``2.bias``) are those
+of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
+"""
+from torch import nn
+
+__all__ = ["ConvAdapter", "MLPAdapter"]
+
+
+def _check_channels(**channels: int) -> None:
+    for name, value in channels.items():
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive number of channels, got {value}")
+
+
+class ConvAdapter(nn.Sequential):
+    """Per-pixel two-layer MLP on dense features: B×C_in×h×w → B×C_out×h×w."""
+
+    def __init__(self, in_channels: int, hidden_dim: int, out_channels: int):
+        """
+        Args:
+            in_channels: channels of the network's feature (C_s or C_t).
+            hidden_dim: D (``apd_head.hidden_dim``, 512 in the paper's code).
+            out_channels: E, the embedding size shared by student and teacher adapters.
+        """
+        _check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
+        super().__init__(
+            nn.Conv2d(in_channels, hidden_dim, kernel_size=1, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden_dim, out_channels, kernel_size=1, bias=True),
+        )
+
+
+class MLPAdapter(nn.Sequential):
+    """The same adapter for flattened vectors (e.g. ROI features): R×C_in → R×C_out."""
+
+    def __init__(self, in_channels: int, hidden_dim: int, out_channels: int):
+        """
+        Args:
+            in_channels: channels of the network's per-point vector (e.g. 1024 for d2's FC box head).
+            hidden_dim: D.
+            out_channels: E, shared by student and teacher adapters.
+        """
+        _check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
+        super().__init__(
+            nn.Linear(in_channels, hidden_dim, bias=True),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_channels, bias=True),
+        )

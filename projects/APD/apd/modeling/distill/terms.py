@@ -1,0 +1,187 @@
+"""Distillation terms: the protocol every term follows, and the baseline terms (KD, CWD, SKD, IFVD, FitNet).
+
+A term is an ``nn.Module`` whose ``forward(student, teacher, targets)`` takes the student's and the
+teacher's :class:`~apd.modeling.heads.outputs.SegHeadOutputs` and the B×H×W int64 targets (padded with
+the ignore value 255) and returns a dict of **unweighted** ``loss_*`` terms, whose keys are listed in
+the class attribute ``loss_keys``. The distiller multiplies each by ``loss_weights[key]`` and sums.
+Terms never let gradient reach the teacher's outputs. Constructor arguments are keyword-only plain
+values, so every term can be built with ``LazyCall``.
+
+Shape letters: B images, C channels, K classes, h×w feature grid, H×W target grid.
+"""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..heads.outputs import SegHeadOutputs
+from ..losses import (
+    channel_wise_divergence_loss,
+    feature_mimic_loss,
+    ifvd_loss,
+    logit_kd_loss,
+    pairwise_affinity_loss,
+)
+
+__all__ = [
+    "DistillationTerm",
+    "resize_to",
+    "LogitKDHead",
+    "CWDHead",
+    "SKDHead",
+    "IFVDHead",
+    "FitNetHead",
+]
+
+
+def resize_to(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear (align_corners=True) resize of a B×C×h'×w' map to ``size``; identity when it matches.
+
+    Used to bring a teacher map onto the student's grid when the two networks have different strides.
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+class DistillationTerm(nn.Module):
+    """Base class of distillation terms (see the module docstring for the contract)."""
+
+    loss_keys: Tuple[str, ...] = ()
+
+    def forward(
+        self, student: SegHeadOutputs, teacher: SegHeadOutputs, targets: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class LogitKDHead(DistillationTerm):
+    """Pixel-wise logit KD (APD_SPEC §3d): both logits upsampled to the targets' H×W → ``loss_kd``."""
+
+    loss_keys = ("loss_kd",)
+
+    def __init__(self, *, temperature: float = 1.0, align_corners: bool = True):
+        """
+        Args:
+            temperature: softmax temperature T (1 in APD's code); the loss is scaled by T².
+            align_corners: of the bilinear upsampling.
+        """
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.align_corners = bool(align_corners)
+
+    def forward(self, student, teacher, targets):
+        loss = logit_kd_loss(
+            student.logits,
+            teacher.logits.detach(),
+            temperature=self.temperature,
+            out_size=targets.shape[-2:],
+            align_corners=self.align_corners,
+        )
+        return {"loss_kd": loss}
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, align_corners={self.align_corners}"
+
+
+class CWDHead(DistillationTerm):
+    """Channel-wise distillation (Shu et al., ICCV 2021) on the classifier logits → ``loss_cwd``."""
+
+    loss_keys = ("loss_cwd",)
+
+    def __init__(self, *, temperature: float = 4.0):
+        """
+        Args:
+            temperature: T of the spatial softmax; the loss is scaled by T².
+        """
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def forward(self, student, teacher, targets):
+        t_logits = resize_to(teacher.logits.detach(), student.logits.shape[-2:])
+        return {"loss_cwd": channel_wise_divergence_loss(student.logits, t_logits, self.temperature)}
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}"
+
+
+class SKDHead(DistillationTerm):
+    """Pair-wise affinity distillation of SKD (Liu et al., CVPR 2019) on the classifier features →
+    ``loss_skd``. Combine with :class:`LogitKDHead` for SKD's pixel-wise term."""
+
+    loss_keys = ("loss_skd",)
+
+    def __init__(self, *, pool_scale: float = 0.5):
+        """
+        Args:
+            pool_scale: relative max-pool kernel size that defines the nodes (0.5 as in SKD), or None
+                for every pixel.
+        """
+        super().__init__()
+        if pool_scale is not None and not 0 < pool_scale <= 1:
+            raise ValueError(f"pool_scale must be in (0, 1] or None, got {pool_scale}")
+        self.pool_scale = pool_scale
+
+    def forward(self, student, teacher, targets):
+        t_feat = resize_to(teacher.feature.detach(), student.feature.shape[-2:])
+        return {"loss_skd": pairwise_affinity_loss(student.feature, t_feat, self.pool_scale)}
+
+    def extra_repr(self) -> str:
+        return f"pool_scale={self.pool_scale}"
+
+
+class IFVDHead(DistillationTerm):
+    """Intra-class feature variation distillation (Wang et al., ECCV 2020) on the classifier features →
+    ``loss_ifvd``."""
+
+    loss_keys = ("loss_ifvd",)
+
+    def __init__(self, *, num_classes: int, ignore_value: int = 255):
+        """
+        Args:
+            num_classes: K.
+            ignore_value: label id without a class.
+        """
+        super().__init__()
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.ignore_value = int(ignore_value)
+
+    def forward(self, student, teacher, targets):
+        t_feat = resize_to(teacher.feature.detach(), student.feature.shape[-2:])
+        loss = ifvd_loss(student.feature, t_feat, targets, self.num_classes, self.ignore_value)
+        return {"loss_ifvd": loss}
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, ignore_value={self.ignore_value}"
+
+
+class FitNetHead(DistillationTerm):
+    """FitNet-style feature mimicking: a 1×1 conv regressor maps the student's classifier feature to the
+    teacher's channels, then MSE → ``loss_fitnet``. The regressor is trained with the student."""
+
+    loss_keys = ("loss_fitnet",)
+
+    def __init__(self, *, student_channels: int, teacher_channels: int):
+        """
+        Args:
+            student_channels: C_s of ``SegHeadOutputs.feature`` of the student.
+            teacher_channels: C_t of the teacher's feature.
+        """
+        super().__init__()
+        for name, value in (("student_channels", student_channels), ("teacher_channels", teacher_channels)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be a positive number of channels, got {value}")
+        self.regressor = nn.Conv2d(int(student_channels), int(teacher_channels), kernel_size=1, bias=True)
+
+    def forward(self, student, teacher, targets):
+        s_feat = self.regressor(student.feature)
+        t_feat = resize_to(teacher.feature.detach(), s_feat.shape[-2:])
+        return {"loss_fitnet": feature_mimic_loss(s_feat, t_feat)}

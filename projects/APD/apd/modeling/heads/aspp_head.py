@@ -1,0 +1,212 @@
+"""DeepLabV3 head: atrous spatial pyramid pooling on the deepest feature, a 3×3 bottleneck, a classifier.
+
+Matches the APD repo's ``model/deeplabv3.py`` (mmseg-style ``ASPPHead``): five parallel branches, each
+→ ``aspp_channels`` (512) with norm + ReLU — image pooling (global average pool → 1×1 conv, upsampled
+back), a 1×1 conv, and three 3×3 atrous convs — concatenated in that order, then a 3×3 bottleneck
+conv → ``channels`` (512) → norm → ReLU → Dropout2d(0.1) = ``SegHeadOutputs.feature``, then a 1×1
+classifier. There is no separate 1×1 projection after the concatenation (torchvision's / Detectron2's
+``ASPP`` have one), so Detectron2's ``ASPP`` layer is not reused. Layers use PyTorch's default
+initialisation, as the repo does.
+"""
+from typing import Callable, Dict, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
+
+from .aux_head import (
+    FCNAuxHead,
+    conv_norm_relu,
+    feature_shape,
+    inference_size,
+    segmentation_losses,
+    upsample_logits,
+)
+from .outputs import SegHeadOutputs
+
+__all__ = ["ASPPHead", "AtrousSpatialPyramidPooling", "DEFAULT_ASPP_DILATIONS"]
+
+# Atrous rates of the three 3×3 branches per output stride (DeepLabV3 paper; the APD repo uses OS 8).
+DEFAULT_ASPP_DILATIONS = {8: (12, 24, 36), 16: (6, 12, 18)}
+
+
+class AtrousSpatialPyramidPooling(nn.Module):
+    """``cat([up(pool branch), 1×1 branch, 3×3 branch(d) for d in dilations])``.
+
+    Output channels: ``out_channels = (len(dilations) + 2) · channels``.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        channels: int,
+        dilations: Sequence[int],
+        norm: Union[str, Callable],
+        align_corners: bool,
+    ):
+        super().__init__()
+        self.align_corners = align_corners
+        self.image_pool = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), conv_norm_relu(in_channels, channels, 1, norm)
+        )
+        self.branches = nn.ModuleList(
+            [conv_norm_relu(in_channels, channels, 1, norm)]
+            + [conv_norm_relu(in_channels, channels, 3, norm, dilation=int(d)) for d in dilations]
+        )
+        self.out_channels = (len(dilations) + 2) * channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.interpolate(
+            self.image_pool(x), size=x.shape[-2:], mode="bilinear", align_corners=self.align_corners
+        )
+        return torch.cat([pooled] + [branch(x) for branch in self.branches], dim=1)
+
+
+@SEM_SEG_HEADS_REGISTRY.register()
+class ASPPHead(nn.Module):
+    """DeepLabV3 head with an optional FCN auxiliary classifier (see ARCHITECTURE.md,
+    "Segmentation heads"). Named ``ASPPHead`` because ``DeepLabV3Head`` is taken in the same registry
+    by ``detectron2.projects.deeplab``.
+
+    Attributes: ``num_classes``, ``ignore_value``, ``common_stride`` (stride of ``in_feature``),
+    ``feature_channels`` (= ``channels``), ``loss_weight``, ``aux_weight``, ``align_corners``.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: Dict[str, ShapeSpec],
+        *,
+        num_classes: int,
+        in_feature: str = "res5",
+        dilations: Optional[Sequence[int]] = None,
+        aspp_channels: int = 512,
+        channels: int = 512,
+        dropout: float = 0.1,
+        norm: Union[str, Callable] = "BN",
+        ignore_value: int = 255,
+        loss_weight: float = 1.0,
+        align_corners: bool = False,
+        aux_in_feature: Optional[str] = None,
+        aux_channels: int = 256,
+        aux_weight: float = 0.4,
+    ):
+        """
+        Args:
+            input_shape: backbone output shapes; ``in_feature`` (and ``aux_in_feature``) must be in it.
+            num_classes: K.
+            in_feature: feature the ASPP reads ("res5").
+            dilations: atrous rates of the 3×3 branches; None picks them from the stride of
+                ``in_feature``: (12, 24, 36) at 8, (6, 12, 18) at 16.
+            aspp_channels: output channels of each of the five branches (512 in the APD repo).
+            channels: output channels of the bottleneck = channels of ``SegHeadOutputs.feature``.
+            dropout: Dropout2d probability after the bottleneck (and in the aux head).
+            norm: normalisation of every conv but the classifiers ("BN"; "SyncBN" for multi-GPU).
+            ignore_value: label value ignored by the losses.
+            loss_weight: weight of ``loss_sem_seg``.
+            align_corners: ``align_corners`` of every bilinear resize in the head and its losses.
+            aux_in_feature: feature of the auxiliary classifier ("res4"), or None for no aux head.
+            aux_channels: width of the auxiliary classifier's 3×3 conv.
+            aux_weight: weight of ``loss_aux``.
+        """
+        super().__init__()
+        shape = feature_shape(input_shape, in_feature, "ASPPHead")
+        self.in_feature = in_feature
+        self.num_classes = num_classes
+        self.ignore_value = ignore_value
+        self.common_stride = int(shape.stride)
+        self.feature_channels = channels
+        self.loss_weight = loss_weight
+        self.align_corners = align_corners
+
+        if dilations is None:
+            if self.common_stride not in DEFAULT_ASPP_DILATIONS:
+                raise ValueError(
+                    f"ASPPHead: no default dilations for stride {self.common_stride} of "
+                    f"'{in_feature}' (known: {sorted(DEFAULT_ASPP_DILATIONS)}); pass dilations="
+                )
+            dilations = DEFAULT_ASPP_DILATIONS[self.common_stride]
+        self.dilations = tuple(int(d) for d in dilations)
+        self.aspp = AtrousSpatialPyramidPooling(
+            in_channels=int(shape.channels),
+            channels=aspp_channels,
+            dilations=self.dilations,
+            norm=norm,
+            align_corners=align_corners,
+        )
+        self.bottleneck = nn.Sequential(
+            conv_norm_relu(self.aspp.out_channels, channels, 3, norm), nn.Dropout2d(dropout)
+        )
+        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1)
+
+        self.aux_in_feature = aux_in_feature
+        self.aux_weight = aux_weight
+        self.aux_head = None
+        if aux_in_feature is not None:
+            aux_shape = feature_shape(input_shape, aux_in_feature, "ASPPHead")
+            self.aux_head = FCNAuxHead(
+                in_channels=int(aux_shape.channels),
+                num_classes=num_classes,
+                channels=aux_channels,
+                dropout=dropout,
+                norm=norm,
+            )
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
+        head = cfg.MODEL.SEM_SEG_HEAD
+        if len(head.IN_FEATURES) != 1:
+            raise ValueError(
+                f"ASPPHead reads one feature; MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
+            )
+        dilations = head.get("ASPP_DILATIONS", None)
+        return {
+            "input_shape": input_shape,
+            "num_classes": head.NUM_CLASSES,
+            "in_feature": head.IN_FEATURES[0],
+            "dilations": None if dilations is None else tuple(dilations),
+            "aspp_channels": head.get("ASPP_CHANNELS", 512),
+            "channels": head.CONVS_DIM,
+            "dropout": head.get("DROPOUT", 0.1),
+            "norm": head.NORM,
+            "ignore_value": head.IGNORE_VALUE,
+            "loss_weight": head.LOSS_WEIGHT,
+            "align_corners": head.get("ALIGN_CORNERS", False),
+            "aux_in_feature": head.get("AUX_IN_FEATURE", None),
+            "aux_channels": head.get("AUX_CHANNELS", 256),
+            "aux_weight": head.get("AUX_WEIGHT", 0.4),
+        }
+
+    def layers(self, features: Dict[str, torch.Tensor]) -> SegHeadOutputs:
+        """Feature (B×channels×h×w, post-dropout in training), logits (B×K×h×w) and, in training
+        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them there)."""
+        feature = self.bottleneck(self.aspp(features[self.in_feature]))
+        aux_logits = None
+        if self.aux_head is not None and self.training:
+            aux_logits = self.aux_head(features[self.aux_in_feature])
+        return SegHeadOutputs(feature=feature, logits=self.classifier(feature), aux_logits=aux_logits)
+
+    def losses(self, outputs: SegHeadOutputs, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``loss_sem_seg`` (and ``loss_aux``), weighted; see :func:`segmentation_losses`."""
+        return segmentation_losses(
+            outputs,
+            targets,
+            ignore_value=self.ignore_value,
+            align_corners=self.align_corners,
+            loss_weight=self.loss_weight,
+            aux_weight=self.aux_weight,
+        )
+
+    def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
+        """Detectron2's contract: training → ``(None, losses)``; inference → ``(B×K×H×W logits, {})``,
+        upsampled to the input grid the features cover (:func:`inference_size`)."""
+        outputs = self.layers(features)
+        if self.training:
+            return None, self.losses(outputs, targets)
+        size = inference_size(outputs.logits.shape[-2:], self.common_stride, self.align_corners)
+        return upsample_logits(outputs.logits, size, self.align_corners), {}

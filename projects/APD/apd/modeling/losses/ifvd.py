@@ -1,0 +1,62 @@
+"""Intra-class feature variation distillation (IFVD): Wang, Zhou, Xu, Yan, Feng, Jiang,
+"Intra-class Feature Variation Distillation for Semantic Segmentation", ECCV 2020.
+
+Shape letters: B images, C channels (may differ between student and teacher), K classes,
+h×w feature grid, H×W label grid.
+"""
+import torch
+
+from .prototypes import class_prototypes, downsample_labels, l2_normalize, upcast_half, valid_label_mask
+
+__all__ = ["ifvd_loss"]
+
+
+def _similarity_to_own_prototype(feat: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    points = upcast_half(feat).flatten(2).transpose(1, 2)  # B×hw×C
+    protos, _ = class_prototypes(points, labels, num_classes)  # B×K×C, one set per image
+    own = torch.gather(protos, 1, labels.clamp(min=0).unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+    return (l2_normalize(points, dim=-1) * own).sum(dim=-1)  # B×hw cosine similarities
+
+
+def ifvd_loss(
+    student_feat: torch.Tensor,
+    teacher_feat: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    ignore_value: int = 255,
+) -> torch.Tensor:
+    """MSE between the teacher's and the student's intra-class feature variation maps.
+
+    The variation map of a network is, per pixel, ``cos(f_p, μ_{y_p})`` where ``μ_k`` is the mean feature
+    of class k in the same image (labels nearest-downsampled to h×w).
+    ``L = mean over labelled pixels of (cos_t − cos_s)²``. Ignore pixels enter no class mean and no
+    error term (the IFVD code treats 255 as one more class; here they carry no class).
+
+    Args:
+        student_feat: B×C_s×h×w float.
+        teacher_feat: B×C_t×h×w float (same B, h, w); detached inside.
+        labels: B×H×W int64 in [0, K) ∪ {ignore_value}.
+        num_classes: K.
+        ignore_value: label id without a class.
+
+    Returns:
+        0-dim tensor; zero that still backpropagates when no pixel is labelled. Invariant to per-pixel
+        positive rescaling and orthogonal channel transforms of either feature.
+    """
+    if student_feat.dim() != 4 or teacher_feat.dim() != 4:
+        raise ValueError(
+            f"ifvd_loss expects B×C×h×w features, got {tuple(student_feat.shape)} and "
+            f"{tuple(teacher_feat.shape)}"
+        )
+    if student_feat.shape[0] != teacher_feat.shape[0] or student_feat.shape[2:] != teacher_feat.shape[2:]:
+        raise ValueError(
+            f"student {tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)} features must "
+            "share batch size and spatial size"
+        )
+    small = downsample_labels(labels, student_feat.shape[-2:]).flatten(1)  # B×hw
+    valid = valid_label_mask(small, num_classes, ignore_value)
+    small = torch.where(valid, small, -1)
+    sim_s = _similarity_to_own_prototype(student_feat, small, num_classes)
+    sim_t = _similarity_to_own_prototype(teacher_feat.detach(), small, num_classes)
+    err = (sim_t - sim_s).pow(2) * valid.to(sim_s.dtype)
+    return err.sum() / valid.sum().clamp(min=1)

@@ -1,0 +1,202 @@
+"""The frozen teacher: strict weight loading, freezing, and keeping it out of student checkpoints.
+
+APD_SPEC §7.1: the official code loads the teacher with ``strict=False`` after DDP wrapping, so a key
+mismatch silently distils a random network. Here every teacher load is strict: missing, unexpected and
+shape-mismatched keys are all reported in one error, before any training step.
+"""
+import logging
+import os
+import pickle
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TeacherWeightsError",
+    "read_state_dict",
+    "load_teacher_weights",
+    "freeze",
+    "TeacherMixin",
+]
+
+# Keys that are bookkeeping, not weights: their absence from a checkpoint is harmless.
+_BENIGN_MISSING_SUFFIXES = ("num_batches_tracked",)
+# Old Detectron2 checkpoints still store these buffers; Detectron2 itself ignores them.
+_BENIGN_UNEXPECTED_SUBSTRINGS = ("anchor_generator.cell_anchors",)
+_NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
+
+
+class TeacherWeightsError(RuntimeError):
+    """The teacher checkpoint does not match the teacher architecture (or cannot be read)."""
+
+
+def _strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """Read a checkpoint file into a flat ``{name: tensor}`` dict.
+
+    Accepts Detectron2 model-zoo ``.pkl`` files (``{"model": {name: ndarray}, "__author__": ...}``) and
+    ``.pth``/``.pt`` files holding a state dict directly or under one of the keys
+    ``model``, ``state_dict``, ``model_state_dict``, ``model_state``. A ``module.`` prefix (DDP) is
+    stripped. ``.pth`` files are read with ``weights_only=True``.
+    """
+    if not path:
+        raise TeacherWeightsError(
+            "No teacher weights given (config key `model.teacher_weights` is empty). Distilling from a "
+            "randomly initialised teacher is refused; train or convert a teacher first (see MODEL_ZOO.md)."
+        )
+    from detectron2.utils.file_io import PathManager
+
+    local = PathManager.get_local_path(path)
+    if not os.path.isfile(local):
+        raise FileNotFoundError(
+            f"Teacher weights not found: '{path}' (config key `model.teacher_weights`). "
+            "Train the teacher first or convert a published checkpoint (see MODEL_ZOO.md)."
+        )
+    try:
+        if local.endswith(".pkl"):
+            with open(local, "rb") as f:
+                data = pickle.load(f, encoding="latin1")
+        else:
+            data = torch.load(local, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt/truncated file, wrong format
+        raise TeacherWeightsError(f"Cannot read teacher weights '{path}': {type(e).__name__}: {e}") from e
+    if not isinstance(data, Mapping):
+        raise TeacherWeightsError(f"Teacher weights '{path}' hold a {type(data).__name__}, not a state dict")
+    for key in _NESTED_STATE_KEYS:
+        if key in data and isinstance(data[key], Mapping):
+            data = data[key]
+            break
+    state = {}
+    for k, v in data.items():
+        if isinstance(v, np.ndarray):
+            v = torch.from_numpy(np.ascontiguousarray(v))
+        if isinstance(v, torch.Tensor):
+            state[k] = v
+    if not state:
+        raise TeacherWeightsError(f"Teacher weights '{path}' contain no tensors")
+    return _strip_prefix(state, "module.")
+
+
+def _format_keys(keys: List[str], limit: int = 20) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_state_dict(
+    model: nn.Module, state: Mapping[str, torch.Tensor]
+) -> Tuple[List[str], List[str], List[str]]:
+    """Compare a state dict with a model: returns (missing, unexpected, shape-mismatched) key lists."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith(_BENIGN_MISSING_SUFFIXES)]
+    unexpected = [
+        k for k in state if k not in expected and not any(s in k for s in _BENIGN_UNEXPECTED_SUBSTRINGS)
+    ]
+    mismatched = [
+        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    return missing, unexpected, mismatched
+
+
+def load_teacher_weights(model: nn.Module, path: str) -> None:
+    """Load ``path`` into ``model`` strictly (after ``module.`` prefix normalisation).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        TeacherWeightsError: unreadable file, or any missing / unexpected / shape-mismatched key
+            (all of them listed in the message).
+    """
+    state = read_state_dict(path)
+    missing, unexpected, mismatched = check_state_dict(model, state)
+    if missing or unexpected or mismatched:
+        parts = [f"Teacher weights '{path}' do not match the teacher architecture:"]
+        if missing:
+            parts.append(f"  missing keys ({len(missing)}): {_format_keys(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}")
+        if mismatched:
+            parts.append(f"  shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
+        parts.append("Check `model.teacher` against the config the teacher was trained with.")
+        raise TeacherWeightsError("\n".join(parts))
+    expected = model.state_dict()
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    logger.info(f"Loaded teacher weights from {path} ({len(expected)} tensors, strict)")
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Put ``model`` in eval mode and stop all its parameters from requiring gradients."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+class TeacherMixin:
+    """Shared teacher handling for distillers (an ``nn.Module`` with a ``teacher`` child).
+
+    - ``_setup_teacher`` loads the weights strictly (when given) and freezes the teacher.
+    - ``train()`` never takes the teacher out of eval mode (BN statistics and dropout stay frozen).
+    - ``state_dict()`` leaves the teacher out unless ``save_teacher`` is set, and loading a checkpoint
+      without teacher keys does not report them as missing.
+    """
+
+    teacher: nn.Module
+    save_teacher: bool = False
+    teacher_loaded: bool = False
+
+    def _setup_teacher(self, teacher_weights: Optional[str], save_teacher: bool) -> None:
+        self.save_teacher = save_teacher
+        self.teacher_weights = teacher_weights
+        if teacher_weights:
+            load_teacher_weights(self.teacher, teacher_weights)
+            self.teacher_loaded = True
+        freeze(self.teacher)
+        self._register_state_dict_hook(_drop_teacher_from_state_dict)
+        self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
+
+    def check_teacher_ready(self) -> None:
+        """Raise unless real teacher weights were loaded (refuse to distil a random teacher)."""
+        if not self.teacher_loaded and not self.save_teacher_loaded_from_checkpoint:
+            raise TeacherWeightsError(
+                "The teacher has no weights: set `model.teacher_weights` to the teacher checkpoint. "
+                "Distilling from a randomly initialised teacher is refused."
+            )
+
+    # Set when a checkpoint that includes the teacher (save_teacher=True) was loaded.
+    save_teacher_loaded_from_checkpoint: bool = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)  # type: ignore[misc]
+        self.teacher.eval()
+        return self
+
+    def teacher_parameters(self) -> Iterable[nn.Parameter]:
+        return self.teacher.parameters()
+
+
+def _drop_teacher_from_state_dict(module, state_dict, prefix, local_metadata):
+    if getattr(module, "save_teacher", False):
+        return state_dict
+    for k in [k for k in state_dict if k.startswith(prefix + "teacher.")]:
+        del state_dict[k]
+    return state_dict
+
+
+def _ignore_missing_teacher_keys(module, incompatible_keys):
+    missing = incompatible_keys.missing_keys
+    teacher_missing = [k for k in missing if k.startswith("teacher.") or ".teacher." in k]
+    if len(teacher_missing) < len([k for k in module.teacher.state_dict()]):
+        # Some teacher keys were present: the checkpoint carried the teacher.
+        module.save_teacher_loaded_from_checkpoint = True
+    for k in teacher_missing:
+        missing.remove(k)

@@ -1,0 +1,76 @@
+"""Which parameters each optimiser steps, and at which learning rate.
+
+APD recipe (APD_SPEC §4): backbone at base_lr, heads (PPM/ASPP, classifier, aux) and the student adapter
+at 10× base_lr; the teacher adapter has its own Adam (``teacher_adapter_params``); the teacher has none.
+"""
+from typing import Dict, List, Optional, Sequence
+
+from detectron2.solver import get_default_optimizer_params
+from torch import nn
+
+__all__ = ["student_param_groups", "teacher_adapter_params", "head_lr_factor"]
+
+# Attribute names of adapters trained by the separate teacher-adapter optimiser.
+_TEACHER_ADAPTER_MARK = "teacher_adapter."
+
+
+def head_lr_factor(name: str, backbone_prefixes: Sequence[str] = ("backbone.",), factor: float = 10.0) -> float:
+    """LR multiplier of parameter ``name``: 1 for the backbone, ``factor`` for everything else."""
+    stripped = name[len("student."):] if name.startswith("student.") else name
+    return 1.0 if stripped.startswith(tuple(backbone_prefixes)) else factor
+
+
+class _HeadLR:
+    """Picklable lr_factor_func (configs must not hold lambdas)."""
+
+    def __init__(self, factor: float, backbone_prefixes: Sequence[str]):
+        self.factor = factor
+        self.backbone_prefixes = tuple(backbone_prefixes)
+
+    def __call__(self, name: str) -> float:
+        return head_lr_factor(name, self.backbone_prefixes, self.factor)
+
+
+def student_param_groups(
+    model: nn.Module,
+    *,
+    base_lr: float,
+    weight_decay: float = 1e-4,
+    weight_decay_norm: Optional[float] = None,
+    head_lr_multiplier: float = 10.0,
+    backbone_prefixes: Sequence[str] = ("backbone.",),
+) -> List[Dict]:
+    """Parameter groups of everything the student optimiser trains.
+
+    Excludes frozen parameters (the teacher) and the teacher adapter. Parameters whose name (after an
+    optional ``student.`` prefix) starts with one of ``backbone_prefixes`` get ``base_lr``; all others
+    (heads, student adapter) get ``head_lr_multiplier × base_lr``. Like the official code, weight decay
+    applies to norm layers too unless ``weight_decay_norm`` is given.
+    """
+    excluded = {id(p) for n, p in model.named_parameters() if _TEACHER_ADAPTER_MARK in n}
+    groups = get_default_optimizer_params(
+        model,
+        base_lr=base_lr,
+        weight_decay=weight_decay,
+        weight_decay_norm=weight_decay if weight_decay_norm is None else weight_decay_norm,
+        lr_factor_func=_HeadLR(head_lr_multiplier, backbone_prefixes),
+    )
+    out = []
+    for g in groups:
+        params = [p for p in g["params"] if id(p) not in excluded]
+        if params:
+            out.append({**g, "params": params})
+    if not out:
+        raise ValueError("student_param_groups: the model has no trainable student parameters")
+    return out
+
+
+def teacher_adapter_params(model: nn.Module) -> List[nn.Parameter]:
+    """Parameters of every ``teacher_adapter`` submodule (stepped by ``adapter_optimizer``)."""
+    params = [p for n, p in model.named_parameters() if _TEACHER_ADAPTER_MARK in n and p.requires_grad]
+    if not params:
+        raise ValueError(
+            "adapter_optimizer is configured but the model has no `teacher_adapter` parameters; "
+            "set `adapter_optimizer = None` for methods without a teacher adapter."
+        )
+    return params

@@ -1,0 +1,168 @@
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
+from apd.modeling.meta_arch.teacher import TeacherWeightsError
+from apd.utils.testing import toy_batch, toy_segmentor
+
+
+class FeatureMSE(nn.Module):
+    """A minimal distillation term: student adapter + MSE to the teacher feature."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.student_adapter = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, student, teacher, targets):
+        return {"loss_mse": F.mse_loss(self.student_adapter(student.feature), teacher.feature)}
+
+
+def _teacher_file(tmp_path, seed=1):
+    teacher = toy_segmentor(seed=seed)
+    path = os.path.join(tmp_path, "teacher.pth")
+    torch.save({"model": {"module." + k: v for k, v in teacher.state_dict().items()}}, path)
+    return teacher, path
+
+
+def _distiller(tmp_path, **kw):
+    _, path = _teacher_file(tmp_path)
+    kw.setdefault("distill_heads", {"mse": FeatureMSE()})
+    kw.setdefault("loss_weights", {"loss_mse": 2.0})
+    return SemanticSegDistiller(student=toy_segmentor(seed=0), teacher=toy_segmentor(seed=5),
+                                teacher_weights=path, **kw)
+
+
+def test_training_returns_weighted_named_losses_and_teacher_gets_no_grad(tmp_path):
+    model = _distiller(tmp_path)
+    model.train()
+    losses = model(toy_batch())
+    assert set(losses) == {"loss_sem_seg", "loss_mse"}
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    assert model.student.sem_seg_head.predictor.weight.grad is not None
+    # the weight is applied: recompute the unweighted term by hand
+    model.eval()
+    assert not model.teacher.training
+
+
+def test_loss_weight_is_applied(tmp_path):
+    torch.manual_seed(0)
+    a = _distiller(tmp_path, loss_weights={"loss_mse": 1.0})
+    b = _distiller(tmp_path, loss_weights={"loss_mse": 3.0})
+    b.load_state_dict(a.state_dict())
+    a.train(); b.train()
+    batch = toy_batch()
+    torch.manual_seed(0); la = a(batch)
+    torch.manual_seed(0); lb = b(batch)
+    torch.testing.assert_close(lb["loss_mse"], 3.0 * la["loss_mse"])
+    torch.testing.assert_close(lb["loss_sem_seg"], la["loss_sem_seg"])
+
+
+def test_teacher_loaded_strictly_with_module_prefix(tmp_path):
+    teacher, path = _teacher_file(tmp_path, seed=1)
+    model = SemanticSegDistiller(student=toy_segmentor(seed=0), teacher=toy_segmentor(seed=7), teacher_weights=path)
+    for k, v in teacher.state_dict().items():
+        torch.testing.assert_close(model.teacher.state_dict()[k], v)
+
+
+def test_mismatched_teacher_weights_list_offending_keys(tmp_path):
+    _, path = _teacher_file(tmp_path)
+    state = torch.load(path, weights_only=True)["model"]
+    state.pop("module.sem_seg_head.predictor.bias")
+    state["module.extra.weight"] = torch.zeros(1)
+    state["module.sem_seg_head.conv.weight"] = torch.zeros(8, 8, 1, 1)
+    torch.save(state, path)
+    with pytest.raises(TeacherWeightsError) as e:
+        SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(), teacher_weights=path)
+    msg = str(e.value)
+    assert "sem_seg_head.predictor.bias" in msg and "extra.weight" in msg
+    assert "sem_seg_head.conv.weight (checkpoint (8, 8, 1, 1) vs model (8, 8, 3, 3))" in msg
+
+
+def test_missing_teacher_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(),
+                             teacher_weights=str(tmp_path / "nope.pth"))
+
+
+def test_training_without_teacher_weights_is_refused():
+    model = SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(), teacher_weights=None)
+    model.train()
+    with pytest.raises(TeacherWeightsError, match="teacher_weights"):
+        model(toy_batch())
+
+
+def test_inference_equals_bare_student(tmp_path):
+    model = _distiller(tmp_path).eval()
+    bare = toy_segmentor(seed=0).eval()
+    bare.load_state_dict(model.student.state_dict())
+    batch = toy_batch()
+    with torch.no_grad():
+        ours, ref = model(batch), bare(batch)
+    assert len(ours) == len(ref) == 2
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a["sem_seg"], b["sem_seg"])
+
+
+def test_state_dict_excludes_teacher_unless_asked(tmp_path):
+    model = _distiller(tmp_path)
+    keys = model.state_dict().keys()
+    assert not any(k.startswith("teacher.") for k in keys)
+    assert any(k.startswith("student.") for k in keys)
+    # loading a student-only checkpoint reports no missing teacher keys
+    incompatible = model.load_state_dict(model.state_dict(), strict=False)
+    assert incompatible.missing_keys == [] and incompatible.unexpected_keys == []
+    with_teacher = _distiller(tmp_path, save_teacher=True)
+    assert any(k.startswith("teacher.") for k in with_teacher.state_dict())
+
+
+def test_teacher_stays_in_eval_mode_after_train_calls(tmp_path):
+    model = _distiller(tmp_path)
+    model.train()
+    model.eval()
+    model.train(True)
+    assert model.student.training
+    assert not model.teacher.training
+    assert not any(m.training for m in model.teacher.modules())
+
+
+def test_unknown_loss_weight_key_is_an_error(tmp_path):
+    model = _distiller(tmp_path, loss_weights={"loss_msee": 1.0})
+    model.train()
+    with pytest.raises(KeyError, match="loss_msee"):
+        model(toy_batch())
+
+
+def test_class_count_mismatch_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="3 classes but the teacher predicts 5"):
+        SemanticSegDistiller(student=toy_segmentor(num_classes=3), teacher=toy_segmentor(num_classes=5),
+                             teacher_weights=None)
+
+
+def test_bgr_teacher_sees_channel_swapped_images(tmp_path):
+    teacher, path = _teacher_file(tmp_path)
+    captured = {}
+
+    class Spy(nn.Module):
+        def forward(self, student, teacher_out, targets):
+            captured["t"] = teacher_out.logits
+            return {}
+
+    model = SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(), teacher_weights=path,
+                                 distill_heads={"spy": Spy()})
+    model.teacher.input_format = "BGR"
+    model.train()
+    batch = toy_batch(batch_size=1)
+    model(batch)
+    ref = toy_segmentor().eval()
+    ref.load_state_dict(teacher.state_dict())
+    img = batch[0]["image"].flip(0)
+    x = ((img - ref.pixel_mean) / ref.pixel_std)[None]
+    with torch.no_grad():
+        expected = ref.sem_seg_head.layers(ref.backbone(x)).logits
+    torch.testing.assert_close(captured["t"], expected)
