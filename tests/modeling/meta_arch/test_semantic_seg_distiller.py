@@ -45,7 +45,6 @@ def test_training_returns_weighted_named_losses_and_teacher_gets_no_grad(tmp_pat
     assert all(p.grad is None for p in model.teacher.parameters())
     assert all(not p.requires_grad for p in model.teacher.parameters())
     assert model.student.sem_seg_head.predictor.weight.grad is not None
-    # the weight is applied: recompute the unweighted term by hand
     model.eval()
     assert not model.teacher.training
 
