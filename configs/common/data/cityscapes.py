@@ -7,19 +7,21 @@ from omegaconf import OmegaConf
 from detectron2.config import LazyCall as L
 from detectron2.data import (
     build_detection_test_loader,
-    build_detection_train_loader,
     get_detection_dataset_dicts,
 )
 from detectron2.evaluation import CityscapesSemSegEvaluator
 
 from apd.data.dataset_mapper import SemSegDatasetMapper
+from apd.data.samplers import build_resumable_train_loader
 from apd.data.transforms import build_test_augmentations, build_train_augmentations
 
 from .constants import constants as _constants
 
 dataloader = OmegaConf.create()
 
-dataloader.train = L(build_detection_train_loader)(
+# Positional loader: every sample is a function of (seed, position) -> exact --resume, and a
+# 2-process run sees the batches of a 1-process run (apd/data/samplers.py).
+dataloader.train = L(build_resumable_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="cityscapes_fine_sem_seg_train"),
     mapper=L(SemSegDatasetMapper)(
         is_train=True,
@@ -37,9 +39,8 @@ dataloader.train = L(build_detection_train_loader)(
         skip_bad_samples=False,
     ),
     total_batch_size=8,
-    # Every crop has the same size: grouping by the original aspect ratio would only bias sampling.
-    aspect_ratio_grouping=False,
     num_workers=4,
+    seed="${...train.seed}",
 )
 
 dataloader.test = L(build_detection_test_loader)(

@@ -1,7 +1,7 @@
 """Numbers shared by the data and model configs (APD_SPEC §4).
 
-ImageNet statistics come from ``apd.data.transforms`` so that the augmentation defaults and the configs
-cannot drift apart; keys follow Detectron2's ``common/data/constants.py``.
+ImageNet statistics come from ``apd.data.transforms`` so that the augmentation defaults and the
+configs cannot drift apart; keys follow Detectron2's ``common/data/constants.py``.
 """
 from apd.data.transforms import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
@@ -17,8 +17,8 @@ constants = dict(
     cityscapes_crop_size=[713, 713],
     ade20k_crop_size=[473, 473],
     pascal_context_crop_size=[473, 473],
-    # Test "base_size": the longer image side before (sliding-window) inference. Cityscapes images are
-    # already 2048 wide, so there it is a no-op.
+    # Test "base_size": the longer image side before (sliding-window) inference. Cityscapes
+    # images are already 2048 wide, so there it is a no-op.
     cityscapes_test_base_size=2048,
     ade20k_test_base_size=512,
     pascal_context_test_base_size=512,

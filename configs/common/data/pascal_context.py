@@ -1,29 +1,32 @@
 """PASCAL-Context semantic segmentation, 59 classes (APD_SPEC §4: 473 crops, batch 12).
 
 Datasets ``pascal_context_59_sem_seg_{train,val}`` (and ``_60_`` with background as class 0) are
-registered by ``apd.data.datasets``. The official APD runs use 60 classes; a leaf config switches with
-``dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"``,
+registered by ``apd.data.datasets``. The official APD runs use 60 classes; a leaf config switches
+with ``dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"``,
 ``dataloader.test.dataset.names = "pascal_context_60_sem_seg_val"`` and
-``dataloader.train.mapper.num_classes = 60`` (the test mapper and evaluator follow by interpolation).
+``dataloader.train.mapper.num_classes = 60`` (the test mapper and the evaluator follow by
+interpolation).
 """
 from omegaconf import OmegaConf
 
 from detectron2.config import LazyCall as L
 from detectron2.data import (
     build_detection_test_loader,
-    build_detection_train_loader,
     get_detection_dataset_dicts,
 )
 from detectron2.evaluation import SemSegEvaluator
 
 from apd.data.dataset_mapper import SemSegDatasetMapper
+from apd.data.samplers import build_resumable_train_loader
 from apd.data.transforms import build_test_augmentations, build_train_augmentations
 
 from .constants import constants as _constants
 
 dataloader = OmegaConf.create()
 
-dataloader.train = L(build_detection_train_loader)(
+# Positional loader: every sample is a function of (seed, position) -> exact --resume, and a
+# 2-process run sees the batches of a 1-process run (apd/data/samplers.py).
+dataloader.train = L(build_resumable_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="pascal_context_59_sem_seg_train"),
     mapper=L(SemSegDatasetMapper)(
         is_train=True,
@@ -41,13 +44,14 @@ dataloader.train = L(build_detection_train_loader)(
         skip_bad_samples=False,
     ),
     total_batch_size=12,
-    # Every crop has the same size: grouping by the original aspect ratio would only bias sampling.
-    aspect_ratio_grouping=False,
     num_workers=4,
+    seed="${...train.seed}",
 )
 
 dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="pascal_context_59_sem_seg_val", filter_empty=False),
+    dataset=L(get_detection_dataset_dicts)(
+        names="pascal_context_59_sem_seg_val", filter_empty=False
+    ),
     mapper=L(SemSegDatasetMapper)(
         is_train=False,
         augmentations=L(build_test_augmentations)(

@@ -28,7 +28,8 @@ def _reference_trunk(width_mult=1.0):
 
 @pytest.mark.parametrize(
     "width_mult,channels",
-    # make_divisible(c * 0.5, 8): 24 -> 16 (12 rounds up to 8's multiple 16), 32 -> 16, 96 -> 48, 320 -> 160
+    # make_divisible(c * 0.5, 8): 24 -> 12 -> 16 (int(12 + 4) // 8 * 8), 32 -> 16, 96 -> 48,
+    # 320 -> 160
     [(1.0, (24, 32, 96, 320)), (0.5, (16, 16, 48, 160))],
 )
 @pytest.mark.parametrize(
@@ -103,9 +104,9 @@ def _depthwise_geometry(model):
 
 
 def test_output_stride_8_official_dilation_first_block_only():
-    # Official APD/mmseg: group strides (1,2,2,1,1,1,1), dilations (1,1,1,2,2,4,4) on the FIRST block
-    # of each group only. Groups -> features: 16:[1] 24:[2,3] 32:[4,5,6] 64:[7..10] 96:[11..13]
-    # 160:[14..16] 320:[17]. Stride 2 remains at features 2 and 4.
+    # Official APD/mmseg: group strides (1,2,2,1,1,1,1), dilations (1,1,1,2,2,4,4) on the FIRST
+    # block of each group only. Groups -> features: 16:[1] 24:[2,3] 32:[4,5,6] 64:[7..10]
+    # 96:[11..13] 160:[14..16] 320:[17]. Stride 2 remains at features 2 and 4.
     model = DilatedMobileNetV2(output_stride=8)
     expected_strides = [1, 2, 1, 2, 1, 1] + [1] * 11
     expected_dilations = [1] * 6 + [2, 1, 1, 1] + [2, 1, 1] + [4, 1, 1] + [4]
@@ -124,7 +125,8 @@ def test_output_stride_8_dilate_every_block_of_the_group():
 def test_output_stride_16_dilates_res5_only():
     model = DilatedMobileNetV2(output_stride=16)
     geometry = _depthwise_geometry(model)
-    # features 7 (64 ch) keeps stride 2; features 14 (160 ch) loses it and gets dilation 2, as does 17
+    # features 7 (64 ch) keeps stride 2; features 14 (160 ch) loses it and gets dilation 2,
+    # as does 17
     assert geometry[7 - 1][:2] == (2, 1)
     assert geometry[14 - 1][:2] == (1, 2)
     assert geometry[17 - 1][:2] == (1, 2)

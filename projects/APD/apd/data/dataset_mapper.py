@@ -1,11 +1,12 @@
 """SemSegDatasetMapper: reads and validates an image and its label map, applies augmentations.
 
-A semantic-segmentation counterpart of Detectron2's ``DatasetMapper`` that checks its inputs: every
-error names the offending file, and broken training samples can be skipped instead of stopping a run.
+A semantic-segmentation counterpart of Detectron2's ``DatasetMapper`` that checks its inputs:
+every error names the offending file, and broken training samples can be skipped instead of
+stopping a run.
 """
 import copy
 import logging
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -37,31 +38,34 @@ _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionB
 
 
 class SemSegDatasetMapper:
-    """Map a Detectron2 dataset dict (``file_name``, optional ``sem_seg_file_name``) to model inputs.
+    """Map a Detectron2 dataset dict (``file_name``, optional ``sem_seg_file_name``) to inputs.
 
     Steps: read the image in ``image_format`` and the label map as stored (``L`` or palette ``P``
-    PNGs give their class ids directly; Detectron2's ``DatasetMapper`` converts labels to ``L``, which
-    would turn palette colours into grey levels) → validate → apply ``augmentations`` jointly
-    (``AugInput`` with ``sem_seg``) → convert to tensors.
+    PNGs give their class ids directly; Detectron2's ``DatasetMapper`` converts labels to ``L``,
+    which would turn palette colours into grey levels) → validate → apply ``augmentations``
+    jointly (``AugInput`` with ``sem_seg``) → convert to tensors.
 
     Output dict (the input dict's other keys are kept, as in Detectron2):
         - ``image``: uint8 tensor 3×H×W (C×H×W), 0–255, channels in ``image_format``, contiguous;
         - ``sem_seg``: int64 tensor H×W in [0, num_classes) ∪ {ignore_value}, when a label exists
-          (kept at test time too, as Detectron2 does; ``SemSegEvaluator`` reads the label files itself);
+          (kept at test time too, as Detectron2 does; ``SemSegEvaluator`` reads label files
+          itself);
         - ``height``, ``width``: the *original* image size (the evaluator's output size);
         - ``file_name``.
 
     Validation (each failure raises :class:`BadSampleError`, a ``ValueError`` naming the file):
     unreadable / truncated image or label, label with several channels, label size ≠ image size,
-    image size ≠ the dict's ``height``/``width``, label ids outside [0, num_classes) ∪ {ignore_value}
-    (the message lists the bad ids). A label map that is entirely ``ignore_value`` is valid.
+    image size ≠ the dict's ``height``/``width``, label ids outside
+    [0, num_classes) ∪ {ignore_value} (the message lists the bad ids). A label map that is
+    entirely ``ignore_value`` is valid.
 
-    With ``skip_bad_samples=True`` and ``is_train=True`` a bad sample is logged (warning with the file),
-    counted in ``num_skipped`` and in the event-storage scalar ``data/skipped_samples`` when a storage
-    is active in this process, and the mapper returns None: Detectron2's ``MapDataset`` then maps
-    another random index. At test time errors always raise, because a substituted sample would be
-    evaluated in place of the broken one. With ``num_workers > 0`` each worker process keeps its own
-    count and the scalar is not recorded (worker processes have no active storage); the warnings are.
+    With ``skip_bad_samples=True`` and ``is_train=True`` a bad sample is logged (a warning with the
+    file), counted in ``num_skipped`` and in the event-storage scalar ``data/skipped_samples`` when
+    a storage is active in this process, and the mapper returns None: Detectron2's ``MapDataset``
+    then maps another random index. At test time errors always raise, because a substituted
+    sample would be evaluated in place of the broken one. With ``num_workers > 0`` each worker
+    process keeps its own count and the scalar is not recorded (worker processes have no active
+    storage); the warnings are.
     """
 
     @configurable
@@ -101,14 +105,16 @@ class SemSegDatasetMapper:
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
-        """yacs support: reads INPUT.FORMAT, INPUT.CROP.*, MODEL.PIXEL_MEAN and MODEL.SEM_SEG_HEAD.*."""
+        """yacs support: reads INPUT.FORMAT, INPUT.CROP.SIZE (absolute h, w), the optional
+        INPUT.CROP.SINGLE_CATEGORY_MAX_AREA (added by d2's DeepLab config), MODEL.PIXEL_MEAN (image
+        pad colour, in INPUT.FORMAT order) and MODEL.SEM_SEG_HEAD.{NUM_CLASSES, IGNORE_VALUE}."""
         ignore_value = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE
         if is_train:
             augs = build_train_augmentations(
                 crop_size=cfg.INPUT.CROP.SIZE,
                 pad_value=cfg.MODEL.PIXEL_MEAN,
                 ignore_value=ignore_value,
-                cat_max_area=cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA,
+                cat_max_area=cfg.INPUT.CROP.get("SINGLE_CATEGORY_MAX_AREA", 1.0),
             )
         else:
             augs = []
@@ -196,7 +202,8 @@ class SemSegDatasetMapper:
             )
         bad = self._invalid_ids(label)
         if bad.size:
-            shown = ", ".join(str(v) for v in bad[:10].tolist()) + (", ..." if bad.size > 10 else "")
+            shown = ", ".join(str(v) for v in bad[:10].tolist())
+            shown += ", ..." if bad.size > 10 else ""
             raise BadSampleError(
                 f"Label {label_file} has ids [{shown}] outside [0, {self.num_classes}) ∪ "
                 f"{{{self.ignore_value}}} (num_classes={self.num_classes}, "
@@ -215,7 +222,8 @@ class SemSegDatasetMapper:
 
     def _to_working_dtype(self, label: np.ndarray) -> np.ndarray:
         """uint8 when every valid id fits (PIL/cv2 fast paths); otherwise float32, which every d2
-        geometric transform handles with nearest interpolation and which holds ids < 2**24 exactly."""
+        geometric transform handles with nearest interpolation and which holds ids < 2**24
+        exactly."""
         if 0 <= self.ignore_value <= 255 and self.num_classes <= 256:
             return label.astype(np.uint8, copy=False)
         return label.astype(np.float32)
@@ -230,5 +238,7 @@ def _read(path: str, image_format: Optional[str], what: str) -> np.ndarray:
     except _READ_ERRORS as err:
         raise BadSampleError(f"Cannot read {what} {path}: {err}") from err
     if array.dtype == object or array.ndim < 2:
-        raise BadSampleError(f"Cannot read {what} {path}: decoded to an array of shape {array.shape}.")
+        raise BadSampleError(
+            f"Cannot read {what} {path}: decoded to an array of shape {array.shape}."
+        )
     return array

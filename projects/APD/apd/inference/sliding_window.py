@@ -1,10 +1,10 @@
 """Sliding-window (+ horizontal flip) inference as in the APD repo's ``tool/test.py``.
 
-The image is padded (centred, with 0 = the pixel mean after normalisation) to at least the crop size;
-crops of ``crop_size`` are taken every ``stride`` pixels (the last one flush with the far border); the
-predictions of all crops covering a pixel are averaged (with the prediction of the flipped crop,
-flipped back, when ``flip=True``); the padding is cut off. What is averaged is whatever ``predict_fn``
-returns: the Segmentor passes softmax probabilities, as the APD repo does.
+The image is padded (centred, with 0 = the pixel mean after normalisation) to at least the crop
+size; crops of ``crop_size`` are taken every ``stride`` pixels (the last one flush with the far
+border); the predictions of all crops covering a pixel are averaged (with the prediction of the
+flipped crop, flipped back, when ``flip=True``); the padding is cut off. What is averaged is
+whatever ``predict_fn`` returns: the Segmentor passes softmax probabilities, as the APD repo does.
 """
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -24,7 +24,9 @@ IntPair = Union[int, Sequence[int]]
 def _pair(value: IntPair, name: str) -> Tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(int(v) for v in value)
     if len(pair) != 2 or min(pair) <= 0:
-        raise ValueError(f"sliding window: {name} must be a positive int or (h, w) pair, got {value!r}")
+        raise ValueError(
+            f"sliding window: {name} must be a positive int or (h, w) pair, got {value!r}"
+        )
     return pair
 
 
@@ -34,7 +36,7 @@ def default_stride(crop_size: IntPair) -> Tuple[int, int]:
 
 
 def check_sliding_window(spec: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
-    """Validate a sliding-window spec ``{crop_size, stride=None, flip=False}`` (a dict or DictConfig).
+    """Validate a sliding-window spec ``{crop_size, stride=None, flip=False}`` (dict or DictConfig).
 
     Returns None for None, else ``{"crop_size": (h, w), "stride": (h, w), "flip": bool}`` with the
     default stride filled in, ready for ``sliding_window_inference(..., **spec)``.
@@ -45,7 +47,9 @@ def check_sliding_window(spec: Optional[Mapping[str, Any]]) -> Optional[Dict[str
         raise TypeError(f"sliding_window must be a dict with crop_size/stride/flip, got {spec!r}")
     unknown = sorted(set(spec) - {"crop_size", "stride", "flip"})
     if unknown:
-        raise ValueError(f"sliding_window: unknown keys {unknown} (allowed: crop_size, stride, flip)")
+        raise ValueError(
+            f"sliding_window: unknown keys {unknown} (allowed: crop_size, stride, flip)"
+        )
     if spec.get("crop_size") is None:
         raise ValueError(f"sliding_window: crop_size is required, got {dict(spec)!r}")
     crop_size = _pair(spec["crop_size"], "crop_size")
@@ -94,7 +98,8 @@ def sliding_window_inference(
 
     Args:
         predict_fn: maps an M×C×crop_h×crop_w batch to M×K×crop_h×crop_w scores (logits or
-            probabilities, already at crop resolution); called once per crop, with M = 2·N when flipping.
+            probabilities, already at crop resolution); called once per crop, with M = 2·N when
+            flipping.
         image: N×C×H×W normalised image(s) (N = 1 in the Segmentor).
         num_classes: K.
         crop_size: crop (h, w) or one int.

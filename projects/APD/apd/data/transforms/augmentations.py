@@ -1,17 +1,19 @@
 """Training and test augmentations for semantic segmentation (APD_SPEC §4).
 
-The official APD recipe (semseg ``util/transform.py`` usage in ``tool/train.py``) applies, in order:
-random scale [0.5, 2.0] → random rotation [−10°, 10°] (p = 0.5, image padded with the ImageNet mean,
-labels with 255) → Gaussian blur (p = 0.5, 5×5 kernel) → horizontal flip → pad to the crop size (mean /
-255) → uniform random crop. :func:`build_train_augmentations` returns that list as Detectron2
-:class:`Augmentation` objects; Detectron2's own ``RandomFlip``, ``ResizeTransform`` and
-``RandomCrop_CategoryAreaConstraint`` are reused where they already do the job.
+The official APD recipe (semseg ``util/transform.py`` usage in ``tool/train.py``) applies, in
+order: random scale [0.5, 2.0] → random rotation [−10°, 10°] (p = 0.5, image padded with the
+ImageNet mean, labels with 255) → Gaussian blur (p = 0.5, 5×5 kernel) → horizontal flip → pad to
+the crop size (mean / 255) → uniform random crop. :func:`build_train_augmentations` returns that
+list as Detectron2 :class:`Augmentation` objects; Detectron2's own ``RandomFlip``,
+``ResizeTransform``, ``RandomCrop`` and ``RandomCrop_CategoryAreaConstraint`` are reused where they
+already do the job.
 
 Conventions:
-- Images are H×W×C arrays (uint8, 0–255, channels in the data mapper's ``image_format``); every image
-  pad value is given in that channel order (``IMAGENET_MEAN_RGB`` for the default ``"RGB"``).
-- Segmentation maps are H×W integer arrays; geometric transforms use nearest-neighbour interpolation
-  on them, so a transform never creates a class id that was not in the input (pads use the ignore id).
+- Images are H×W×C arrays (uint8, 0–255, channels in the data mapper's ``image_format``); every
+  image pad value is given in that channel order (``IMAGENET_MEAN_RGB`` for the default ``"RGB"``).
+- Segmentation maps are H×W integer arrays; geometric transforms use nearest-neighbour
+  interpolation on them, so a transform never creates a class id that was not in the input (pads
+  use the ignore id).
 - Randomness comes from ``np.random``, as in Detectron2, so ``seed_all_rng`` and the data loader's
   worker seeding apply.
 """
@@ -40,7 +42,8 @@ __all__ = [
     "build_test_augmentations",
 ]
 
-# ImageNet statistics in 0–255, RGB order (0.485, 0.456, 0.406) × 255 and (0.229, 0.224, 0.225) × 255.
+# ImageNet statistics in 0–255, RGB order: (0.485, 0.456, 0.406) × 255 and
+# (0.229, 0.224, 0.225) × 255.
 IMAGENET_MEAN_RGB: Tuple[float, float, float] = (123.675, 116.28, 103.53)
 IMAGENET_STD_RGB: Tuple[float, float, float] = (58.395, 57.12, 57.375)
 
@@ -61,7 +64,8 @@ def _image_fill(pad_value: PadValue, img: np.ndarray) -> np.ndarray:
         value = value.mean(keepdims=True)
     elif value.size != channels:
         raise ValueError(
-            f"Pad value {tuple(value.tolist())} has {value.size} channels but the image has {channels}."
+            f"Pad value {tuple(value.tolist())} has {value.size} channels but the image has "
+            f"{channels}."
         )
     if np.issubdtype(img.dtype, np.integer):
         info = np.iinfo(img.dtype)
@@ -77,7 +81,7 @@ def _keep_channel_axis(out: np.ndarray, img: np.ndarray) -> np.ndarray:
 
 
 class RotationWithPadTransform(RotationTransform):
-    """Rotation around the image centre that keeps the image size (no expansion), with explicit pads.
+    """Rotation around the image centre that keeps the image size (no expansion), explicit pads.
 
     Detectron2's :class:`RotationTransform` fills the uncovered corners with 0 in both the image and
     the segmentation; here the image gets ``image_pad`` (e.g. the mean colour, which is 0 after
@@ -100,7 +104,8 @@ class RotationWithPadTransform(RotationTransform):
             angle: degrees, counter-clockwise.
             image_pad: scalar or per-channel fill for the image (channel order of the image).
             seg_pad: fill for the segmentation map (the ignore id).
-            interp: cv2 interpolation for the image; default bilinear. Segmentation is always nearest.
+            interp: cv2 interpolation for the image; default bilinear. Segmentation is always
+                nearest.
         """
         super().__init__(h, w, angle, expand=False, center=None, interp=interp)
         self.image_pad = image_pad
@@ -111,7 +116,8 @@ class RotationWithPadTransform(RotationTransform):
             return img
         if img.shape[:2] != (self.h, self.w):
             raise ValueError(
-                f"RotationWithPadTransform built for {(self.h, self.w)} got an array of shape {img.shape}."
+                f"RotationWithPadTransform built for {(self.h, self.w)} got an array of shape "
+                f"{img.shape}."
             )
         border = tuple(float(v) for v in np.asarray(fill).reshape(-1))
         out = cv2.warpAffine(
@@ -134,7 +140,7 @@ class RotationWithPadTransform(RotationTransform):
 
 
 class GaussianBlurTransform(Transform):
-    """Photometric Gaussian blur (``cv2.GaussianBlur``) of the image; geometry and labels unchanged."""
+    """Photometric Gaussian blur (``cv2.GaussianBlur``) of the image; geometry, labels unchanged."""
 
     def __init__(self, kernel_size: int = 5, sigma: float = 0.0):
         """
@@ -145,7 +151,9 @@ class GaussianBlurTransform(Transform):
         """
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"GaussianBlurTransform needs an odd positive kernel_size, got {kernel_size}.")
+            raise ValueError(
+                f"GaussianBlurTransform needs an odd positive kernel_size, got {kernel_size}."
+            )
         self._set_attributes(locals())
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
@@ -165,7 +173,7 @@ class GaussianBlurTransform(Transform):
 
 
 class ColorPadTransform(PadTransform):
-    """:class:`PadTransform` whose image fill may be a per-channel colour (fvcore's takes a scalar)."""
+    """:class:`PadTransform` whose image fill may be a per-channel colour (fvcore's: a scalar)."""
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
@@ -179,16 +187,20 @@ class ColorPadTransform(PadTransform):
 class RandomScale(T.Augmentation):
     """Resize by a factor drawn uniformly from ``[min_scale, max_scale]`` (same factor for h and w).
 
-    Detectron2's ``ResizeScale`` scales a fixed *target* box and ``RandomResize`` picks from a list of
-    shapes; neither scales the input image itself, hence this class. The output size is
+    Detectron2's ``ResizeScale`` scales a fixed *target* box and ``RandomResize`` picks from a list
+    of shapes; neither scales the input image itself, hence this class. The output size is
     ``round(h·s) × round(w·s)`` (at least 1). Uses :class:`ResizeTransform`: bilinear (PIL) for the
     image, nearest for the segmentation.
     """
 
-    def __init__(self, min_scale: float = 0.5, max_scale: float = 2.0, interp: int = Image.BILINEAR):
+    def __init__(
+        self, min_scale: float = 0.5, max_scale: float = 2.0, interp: int = Image.BILINEAR
+    ):
         super().__init__()
         if not 0 < min_scale <= max_scale:
-            raise ValueError(f"RandomScale needs 0 < min_scale <= max_scale, got ({min_scale}, {max_scale}).")
+            raise ValueError(
+                f"RandomScale needs 0 < min_scale <= max_scale, got ({min_scale}, {max_scale})."
+            )
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -232,12 +244,14 @@ class RandomRotationWithIgnore(T.Augmentation):
 
 
 class RandomGaussianBlur(T.Augmentation):
-    """With probability ``prob``, blur the image with a ``kernel_size``² Gaussian (labels untouched)."""
+    """With probability ``prob``, blur the image with a ``kernel_size``² Gaussian (labels kept)."""
 
     def __init__(self, prob: float = 0.5, kernel_size: int = 5, sigma: float = 0.0):
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"RandomGaussianBlur needs an odd positive kernel_size, got {kernel_size}.")
+            raise ValueError(
+                f"RandomGaussianBlur needs an odd positive kernel_size, got {kernel_size}."
+            )
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -263,7 +277,9 @@ class PadToCrop(T.Augmentation):
     ):
         super().__init__()
         if len(crop_size) != 2 or min(crop_size) < 1:
-            raise ValueError(f"PadToCrop needs crop_size=(h, w) with positive ints, got {crop_size}.")
+            raise ValueError(
+                f"PadToCrop needs crop_size=(h, w) with positive ints, got {crop_size}."
+            )
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -281,15 +297,17 @@ class PadToCrop(T.Augmentation):
 class ResizeLongestEdge(T.Augmentation):
     """Resize so that the longer side equals ``long_edge_length`` (aspect ratio kept).
 
-    This is the test-time ``base_size`` of the APD/semseg evaluation (APD_SPEC §4: 512 for ADE20K and
-    PASCAL-Context, 2048 for Cityscapes). The model's prediction is resized back to the original
+    This is the test-time ``base_size`` of the APD/semseg evaluation (APD_SPEC §4: 512 for ADE20K
+    and PASCAL-Context, 2048 for Cityscapes). The model's prediction is resized back to the original
     height/width by Detectron2's ``sem_seg_postprocess``, as the official ``test.py`` does.
     """
 
     def __init__(self, long_edge_length: int, interp: int = Image.BILINEAR):
         super().__init__()
         if long_edge_length < 1:
-            raise ValueError(f"ResizeLongestEdge needs a positive long_edge_length, got {long_edge_length}.")
+            raise ValueError(
+                f"ResizeLongestEdge needs a positive long_edge_length, got {long_edge_length}."
+            )
         self._init(locals())
 
     def get_transform(self, image: np.ndarray) -> Transform:
@@ -319,7 +337,7 @@ def build_train_augmentations(
     """The APD training augmentations, in the official order: scale, rotate, blur, flip, pad, crop.
 
     Args:
-        crop_size: (h, w) of the training crop, e.g. (713, 713) for Cityscapes, (473, 473) otherwise.
+        crop_size: (h, w) of the training crop: (713, 713) for Cityscapes, (473, 473) otherwise.
         scale: (min, max) random scale factor; None disables scaling.
         rotate: (min, max) rotation in degrees; None disables rotation.
         blur_prob: probability of the Gaussian blur; 0 disables it.
@@ -327,11 +345,12 @@ def build_train_augmentations(
         pad_value: image pad colour in the mapper's image format order (ImageNet mean, RGB, 0–255).
         ignore_value: label id for padded pixels; also ignored by the crop's area constraint.
         cat_max_area: < 1 uses Detectron2's ``RandomCrop_CategoryAreaConstraint`` (retry up to 10
-            windows until no single class covers more than this fraction, as d2's DeepLab configs with
-            0.75); 1.0 is the plain uniform crop of the APD recipe.
+            windows until no single class covers more than this fraction, as d2's DeepLab
+            configs with 0.75); 1.0 is the plain uniform crop of the APD recipe.
         rotate_prob: probability of rotating (APD/semseg default 0.5).
         blur_kernel_size: Gaussian kernel side (APD/semseg ``RandomGaussianBlur(radius=5)``).
-        pad_center: split the crop padding between both sides (semseg ``Crop``) instead of bottom/right.
+        pad_center: split the crop padding between both sides (semseg ``Crop``) instead of
+            bottom/right.
 
     Returns:
         A list of Detectron2 augmentations for :class:`apd.data.dataset_mapper.SemSegDatasetMapper`.
@@ -357,7 +376,10 @@ def build_train_augmentations(
     if cat_max_area < 1.0:
         augs.append(
             T.RandomCrop_CategoryAreaConstraint(
-                "absolute", crop_size, single_category_max_area=cat_max_area, ignored_category=ignore_value
+                "absolute",
+                crop_size,
+                single_category_max_area=cat_max_area,
+                ignored_category=ignore_value,
             )
         )
     else:

@@ -1,4 +1,4 @@
-"""Segmentation backbones. Importing this package registers their builders in ``BACKBONE_REGISTRY``."""
+"""Segmentation backbones; importing this package registers their builders in BACKBONE_REGISTRY."""
 from .dilated_resnet import (
     DilatedResNet,
     add_dilated_resnet_config,

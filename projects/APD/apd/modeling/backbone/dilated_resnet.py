@@ -5,38 +5,39 @@ Architecture
 ``DilatedResNet`` is a ResNet-18/34 (BasicBlock) or -50/101/152 (Bottleneck, expansion 4) whose last
 stages trade stride for dilation:
 
-============  ==========================  =================================
-output_stride layer3 (res4)               layer4 (res5)
-============  ==========================  =================================
-8             stride 1, dilation 2        stride 1, dilation 4
-16            stride 2 (standard)         stride 1, dilation 2
-32            stride 2 (standard)         stride 2 (standard; FPN backbones)
-============  ==========================  =================================
+=============  ====================  ==================================
+output_stride  layer3 (res4)         layer4 (res5)
+=============  ====================  ==================================
+8              stride 1, dilation 2  stride 1, dilation 4
+16             stride 2 (standard)   stride 1, dilation 2
+32             stride 2 (standard)   stride 2 (standard; FPN backbones)
+=============  ====================  ==================================
 
 Which 3×3 convolutions of a dilated stage carry the dilation follows the official APD code
 (``model/pspnet.py``, APD_SPEC §4):
 
-- default (``torchvision_dilation=False``, the PSPNet layout used for Cityscapes / ADE20K): every block
-  of the stage uses the stage's dilation. Bottleneck dilates its 3×3 ``conv2``; BasicBlock dilates only
-  its ``conv1`` (its ``conv2`` keeps dilation 1).
-- ``torchvision_dilation=True`` (the official code's 60-class PASCAL-Context branch): the 3×3 conv that
-  originally carried the stride (``conv2`` of a Bottleneck, ``conv1`` of a BasicBlock, first block only)
-  keeps the *previous* stage's dilation and every other 3×3 conv of the stage gets the stage's dilation.
-  For Bottleneck this is exactly torchvision's ``replace_stride_with_dilation`` (layer3: 1, 2, 2, ...;
-  layer4: 2, 4, 4). For BasicBlock it also dilates ``conv2`` of every block, as the official code does.
+- default (``torchvision_dilation=False``, the PSPNet layout used for Cityscapes / ADE20K): every
+  block of the stage uses the stage's dilation. Bottleneck dilates its 3×3 ``conv2``; BasicBlock
+  dilates only its ``conv1`` (its ``conv2`` keeps dilation 1).
+- ``torchvision_dilation=True`` (the official code's 60-class PASCAL-Context branch): the 3×3 conv
+  that originally carried the stride (``conv2`` of a Bottleneck, ``conv1`` of a BasicBlock, first
+  block only) keeps the *previous* stage's dilation and every other 3×3 conv of the stage gets the
+  stage's dilation. For Bottleneck this is exactly torchvision's ``replace_stride_with_dilation``
+  (layer3: 1, 2, 2, ...; layer4: 2, 4, 4). For BasicBlock it also dilates ``conv2`` of every block,
+  as the official code does.
 
 Stems
 -----
 - ``deep_stem=True`` (PSPNet / semseg "resnet*_v2", "deep base"): three 3×3 conv-norm-ReLU
-  (in→W stride 2, W→W, W→2W with W = ``stem_width``) then 3×3 max-pool stride 2. layer1 then takes 2W
-  channels, so layer1's first block always has a ``downsample`` projection (also for R18/34).
+  (in→W stride 2, W→W, W→2W with W = ``stem_width``) then 3×3 max-pool stride 2. layer1 then takes
+  2W channels, so layer1's first block always has a ``downsample`` projection (also for R18/34).
 - ``deep_stem=False`` (torchvision): 7×7 stride-2 conv in→W, norm, ReLU, 3×3 max-pool stride 2.
 
 Parameter / module names (for checkpoint converters)
 ----------------------------------------------------
 The names are torchvision's, so a torchvision ``resnetX`` state dict (minus ``fc.*``) loads into
-``DilatedResNet(depth=X, deep_stem=False, norm="BN")`` with *no* renaming (parameters are independent of
-stride and dilation)::
+``DilatedResNet(depth=X, deep_stem=False, norm="BN")`` with *no* renaming (parameters do not
+depend on stride or dilation)::
 
     conv1, bn1                      stem (7×7) or first conv of the deep stem
     conv2, bn2, conv3, bn3          second and third convs of the deep stem (deep_stem=True only)
@@ -47,8 +48,9 @@ stride and dilation)::
 This is also the layout of the semseg / official APD ImageNet "deep base" checkpoints
 (``initmodel/resnet*_v2.pth``). Official APD *segmentation* checkpoints instead wrap the stem as
 ``module.layer0.{0,1,3,4,6,7}.*`` (= conv1, bn1, conv2, bn2, conv3, bn3; indices 2, 5, 8, 9 are
-ReLU/max-pool) and keep ``module.layer{1..4}.*`` unchanged. Norm layers keep BatchNorm's buffer names
-(``running_mean``, ``running_var``, ``num_batches_tracked``; FrozenBN has no ``num_batches_tracked``).
+ReLU/max-pool) and keep ``module.layer{1..4}.*`` unchanged. Norm layers keep BatchNorm's buffer
+names (``running_mean``, ``running_var``, ``num_batches_tracked``; FrozenBN has no
+``num_batches_tracked``).
 
 Stages are named ``res2..res5`` in the outputs (Detectron2's convention) = ``layer1..layer4``;
 ``stem`` (stride 4, after the max-pool) may also be requested.
@@ -111,7 +113,8 @@ def _downsample(in_channels: int, out_channels: int, stride: int, norm) -> Optio
 
 
 class BasicBlock(CNNBlockBase):
-    """ResNet-18/34 block: 3×3 conv (stride, ``dilations[0]``) → 3×3 conv (``dilations[1]``) + shortcut."""
+    """ResNet-18/34 block: 3×3 conv (stride, ``dilations[0]``) → 3×3 conv (``dilations[1]``),
+    plus the shortcut."""
 
     expansion = 1
 
@@ -142,7 +145,7 @@ class BasicBlock(CNNBlockBase):
 class Bottleneck(CNNBlockBase):
     """ResNet-50+ block: 1×1 → 3×3 (stride, ``dilation``) → 1×1 (×4 channels) + shortcut.
 
-    The stride sits on the 3×3 conv (torchvision's "ResNet v1.5"), as in the official APD/semseg code.
+    The stride sits on the 3×3 conv (torchvision's "ResNet v1.5"), as in the official APD code.
     """
 
     expansion = 4
@@ -175,7 +178,7 @@ class Bottleneck(CNNBlockBase):
 
 
 class DilatedResNet(Backbone):
-    """Dilated ResNet returning ``{"res2": ..., "res5": ...}`` (see the module docstring for the layout).
+    """Dilated ResNet returning ``{"res2": ..., "res5": ...}`` (layout: see the module docstring).
 
     Output strides: res2 4, res3 8, res4 8/16/16 and res5 8/16/32 for ``output_stride`` 8/16/32.
     Output channels: ``base_channels/64`` × (64, 128, 256, 512) for R18/34 and
@@ -205,10 +208,10 @@ class DilatedResNet(Backbone):
             deep_stem: three 3×3 convs (PSPNet / APD) instead of torchvision's 7×7 conv.
             stem_width: W: the stem outputs 2W channels with ``deep_stem`` and W without.
             base_channels: width of layer1's 3×3 convs (64 = standard ResNet); stage widths are
-                (1, 2, 4, 8) × base_channels (× 4 for Bottleneck). Small values give tiny test models.
-            norm: any :func:`detectron2.layers.get_norm` name ("BN", "SyncBN", "FrozenBN", "GN") or a
-                callable ``channels -> nn.Module``.
-            out_features: subset of ("stem", "res2", "res3", "res4", "res5") returned by ``forward``.
+                (1, 2, 4, 8) × base_channels (× 4 for Bottleneck). Small values give tiny models.
+            norm: any :func:`detectron2.layers.get_norm` name ("BN", "SyncBN", "FrozenBN",
+                "GN") or a callable ``channels -> nn.Module``.
+            out_features: subset of ("stem", "res2", "res3", "res4", "res5") to return.
             freeze_at: 0 trains everything; 1 freezes the stem; k ≥ 2 also freezes res2..res{k}
                 (``requires_grad=False`` and BatchNorm → FrozenBatchNorm2d), as Detectron2's ResNet.
             in_channels: channels of the input image.
@@ -217,7 +220,9 @@ class DilatedResNet(Backbone):
         """
         super().__init__()
         if depth not in _DEPTH_SETTINGS:
-            raise ValueError(f"DilatedResNet: depth={depth!r} is not one of {sorted(_DEPTH_SETTINGS)}")
+            raise ValueError(
+                f"DilatedResNet: depth={depth!r} is not one of {sorted(_DEPTH_SETTINGS)}"
+            )
         if output_stride not in _OUTPUT_STRIDE_SETTINGS:
             raise ValueError(
                 f"DilatedResNet: output_stride={output_stride!r} is not one of "
@@ -260,7 +265,9 @@ class DilatedResNet(Backbone):
             self.bn1 = get_norm(norm, stem_width)
             channels = stem_width
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self._stem_names = ["conv1", "bn1"] + (["conv2", "bn2", "conv3", "bn3"] if deep_stem else [])
+        self._stem_names = ["conv1", "bn1"]
+        if deep_stem:
+            self._stem_names += ["conv2", "bn2", "conv3", "bn3"]
         self._out_feature_strides["stem"] = 4
         self._out_feature_channels["stem"] = channels
 
@@ -316,7 +323,7 @@ class DilatedResNet(Backbone):
         self.freeze(freeze_at)
 
     def _basic_dilations(self, block_index: int, dilation: int, previous_dilation: int):
-        """(conv1, conv2) dilations of a BasicBlock, following the official APD code (module doc)."""
+        """(conv1, conv2) dilations of a BasicBlock, as the official APD code (module doc)."""
         if dilation == 1:
             return (1, 1)
         if not self.torchvision_dilation:
@@ -334,8 +341,8 @@ class DilatedResNet(Backbone):
             x: B×C×H×W images.
 
         Returns:
-            dict name -> B×C_name×ceil(H/s)×ceil(W/s) feature (s = the name's stride) for each name in
-            ``out_features``.
+            dict name -> B×C_name×ceil(H/s)×ceil(W/s) feature (s = the name's stride) for each
+            name in ``out_features``.
         """
         if x.dim() != 4:
             raise ValueError(f"DilatedResNet takes B×C×H×W inputs, got shape {tuple(x.shape)}")
@@ -364,8 +371,8 @@ class DilatedResNet(Backbone):
     def freeze(self, freeze_at: int = 0) -> "DilatedResNet":
         """Freeze the stem (``freeze_at`` ≥ 1) and res2..res{freeze_at} (``freeze_at`` ≥ 2).
 
-        Frozen parameters get ``requires_grad=False`` and their BatchNorm / SyncBatchNorm layers become
-        :class:`FrozenBatchNorm2d`. Returns ``self``.
+        Frozen parameters get ``requires_grad=False`` and their BatchNorm / SyncBatchNorm layers
+        become :class:`FrozenBatchNorm2d`. Returns ``self``.
         """
         if freeze_at >= 1:
             for name in self._stem_names:
@@ -396,7 +403,8 @@ def add_dilated_resnet_config(cfg: CN) -> None:
     # detectron2.layers.get_norm name: BN, SyncBN, FrozenBN, GN
     cfg.MODEL.DILATED_RESNET.NORM = "BN"
     cfg.MODEL.DILATED_RESNET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    # official APD 60-class PASCAL-Context dilation placement (first dilated block keeps the old dilation)
+    # official APD 60-class PASCAL-Context dilation placement (the first block of a dilated stage
+    # keeps the previous dilation)
     cfg.MODEL.DILATED_RESNET.TORCHVISION_DILATION = False
     # the number of frozen stages is Detectron2's cfg.MODEL.BACKBONE.FREEZE_AT (default 2; use 0 for
     # segmentation)
@@ -404,7 +412,8 @@ def add_dilated_resnet_config(cfg: CN) -> None:
 
 @BACKBONE_REGISTRY.register()
 def build_dilated_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedResNet:
-    """Build a :class:`DilatedResNet` from ``cfg.MODEL.DILATED_RESNET`` and ``cfg.MODEL.BACKBONE.FREEZE_AT``.
+    """Build a :class:`DilatedResNet` from ``cfg.MODEL.DILATED_RESNET`` and
+    ``cfg.MODEL.BACKBONE.FREEZE_AT``.
 
     Use with ``cfg.MODEL.BACKBONE.NAME = "build_dilated_resnet_backbone"`` after
     :func:`add_dilated_resnet_config` (or ``apd.modeling.backbone.add_apd_backbone_config``).

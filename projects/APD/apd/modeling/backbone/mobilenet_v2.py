@@ -2,39 +2,41 @@
 
 Architecture
 ------------
-MobileNetV2 (Sandler et al. 2018) without its final 1×1 conv to 1280 channels and without the classifier:
-a 3×3 stride-2 conv-norm-ReLU6 stem and 17 inverted-residual blocks. Once the running stride reaches
-``output_stride``, later stride-2 blocks use stride 1 and multiply the dilation of the following depthwise
-convs by 2 instead. The outputs are named after Detectron2's ResNet stages:
+MobileNetV2 (Sandler et al. 2018) without its final 1×1 conv to 1280 channels and without the
+classifier: a 3×3 stride-2 conv-norm-ReLU6 stem and 17 inverted-residual blocks. Once the
+running stride reaches ``output_stride``, later stride-2 blocks use stride 1 and multiply the
+dilation of the following depthwise convs by 2 instead. The outputs are named after Detectron2's
+ResNet stages:
 
 ======  ===================  =============  ==========================================
 name    blocks (features.N)  channels (×1)  stride (output_stride 32 / 16 / 8)
 ======  ===================  =============  ==========================================
 res2    1..3                 24             4 / 4 / 4
 res3    4..6                 32             8 / 8 / 8
-res4    7..13                96             16 / 16 / 8   (the 64-ch blocks 7..10 + 96-ch 11..13)
-res5    14..17               320            32 / 16 / 8   (the 160-ch blocks 14..16 + 320-ch 17)
+res4    7..13                96             16 / 16 / 8   (64-ch blocks 7..10 + 96-ch 11..13)
+res5    14..17               320            32 / 16 / 8   (160-ch blocks 14..16 + 320-ch 17)
 ======  ===================  =============  ==========================================
 
 With ``output_stride=8`` the per-group dilations are (1, 1, 1, 2, 2, 4, 4) for the seven
 (t, c, n, s) groups, as the official code (mmseg ``MobileNetV2(strides=(1, 2, 2, 1, 1, 1, 1),
-dilations=(1, 1, 1, 2, 2, 4, 4))``). That code gives the dilation only to the **first** block of each
-group (the others keep dilation 1); ``dilate_first_block_only=False`` dilates every block of the group
-instead. Channels scale with ``width_mult`` rounded to multiples of 8 (torchvision's rule).
+dilations=(1, 1, 1, 2, 2, 4, 4))``). That code gives the dilation only to the **first** block of
+each group (the others keep dilation 1); ``dilate_first_block_only=False`` dilates every block of
+the group instead. Channels scale with ``width_mult``, rounded to multiples of 8 (torchvision's
+rule).
 
 Parameter / module names (for checkpoint converters)
 ----------------------------------------------------
 Torchvision's ``mobilenet_v2().features[:18]`` layout, so its state dict minus ``features.18.*`` and
 ``classifier.*`` loads without renaming::
 
-    features.0.{0,1}                         stem conv, norm
-    features.N.conv.{0.0,0.1,1,2}            t=1 block (N=1): depthwise conv, norm, project conv, norm
-    features.N.conv.{0.0,0.1,1.0,1.1,2,3}    t=6 blocks: expand conv, norm, depthwise conv, norm,
-                                             project conv, norm
+    features.0.{0,1}                       stem conv, norm
+    features.N.conv.{0.0,0.1,1,2}          t=1 block (N=1): depthwise conv, norm, project conv, norm
+    features.N.conv.{0.0,0.1,1.0,1.1,2,3}  t=6 blocks: expand conv, norm, depthwise conv, norm,
+                                           project conv, norm
 
 The official APD student loads mmcls weights named ``conv1.{conv,bn}`` and
-``layer{g}.{i}.conv.{j}.{conv,bn}`` (g = group 1..7, i = block in group); features.N is the N-th block
-counting groups in order (layer1.0 = features.1, layer2.{0,1} = features.{2,3}, ...).
+``layer{g}.{i}.conv.{j}.{conv,bn}`` (g = group 1..7, i = block in group); features.N is the N-th
+block counting groups in order (layer1.0 = features.1, layer2.{0,1} = features.{2,3}, ...).
 """
 from typing import Dict, List, Sequence
 
@@ -67,7 +69,7 @@ _STAGE_ENDS = {"res2": 3, "res3": 6, "res4": 13, "res5": 17}
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` (≥ divisor), never losing more than 10%."""
+    """Round ``value`` to the nearest multiple of ``divisor`` (≥ divisor), losing at most 10%."""
     new_value = max(divisor, int(value + divisor / 2) // divisor * divisor)
     if new_value < 0.9 * value:
         new_value += divisor
@@ -102,7 +104,8 @@ def _conv_norm_relu6(
 
 
 class InvertedResidual(nn.Module):
-    """[1×1 expand] → 3×3 depthwise (stride, dilation) → 1×1 linear project, residual if shapes match."""
+    """[1×1 expand] → 3×3 depthwise (stride, dilation) → 1×1 linear projection; residual when the
+    stride is 1 and the channels match."""
 
     def __init__(
         self,
@@ -170,7 +173,8 @@ class DilatedMobileNetV2(Backbone):
         Args:
             output_stride: 8, 16 or 32: stride of ``res5``.
             width_mult: channel multiplier (0.5 and 1.0 are the official students).
-            norm: :func:`detectron2.layers.get_norm` name ("BN", "SyncBN", "FrozenBN", "GN") or callable.
+            norm: :func:`detectron2.layers.get_norm` name ("BN", "SyncBN", "FrozenBN", "GN")
+                or a callable ``channels -> nn.Module``.
             out_features: subset of ("res2", "res3", "res4", "res5").
             freeze_at: 0 trains everything; 1 freezes the stem (features.0); k ≥ 2 also freezes
                 res2..res{k} (``requires_grad=False``, BatchNorm → FrozenBatchNorm2d).
@@ -191,7 +195,8 @@ class DilatedMobileNetV2(Backbone):
         unknown = [f for f in out_features if f not in _STAGE_ENDS]
         if unknown:
             raise ValueError(
-                f"DilatedMobileNetV2: unknown out_features {unknown}; choose from {tuple(_STAGE_ENDS)}"
+                f"DilatedMobileNetV2: unknown out_features {unknown}; "
+                f"choose from {tuple(_STAGE_ENDS)}"
             )
         if not 0 <= freeze_at <= 5:
             raise ValueError(f"DilatedMobileNetV2: freeze_at={freeze_at!r} must be in [0, 5]")
@@ -274,7 +279,11 @@ class DilatedMobileNetV2(Backbone):
         }
 
     def freeze(self, freeze_at: int = 0) -> "DilatedMobileNetV2":
-        """Freeze features.0 (``freeze_at`` ≥ 1) and the blocks of res2..res{freeze_at}. Returns self."""
+        """Freeze features.0 (``freeze_at`` ≥ 1) and the blocks of res2..res{freeze_at}.
+
+        Frozen parameters get ``requires_grad=False`` and their BatchNorm / SyncBatchNorm layers
+        become :class:`FrozenBatchNorm2d`. Returns ``self``.
+        """
         if freeze_at <= 0:
             return self
         last = 0 if freeze_at == 1 else _STAGE_ENDS[f"res{freeze_at}"]
@@ -288,7 +297,8 @@ class DilatedMobileNetV2(Backbone):
 
 
 def add_dilated_mobilenet_v2_config(cfg: CN) -> None:
-    """Add ``cfg.MODEL.DILATED_MOBILENET_V2`` (keys read by :func:`build_dilated_mobilenet_v2_backbone`)."""
+    """Add ``cfg.MODEL.DILATED_MOBILENET_V2``, the keys read by
+    :func:`build_dilated_mobilenet_v2_backbone`."""
     cfg.MODEL.DILATED_MOBILENET_V2 = CN()
     # 8 for the official PSPNet-MobileNetV2 student, 32 for FPN
     cfg.MODEL.DILATED_MOBILENET_V2.OUTPUT_STRIDE = 8
@@ -305,7 +315,8 @@ def add_dilated_mobilenet_v2_config(cfg: CN) -> None:
 @BACKBONE_REGISTRY.register()
 def build_dilated_mobilenet_v2_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedMobileNetV2:
     """Build a :class:`DilatedMobileNetV2` from ``cfg.MODEL.DILATED_MOBILENET_V2`` and
-    ``cfg.MODEL.BACKBONE.FREEZE_AT`` (``cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"``).
+    ``cfg.MODEL.BACKBONE.FREEZE_AT``; select it with
+    ``cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"``.
     """
     if "DILATED_MOBILENET_V2" not in cfg.MODEL:
         raise KeyError(

@@ -1,1 +1,17 @@
+"""Distillation terms (modules with adapters) that turn student/teacher head outputs into loss terms."""
+from .adapters import ConvAdapter, MLPAdapter
+from .apd_head import APDHead
+from .terms import CWDHead, DistillationTerm, FitNetHead, IFVDHead, LogitKDHead, SKDHead, resize_to
 
+__all__ = [
+    "ConvAdapter",
+    "MLPAdapter",
+    "APDHead",
+    "DistillationTerm",
+    "LogitKDHead",
+    "CWDHead",
+    "SKDHead",
+    "IFVDHead",
+    "FitNetHead",
+    "resize_to",
+]

@@ -1,12 +1,12 @@
-"""DeepLabV3 head: atrous spatial pyramid pooling on the deepest feature, a 3×3 bottleneck, a classifier.
+"""DeepLabV3 head: atrous spatial pyramid pooling on the last feature, 3×3 bottleneck, classifier.
 
-Matches the APD repo's ``model/deeplabv3.py`` (mmseg-style ``ASPPHead``): five parallel branches, each
-→ ``aspp_channels`` (512) with norm + ReLU — image pooling (global average pool → 1×1 conv, upsampled
-back), a 1×1 conv, and three 3×3 atrous convs — concatenated in that order, then a 3×3 bottleneck
-conv → ``channels`` (512) → norm → ReLU → Dropout2d(0.1) = ``SegHeadOutputs.feature``, then a 1×1
-classifier. There is no separate 1×1 projection after the concatenation (torchvision's / Detectron2's
-``ASPP`` have one), so Detectron2's ``ASPP`` layer is not reused. Layers use PyTorch's default
-initialisation, as the repo does.
+Matches the APD repo's ``model/deeplabv3.py`` (mmseg-style ``ASPPHead``): five parallel branches,
+each → ``aspp_channels`` (512) with norm + ReLU — image pooling (global average pool → 1×1 conv,
+upsampled back), a 1×1 conv, and three 3×3 atrous convs — concatenated in that order, then a 3×3
+bottleneck conv → ``channels`` (512) → norm → ReLU → Dropout2d(0.1) = ``SegHeadOutputs.feature``,
+then a 1×1 classifier. There is no 1×1 projection after the concatenation (torchvision's and
+Detectron2's ``ASPP`` have one), so Detectron2's ``ASPP`` layer is not reused. Layers use PyTorch's
+default initialisation, as the repo does.
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
@@ -30,7 +30,7 @@ from .outputs import SegHeadOutputs
 
 __all__ = ["ASPPHead", "AtrousSpatialPyramidPooling", "DEFAULT_ASPP_DILATIONS"]
 
-# Atrous rates of the three 3×3 branches per output stride (DeepLabV3 paper; the APD repo uses OS 8).
+# Atrous rates of the three 3×3 branches per output stride (DeepLabV3 paper; the APD repo: OS 8).
 DEFAULT_ASPP_DILATIONS = {8: (12, 24, 36), 16: (6, 12, 18)}
 
 
@@ -70,8 +70,8 @@ class AtrousSpatialPyramidPooling(nn.Module):
 @SEM_SEG_HEADS_REGISTRY.register()
 class ASPPHead(nn.Module):
     """DeepLabV3 head with an optional FCN auxiliary classifier (see ARCHITECTURE.md,
-    "Segmentation heads"). Named ``ASPPHead`` because ``DeepLabV3Head`` is taken in the same registry
-    by ``detectron2.projects.deeplab``.
+    "Segmentation heads"). Named ``ASPPHead`` because ``DeepLabV3Head`` is taken in the same
+    registry by ``detectron2.projects.deeplab``.
 
     Attributes: ``num_classes``, ``ignore_value``, ``common_stride`` (stride of ``in_feature``),
     ``feature_channels`` (= ``channels``), ``loss_weight``, ``aux_weight``, ``align_corners``.
@@ -98,7 +98,7 @@ class ASPPHead(nn.Module):
     ):
         """
         Args:
-            input_shape: backbone output shapes; ``in_feature`` (and ``aux_in_feature``) must be in it.
+            input_shape: backbone output shapes, with ``in_feature`` (and ``aux_in_feature``).
             num_classes: K.
             in_feature: feature the ASPP reads ("res5").
             dilations: atrous rates of the 3×3 branches; None picks them from the stride of
@@ -162,7 +162,8 @@ class ASPPHead(nn.Module):
         head = cfg.MODEL.SEM_SEG_HEAD
         if len(head.IN_FEATURES) != 1:
             raise ValueError(
-                f"ASPPHead reads one feature; MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
+                "ASPPHead reads one feature; "
+                f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
             )
         dilations = head.get("ASPP_DILATIONS", None)
         return {
@@ -184,12 +185,13 @@ class ASPPHead(nn.Module):
 
     def layers(self, features: Dict[str, torch.Tensor]) -> SegHeadOutputs:
         """Feature (B×channels×h×w, post-dropout in training), logits (B×K×h×w) and, in training
-        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them there)."""
+        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them)."""
         feature = self.bottleneck(self.aspp(features[self.in_feature]))
         aux_logits = None
         if self.aux_head is not None and self.training:
             aux_logits = self.aux_head(features[self.aux_in_feature])
-        return SegHeadOutputs(feature=feature, logits=self.classifier(feature), aux_logits=aux_logits)
+        logits = self.classifier(feature)
+        return SegHeadOutputs(feature=feature, logits=logits, aux_logits=aux_logits)
 
     def losses(self, outputs: SegHeadOutputs, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``loss_sem_seg`` (and ``loss_aux``), weighted; see :func:`segmentation_losses`."""
@@ -203,8 +205,9 @@ class ASPPHead(nn.Module):
         )
 
     def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
-        """Detectron2's contract: training → ``(None, losses)``; inference → ``(B×K×H×W logits, {})``,
-        upsampled to the input grid the features cover (:func:`inference_size`)."""
+        """Detectron2's contract: training → ``(None, losses)``; inference →
+        ``(B×K×H×W logits, {})``, upsampled to the input grid the features cover
+        (:func:`inference_size`)."""
         outputs = self.layers(features)
         if self.training:
             return None, self.losses(outputs, targets)

@@ -1,8 +1,9 @@
 """Semantic FPN head (Panoptic FPN's semantic branch) that also exposes its classifier feature.
 
-Reuses Detectron2's :class:`SemSegFPNHead` (scale heads, predictor, weights, ``from_config``) and only
-changes what leaves the head: ``layers()`` returns :class:`SegHeadOutputs` instead of bare logits, so
-distillation can read the summed stride-``common_stride`` feature that enters the 1×1 predictor.
+Reuses Detectron2's :class:`SemSegFPNHead` (scale heads, predictor, weights, ``from_config``) and
+only changes what leaves the head: ``layers()`` returns :class:`SegHeadOutputs` instead of bare
+logits, so distillation can read the summed stride-``common_stride`` feature that enters the 1×1
+predictor.
 The scale heads upsample with ``align_corners=False`` (Detectron2's choice), so the head does too.
 """
 from typing import Callable, Dict, Optional, Union
@@ -66,8 +67,8 @@ class FPNSegHead(SemSegFPNHead):
         self.align_corners = False
 
     def layers(self, features: Dict[str, torch.Tensor]) -> SegHeadOutputs:
-        """Sum of the scale heads' outputs (B×conv_dims×h×w at ``common_stride``) and the predictor's
-        B×K×h×w logits; no aux head."""
+        """Sum of the scale heads' outputs (B×conv_dims×h×w at ``common_stride``) and the
+        predictor's B×K×h×w logits; no aux head."""
         feature = None
         for name, scale_head in zip(self.in_features, self.scale_heads):
             y = scale_head(features[name])
@@ -85,8 +86,9 @@ class FPNSegHead(SemSegFPNHead):
         )
 
     def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
-        """Detectron2's contract: training → ``(None, losses)``; inference → ``(B×K×H×W logits, {})``
-        at ``common_stride``× the feature size, as :class:`SemSegFPNHead` does."""
+        """Detectron2's contract: training → ``(None, losses)``; inference →
+        ``(B×K×H×W logits, {})`` at ``common_stride``× the feature size, as
+        :class:`SemSegFPNHead` does."""
         outputs = self.layers(features)
         if self.training:
             return None, self.losses(outputs, targets)

@@ -1,9 +1,9 @@
 """PSPNet head: pyramid pooling on the deepest feature, a 3×3 "merge" conv, a 1×1 classifier.
 
-Matches the APD repo's ``model/pspnet.py`` (APD_SPEC §1, §4): bins (1, 2, 3, 6), each pooled branch
-reduces to in/len(bins) channels; merge = 3×3 conv → norm → ReLU → Dropout2d(0.1) to 512 channels; that
-merged tensor is ``SegHeadOutputs.feature`` (the F_s/F_t that APD distils). Layers use PyTorch's
-default initialisation, as the repo does.
+Matches the APD repo's ``model/pspnet.py`` (APD_SPEC §1, §4): bins (1, 2, 3, 6), each pooled
+branch reduces to in/len(bins) channels; merge = 3×3 conv → norm → ReLU → Dropout2d(0.1) to 512
+channels; that merged tensor is ``SegHeadOutputs.feature`` (the F_s/F_t that APD distils).
+Layers use PyTorch's default initialisation, as the repo does.
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
@@ -69,7 +69,8 @@ class PyramidPooling(nn.Module):
 
 @SEM_SEG_HEADS_REGISTRY.register()
 class PSPHead(nn.Module):
-    """PSPNet head with an optional FCN auxiliary classifier (see ARCHITECTURE.md, "Segmentation heads").
+    """PSPNet head with an optional FCN auxiliary classifier (ARCHITECTURE.md, "Segmentation
+    heads").
 
     Attributes: ``num_classes``, ``ignore_value``, ``common_stride`` (stride of ``in_feature``),
     ``feature_channels`` (= ``channels``), ``loss_weight``, ``aux_weight``, ``align_corners``.
@@ -95,7 +96,7 @@ class PSPHead(nn.Module):
     ):
         """
         Args:
-            input_shape: backbone output shapes; ``in_feature`` (and ``aux_in_feature``) must be in it.
+            input_shape: backbone output shapes, with ``in_feature`` (and ``aux_in_feature``).
             num_classes: K.
             in_feature: feature the pyramid pooling reads ("res5").
             bins: output sizes of the adaptive average pools.
@@ -146,7 +147,8 @@ class PSPHead(nn.Module):
         head = cfg.MODEL.SEM_SEG_HEAD
         if len(head.IN_FEATURES) != 1:
             raise ValueError(
-                f"PSPHead reads one feature; MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
+                "PSPHead reads one feature; "
+                f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
             )
         return {
             "input_shape": input_shape,
@@ -166,12 +168,13 @@ class PSPHead(nn.Module):
 
     def layers(self, features: Dict[str, torch.Tensor]) -> SegHeadOutputs:
         """Feature (B×channels×h×w, post-dropout in training), logits (B×K×h×w) and, in training
-        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them there)."""
+        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them)."""
         feature = self.merge(self.ppm(features[self.in_feature]))
         aux_logits = None
         if self.aux_head is not None and self.training:
             aux_logits = self.aux_head(features[self.aux_in_feature])
-        return SegHeadOutputs(feature=feature, logits=self.classifier(feature), aux_logits=aux_logits)
+        logits = self.classifier(feature)
+        return SegHeadOutputs(feature=feature, logits=logits, aux_logits=aux_logits)
 
     def losses(self, outputs: SegHeadOutputs, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``loss_sem_seg`` (and ``loss_aux``), weighted; see :func:`segmentation_losses`."""
@@ -185,8 +188,9 @@ class PSPHead(nn.Module):
         )
 
     def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
-        """Detectron2's contract: training → ``(None, losses)``; inference → ``(B×K×H×W logits, {})``,
-        upsampled to the input grid the features cover (:func:`inference_size`)."""
+        """Detectron2's contract: training → ``(None, losses)``; inference →
+        ``(B×K×H×W logits, {})``, upsampled to the input grid the features cover
+        (:func:`inference_size`)."""
         outputs = self.layers(features)
         if self.training:
             return None, self.losses(outputs, targets)

@@ -60,8 +60,16 @@ def _apd_on_groups(
         loss_apd (0-dim), loss_pa (0-dim) and U: G×M×K teacher observations with gradient to
         ``teacher_emb`` only, absent classes exactly 0.
     """
-    a_s = l2_normalize(upcast_half(student_emb), dim=-1)
-    a_t = l2_normalize(upcast_half(teacher_emb), dim=-1)
+    # Autocast would run the similarity products in half precision; keep them in float32 or better.
+    with torch.autocast(device_type=student_emb.device.type, enabled=False):
+        return _apd_on_groups_full_precision(
+            upcast_half(student_emb), upcast_half(teacher_emb), labels, row_mask, num_classes, tau
+        )
+
+
+def _apd_on_groups_full_precision(student_emb, teacher_emb, labels, row_mask, num_classes, tau):
+    a_s = l2_normalize(student_emb, dim=-1)
+    a_t = l2_normalize(teacher_emb, dim=-1)
     e = a_s.shape[-1]
     # Student and teacher share the masks: one one-hot product builds both sets of prototypes.
     means, counts = class_means(torch.cat([a_s, a_t.to(a_s.dtype)], dim=-1), labels, num_classes)

@@ -40,8 +40,9 @@ def ifvd_loss(
         ignore_value: label id without a class.
 
     Returns:
-        0-dim tensor; zero that still backpropagates when no pixel is labelled. Invariant to per-pixel
-        positive rescaling and orthogonal channel transforms of either feature.
+        0-dim tensor; zero that still backpropagates when no pixel is labelled. Invariant to a positive
+        rescaling of an image's feature and to orthogonal channel transforms of either feature (not to
+        per-pixel rescaling, which moves the class means).
     """
     if student_feat.dim() != 4 or teacher_feat.dim() != 4:
         raise ValueError(

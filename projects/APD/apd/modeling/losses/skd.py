@@ -30,8 +30,9 @@ def pairwise_affinity_loss(
 ) -> torch.Tensor:
     """Squared difference of the cosine-similarity (affinity) matrices of student and teacher nodes.
 
-    Nodes are the pixels after max pooling with a kernel (and stride) of ``⌊pool_scale·h⌋ × ⌊pool_scale·w⌋``
-    (ceil mode; SKD's "scale" 0.5 gives a 2×2 grid of nodes); ``pool_scale=None`` keeps every pixel.
+    Nodes are the pixels after max pooling with a kernel (and stride) of
+    ``⌊pool_scale·h⌋ × ⌊pool_scale·w⌋`` (ceil mode; SKD's "scale" 0.5 gives a 2×2 grid of nodes);
+    ``pool_scale=None`` keeps every pixel.
     ``L = mean_{b,i,j} (a^t_bij − a^s_bij)²`` with ``a_ij = <nrm(f_i), nrm(f_j)>`` over channels.
     (The SKD code stops the gradient through the student's norm; here it flows.)
 

@@ -1,1 +1,6 @@
+from .segmentor import Segmentor
+from .semantic_seg_distiller import SemanticSegDistiller
+from .rcnn_distiller import RCNNDistiller
+from .teacher import TeacherWeightsError, load_teacher_weights
 
+__all__ = ["Segmentor", "SemanticSegDistiller", "RCNNDistiller", "TeacherWeightsError", "load_teacher_weights"]

@@ -192,13 +192,18 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
                 f"apd_head.ignore_value={ignore_value} is a valid class id (0..{expected_classes - 1}); "
                 "use a negative value for background ROIs."
             )
+        if getattr(apd_head, "adapter", "mlp") != "mlp":
+            raise ValueError(
+                f"apd_head.adapter={apd_head.adapter!r}: ROI vectors need APDHead(adapter='mlp')."
+            )
         for side, heads in (("student", self.roi_heads), ("teacher", self.teacher.roi_heads)):
-            declared = getattr(apd_head, f"{side}_channels", None)
+            adapter = getattr(apd_head, f"{side}_adapter", None)
+            first = next((m for m in adapter.modules() if isinstance(m, nn.Linear)), None) if adapter else None
             actual = _box_head_channels(heads)
-            if declared is not None and declared != actual:
+            if first is not None and first.in_features != actual:
                 raise ValueError(
-                    f"apd_head.{side}_channels={declared} but the {side}'s box head outputs {actual} "
-                    "channels per ROI."
+                    f"apd_head.{side}_channels={first.in_features} but the {side}'s box head outputs "
+                    f"{actual} channels per ROI."
                 )
 
     # -------------------------------------------------------------------------------- forward
@@ -277,6 +282,13 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
             padding_constraints=teacher.backbone.padding_constraints,
         )
 
+    def teacher_for_student_inputs(self) -> nn.Module:
+        """The teacher as a model that reads the student's inputs (e.g. to evaluate it on the student's
+        test loader): the teacher itself, or a wrapper reversing RGB/BGR channels first."""
+        if not self._swap_teacher_channels:
+            return self.teacher
+        return _ChannelSwappedModel(self.teacher)
+
     def _teacher_rois(
         self, batched_inputs, student_images: ImageList, boxes: List[Boxes]
     ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -350,6 +362,17 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         if teacher_scores.shape[1] == student_scores.shape[1]:
             agreement = (teacher_pred == student_scores.argmax(dim=1)).float().mean().item()
             storage.put_scalar("distill/teacher_student_agreement", agreement)
+
+
+class _ChannelSwappedModel(nn.Module):
+    """Runs ``model`` on inputs whose ``image`` channels are reversed (RGB <-> BGR)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
+        return self.model([{**x, "image": x["image"].flip(0)} for x in batched_inputs])
 
 
 def rcnn_distiller_from_models(*, student: GeneralizedRCNN, teacher: GeneralizedRCNN, **kwargs) -> RCNNDistiller:

@@ -16,6 +16,7 @@ from typing import Dict, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
+from detectron2.config import instantiate
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
@@ -28,6 +29,17 @@ __all__ = ["SemanticSegDistiller"]
 logger = logging.getLogger(__name__)
 
 _SWAPPABLE_FORMATS = {"RGB", "BGR"}
+
+
+def _build_modules(nodes: Optional[Mapping]) -> Dict[str, nn.Module]:
+    """Modules from a name → (module | LazyCall node) mapping (d2's instantiate leaves dict values alone)."""
+    out = {}
+    for name, node in dict(nodes or {}).items():
+        module = node if isinstance(node, nn.Module) else instantiate(node)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"distill_heads['{name}'] is a {type(module).__name__}, not an nn.Module / LazyCall of one")
+        out[str(name)] = module
+    return out
 
 
 def _input_format(model: nn.Module) -> str:
@@ -63,7 +75,7 @@ class SemanticSegDistiller(TeacherMixin, nn.Module):
         super().__init__()
         self.student = student
         self.teacher = teacher
-        self.distill_heads = nn.ModuleDict(dict(distill_heads or {}))
+        self.distill_heads = nn.ModuleDict(_build_modules(distill_heads))
         self.loss_weights = {str(k): float(v) for k, v in dict(loss_weights or {}).items()}
         self._check_compatible()
         self._setup_teacher(teacher_weights, save_teacher)

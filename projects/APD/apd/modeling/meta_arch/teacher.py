@@ -156,6 +156,8 @@ class TeacherMixin:
 
     def _setup_teacher(self, teacher_weights: Optional[str], save_teacher: bool) -> None:
         self.save_teacher = save_teacher
+        if teacher_weights in ("None", "none"):  # `model.teacher_weights=None` on the command line
+            teacher_weights = None
         self.teacher_weights = teacher_weights
         if teacher_weights:
             load_teacher_weights(self.teacher, teacher_weights)

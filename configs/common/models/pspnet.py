@@ -1,0 +1,57 @@
+"""PSPNet-ResNet-101 (dilated, output stride 8, deep stem, aux head on res4): the APD teacher.
+
+The model of the APD repo's ``model/pspnet.py`` (APD_SPEC §4); 19 classes (Cityscapes) by default.
+Head input shapes are written out (a head cannot see the backbone node before instantiation). A
+different depth changes two places, e.g. ResNet-18 (BasicBlock, channels 256 / 512):
+
+    model.backbone.depth = 18
+    model.sem_seg_head.input_shape = {
+        "res4": ShapeSpec(channels=256, stride=8), "res5": ShapeSpec(channels=512, stride=8)}
+
+Norm: the head follows ``model.backbone.norm`` ("BN"; set "SyncBN" for multi-GPU training).
+Inference is whole-image; recipes enable the APD test protocol with e.g.
+``model.sliding_window = dict(crop_size=(713, 713), flip=True)`` (stride: ceil(2/3·crop)).
+"""
+from detectron2.config import LazyCall as L
+from detectron2.layers import ShapeSpec
+
+from apd.modeling.backbone.dilated_resnet import DilatedResNet
+from apd.modeling.heads.psp_head import PSPHead
+from apd.modeling.meta_arch.segmentor import Segmentor
+
+from ..data.constants import constants as _constants
+
+model = L(Segmentor)(
+    backbone=L(DilatedResNet)(
+        depth=101,
+        output_stride=8,
+        deep_stem=True,
+        norm="BN",
+        out_features=["res4", "res5"],
+    ),
+    sem_seg_head=L(PSPHead)(
+        # ResNet-50/101 at output stride 8: res4 = layer3 (1024 ch), res5 = layer4 (2048 ch).
+        input_shape={
+            "res4": ShapeSpec(channels=1024, stride=8),
+            "res5": ShapeSpec(channels=2048, stride=8),
+        },
+        num_classes=19,
+        in_feature="res5",
+        bins=(1, 2, 3, 6),
+        channels=512,
+        dropout=0.1,
+        norm="${..backbone.norm}",
+        ignore_value=_constants["ignore_value"],
+        loss_weight=1.0,
+        # The repo resizes with align_corners=True; its crops (713, 473) are 8k+1 so that the
+        # stride-8 grid lands on the corner pixels.
+        align_corners=True,
+        aux_in_feature="res4",
+        aux_channels=256,
+        aux_weight=0.4,
+    ),
+    pixel_mean=_constants["imagenet_rgb256_mean"],
+    pixel_std=_constants["imagenet_rgb256_std"],
+    input_format="RGB",
+    sliding_window=None,
+)

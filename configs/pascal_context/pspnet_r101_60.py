@@ -1,0 +1,11 @@
+"""PSPNet-R101 on PASCAL-Context with 60 classes (background = class 0), the official APD setting.
+
+The official code builds its 60-class models with torchvision-style dilation (APD_SPEC §4).
+"""
+from .pspnet_r101 import dataloader, lr_multiplier, model, optimizer, train
+
+dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"
+dataloader.test.dataset.names = "pascal_context_60_sem_seg_val"
+dataloader.train.mapper.num_classes = 60
+model.sem_seg_head.num_classes = 60
+model.backbone.torchvision_dilation = True

@@ -1,0 +1,152 @@
+"""APDHead: the adapters of Adaptive Perspective Distillation and its three loss terms (APD_SPEC §2-§3).
+
+Shape letters: B images, C_s / C_t student / teacher channels, E embedding channels, K classes,
+R points (ROIs), h×w feature grid, H×W target grid.
+"""
+from typing import Dict, Iterator
+
+import torch
+from torch import nn
+
+from ..heads.outputs import SegHeadOutputs
+from ..losses import apd_loss_terms, apd_point_loss_terms
+from .adapters import ConvAdapter, MLPAdapter
+from .terms import DistillationTerm, resize_to
+
+__all__ = ["APDHead"]
+
+_ADAPTERS = {"conv": ConvAdapter, "mlp": MLPAdapter}
+_SCOPES = ("image", "batch")
+
+
+class APDHead(DistillationTerm):
+    """Owns the student adapter g_s and the teacher adapter g_t and returns the unweighted APD terms.
+
+    - ``loss_apd`` and ``loss_pa`` train the student and g_s (never g_t: the teacher side is detached).
+    - ``loss_adapt`` trains only g_t: the teacher feature is detached *before* g_t, and the loss does not
+      depend on the student. Step g_t with its own optimiser (``teacher_adapter_parameters()``).
+    So one backward of the weighted sum of all terms gives every parameter exactly its gradient.
+    """
+
+    loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
+
+    def __init__(
+        self,
+        *,
+        student_channels: int,
+        teacher_channels: int,
+        num_classes: int,
+        hidden_dim: int = 512,
+        embed_dim: int = 512,
+        tau: float = 10.0,
+        scope: str = "image",
+        ignore_value: int = 255,
+        adapter: str = "conv",
+    ):
+        """
+        Args:
+            student_channels: C_s, channels of the student's ``SegHeadOutputs.feature`` (or of its ROI
+                vectors with ``adapter="mlp"``).
+            teacher_channels: C_t, the same for the teacher.
+            num_classes: K (foreground classes for detection).
+            hidden_dim: D, hidden width of both adapters (``kmeans_adapt_dim`` = 512).
+            embed_dim: E, common output width of both adapters (512).
+            tau: similarity scale τ (``kmeans_temp`` = 10).
+            scope: ``"image"`` (one perspective per image) or ``"batch"`` (official code's per-device
+                batch perspective); dense :meth:`forward` only — points always use one per image.
+            ignore_value: label without a class. Dense targets: 255. Points: any value outside [0, K)
+                already has no class, so Detectron2's ``gt_classes`` can be passed unchanged
+                (background = K); ``ignore_value`` is one more "no class" id.
+            adapter: ``"conv"`` (:class:`ConvAdapter`, dense features) or ``"mlp"`` (:class:`MLPAdapter`,
+                R×C vectors for :meth:`forward_points`).
+        """
+        super().__init__()
+        if adapter not in _ADAPTERS:
+            raise ValueError(f"adapter must be one of {tuple(_ADAPTERS)}, got {adapter!r}")
+        if scope not in _SCOPES:
+            raise ValueError(f"scope must be one of {_SCOPES}, got {scope!r}")
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        adapter_cls = _ADAPTERS[adapter]
+        self.student_adapter = adapter_cls(student_channels, hidden_dim, embed_dim)
+        self.teacher_adapter = adapter_cls(teacher_channels, hidden_dim, embed_dim)
+        self.num_classes = int(num_classes)
+        self.tau = float(tau)
+        self.scope = scope
+        self.ignore_value = int(ignore_value)
+        self.adapter = adapter
+
+    def teacher_adapter_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of g_t, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code)."""
+        return self.teacher_adapter.parameters()
+
+    def forward(
+        self, student: SegHeadOutputs, teacher: SegHeadOutputs, targets: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            student: student head outputs; ``feature`` B×C_s×h×w (post-dropout in training).
+            teacher: teacher head outputs; ``feature`` B×C_t×h'×w' (resized to h×w if it differs).
+            targets: B×H×W int64, padded with ``ignore_value``.
+
+        Returns:
+            {"loss_apd", "loss_pa", "loss_adapt"}: unweighted 0-dim tensors (see ``apd_loss_terms``).
+        """
+        if self.adapter != "conv":
+            raise RuntimeError(
+                f"APDHead(adapter={self.adapter!r}) adapts R×C vectors; call forward_points, or build "
+                "it with adapter='conv' for dense features"
+            )
+        s_feat = student.feature
+        t_feat = resize_to(teacher.feature.detach(), s_feat.shape[-2:])
+        return apd_loss_terms(
+            self.student_adapter(s_feat),
+            self.teacher_adapter(t_feat),
+            targets,
+            self.num_classes,
+            tau=self.tau,
+            scope=self.scope,
+            ignore_value=self.ignore_value,
+        )
+
+    def forward_points(
+        self,
+        student_emb: torch.Tensor,
+        teacher_emb: torch.Tensor,
+        labels: torch.Tensor,
+        image_ids: torch.Tensor,
+    ) -> Dict[str, torch.Tensor]:
+        """APD on points (ROIs of an R-CNN), one perspective per image.
+
+        Args:
+            student_emb: R×C_s student vectors (e.g. box-head outputs on the shared sampled boxes).
+            teacher_emb: R×C_t teacher vectors on the same boxes, same order; detached here.
+            labels: R int64. [0, K) = class; anything else (background id K, ``ignore_value``, -1) is
+                "no class": no prototype, no CE, but a KL row.
+            image_ids: R int64, index of each point's image in the batch.
+
+        Returns:
+            {"loss_apd", "loss_pa", "loss_adapt"} (see ``apd_point_loss_terms``).
+        """
+        if self.adapter != "mlp":
+            raise RuntimeError(
+                f"APDHead(adapter={self.adapter!r}) adapts dense maps; build it with adapter='mlp' to "
+                "call forward_points"
+            )
+        return apd_point_loss_terms(
+            self.student_adapter(student_emb),
+            self.teacher_adapter(teacher_emb.detach()),
+            labels,
+            image_ids,
+            self.num_classes,
+            tau=self.tau,
+            ignore_value=self.ignore_value,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, tau={self.tau}, scope={self.scope!r}, "
+            f"ignore_value={self.ignore_value}, adapter={self.adapter!r}"
+        )

@@ -1,0 +1,97 @@
+"""The COCO R-CNN configs (configs/COCO-Detection, configs/COCO-InstanceSegmentation) load, agree with
+themselves (input formats, masks, demo teachers) and build."""
+import glob
+import os
+
+import pytest
+from detectron2.config import LazyConfig, instantiate
+from omegaconf import OmegaConf
+
+from apd.config import check_config
+from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller
+
+CONFIGS = sorted(glob.glob("configs/COCO-Detection/*.py") + glob.glob("configs/COCO-InstanceSegmentation/*.py"))
+
+
+def _name(path):
+    return os.path.basename(path)[: -len(".py")]
+
+
+def _student(cfg):
+    return cfg.model.student if "student" in cfg.model else cfg.model
+
+
+def test_configs_exist():
+    names = {_name(p) for p in CONFIGS}
+    assert {
+        "apd_faster_rcnn_R101_to_R50_FPN_1x",
+        "apd_faster_rcnn_R101_to_R18_FPN_1x",
+        "kd_faster_rcnn_R101_to_R50_FPN_1x",
+        "faster_rcnn_R_50_FPN_1x",
+        "apd_mask_rcnn_R101_to_R50_FPN_1x",
+        "apd_faster_rcnn_R101_to_R50_FPN_1x_demo",
+        "apd_mask_rcnn_R101_to_R50_FPN_1x_demo",
+    } <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_name)
+def test_config_is_consistent(path):
+    cfg = LazyConfig.load(path)
+    check_config(cfg)
+    student, name = _student(cfg), _name(path)
+    mapper = cfg.dataloader.train.mapper
+    # The loader delivers images in the student's format; the distiller converts for the teacher.
+    assert mapper.image_format == cfg.dataloader.test.mapper.image_format == student.input_format
+    has_mask = student.roi_heads.mask_head is not None
+    assert has_mask == mapper.use_instance_mask == ("mask_rcnn" in name)
+    assert cfg.train.output_dir.rstrip("/").endswith(name.replace("_demo", ""))
+    if name.startswith(("apd_", "kd_")):
+        assert cfg.model.teacher.backbone.bottom_up.stages.depth == 101
+        assert cfg.model.teacher.input_format == "BGR"  # model-zoo teachers
+        assert (cfg.model.teacher.roi_heads.mask_head is not None) == has_mask
+        assert ("adapter_optimizer" in cfg) == name.startswith("apd_")
+        assert (cfg.model.apd_head is None) == name.startswith("kd_")
+        assert cfg.optimizer.params.head_lr_multiplier == 1.0  # Detectron2's single learning rate
+    if name.endswith("_demo"):
+        assert cfg.train.max_iter <= 200 and cfg.dataloader.train.total_batch_size == 2
+        assert cfg.train.init_checkpoint == ""  # no download on the demo machine
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if _name(p).endswith("_demo") and "_to_" in p], ids=_name)
+def test_demo_distiller_reads_its_demo_teachers_final_checkpoint(path):
+    cfg = LazyConfig.load(path)
+    kind = "mask_rcnn" if "mask_rcnn" in path else "faster_rcnn"
+    folder = "COCO-InstanceSegmentation" if kind == "mask_rcnn" else "COCO-Detection"
+    teacher_cfg = LazyConfig.load(f"configs/{folder}/{kind}_R_101_FPN_3x_demo.py")
+    assert cfg.model.teacher_weights == teacher_cfg.train.output_dir + "/model_final.pth"
+    # The teacher node builds the architecture the demo teacher was trained with.
+    for key in ("backbone.bottom_up.stages.depth", "roi_heads.num_classes", "roi_heads.box_head.fc_dims"):
+        assert OmegaConf.select(cfg.model.teacher, key) == OmegaConf.select(teacher_cfg.model, key)
+
+
+def test_r18_student_builds():
+    cfg = LazyConfig.load("configs/COCO-Detection/faster_rcnn_R_18_FPN_1x.py")
+    model = instantiate(cfg.model)
+    assert model.backbone.bottom_up.res5[0].conv1.weight.shape == (512, 256, 3, 3)  # BasicBlock
+    assert model.backbone.output_shape()["p2"].channels == 256
+
+
+def test_apd_mask_rcnn_config_builds_with_disjoint_optimizers():
+    cfg = LazyConfig.load("configs/COCO-InstanceSegmentation/apd_mask_rcnn_R101_to_R50_FPN_1x.py")
+    cfg.model.teacher_weights = None  # no download; training would refuse this teacher
+    model = instantiate(cfg.model)
+    assert isinstance(model, RCNNDistiller)
+    assert len(model.teacher.backbone.bottom_up.res4) == 23 and len(model.backbone.bottom_up.res4) == 6
+    assert model.apd_head.num_classes == 80 and model.apd_head.student_adapter[0].in_features == 1024
+    assert model.roi_heads.mask_on and model.teacher.roi_heads.mask_on
+    cfg.optimizer.params.model = model
+    cfg.adapter_optimizer.params.model = model
+    student_opt, adapter_opt = instantiate(cfg.optimizer), instantiate(cfg.adapter_optimizer)
+    student_ids = {id(p) for g in student_opt.param_groups for p in g["params"]}
+    adapter_ids = {id(p) for g in adapter_opt.param_groups for p in g["params"]}
+    assert adapter_ids == {id(p) for p in model.apd_head.teacher_adapter.parameters()}
+    assert not student_ids & adapter_ids
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert student_ids | adapter_ids == trainable
+    assert not trainable & {id(p) for p in model.teacher.parameters()}
+    assert {g["lr"] for g in student_opt.param_groups} == {0.02}
