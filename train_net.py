@@ -12,6 +12,7 @@ Config contract (LazyConfig, see configs/common/): ``model``; ``dataloader.{trai
 eval_teacher); and for APD ``adapter_optimizer`` (the teacher adapter's own optimiser, or None).
 """
 import logging
+import sys
 
 import torch
 from detectron2.config import instantiate
@@ -25,13 +26,16 @@ from detectron2.engine import (
 )
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from omegaconf import OmegaConf
 
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
-from apd.config import load_config
+from apd.config import ConfigKeyError, load_config
+from apd.data.datasets import check_dataset_root
 from apd.engine.distill_trainer import DistillTrainer
 from apd.engine.hooks import TeacherEvalHook, check_output_dir
 from apd.evaluation import format_per_class_table
+from apd.modeling.meta_arch.teacher import TeacherWeightsError
 
 logger = logging.getLogger("apd")
 
@@ -64,6 +68,16 @@ def do_test(cfg, model, *, log_prefix: str = ""):
     return results
 
 
+def check_datasets(cfg) -> None:
+    """Fail fast, with the expected path and the prepare script, when a dataset is not on disk."""
+    for split in ("train", "test"):
+        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
+        if names is None:
+            continue
+        for name in [names] if isinstance(names, str) else list(names):
+            check_dataset_root(name)
+
+
 def build_model(cfg, device: str):
     model = instantiate(cfg.model)
     model.to(device)
@@ -73,6 +87,7 @@ def build_model(cfg, device: str):
 
 
 def do_train(args, cfg, device: str):
+    check_datasets(cfg)
     model = build_model(cfg, device)
     if hasattr(model, "check_teacher_ready"):
         model.check_teacher_ready()  # refuse a random teacher before any heavy work
@@ -102,7 +117,8 @@ def do_train(args, cfg, device: str):
     bare = _unwrap(model)
     teacher_hook = None
     if cfg.train.get("eval_teacher", False) and hasattr(bare, "teacher"):
-        teacher_hook = TeacherEvalHook(lambda: do_test(cfg, bare.teacher, log_prefix="Teacher"))
+        teacher = bare.teacher_for_student_inputs() if hasattr(bare, "teacher_for_student_inputs") else bare.teacher
+        teacher_hook = TeacherEvalHook(lambda: do_test(cfg, teacher, log_prefix="Teacher"))
     trainer.register_hooks(
         [
             hooks.IterationTimer(),
@@ -132,7 +148,19 @@ def do_train(args, cfg, device: str):
     return trainer
 
 
+# Mistakes of the user (paths, keys, weights): one clear line and exit status 2, no traceback.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, TeacherWeightsError)
+
+
 def main(args):
+    try:
+        return _main(args)
+    except USER_ERRORS as e:
+        print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _main(args):
     cfg = load_config(args.config_file, args.opts)
     if not args.eval_only and comm.is_main_process():
         check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
@@ -140,6 +168,7 @@ def main(args):
     device = resolve_device(cfg.train.get("device", "auto"))
 
     if args.eval_only:
+        check_datasets(cfg)
         model = build_model(cfg, device)
         model = create_ddp_model(model, **({"device_ids": None} if device == "cpu" else {}))
         AtomicCheckpointer(model).load(cfg.train.init_checkpoint)

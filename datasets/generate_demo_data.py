@@ -768,7 +768,7 @@ def _ade_vocab():
     index = {name.split(",")[0].strip(): i + 1 for i, name in enumerate(ADE20K_SEM_SEG_CATEGORIES)}
     aliases = {"sign": "signboard", "stop sign": "signboard", "airplane": "plane", "dog": "animal",
                "cat": "animal", "horse": "animal", "cow": "animal", "sheep": "animal", "bird": "animal",
-               "motorbike": "minibike", "traffic light": "traffic light", "shelf": "shelf"}
+               "motorbike": "minibike"}
     concepts = set(THING_SHAPES) | {c for roles in (OUTDOOR, INDOOR) for k in ("top", "back", "ground")
                                     for c in roles[k]}
     vocab = {c: index[aliases.get(c, c)] for c in concepts if aliases.get(c, c) in index}

@@ -1,15 +1,111 @@
+"""Shared fixtures. Tests run from the repository root (configs are addressed relative to it).
+
+Datasets: the scripts under datasets/, generated demo data, and (re-)registration of Detectron2's
+builtin names and ours at a chosen root. Detectron2 registers its builtin datasets once, at import,
+under ``$DETECTRON2_DATASETS``; these fixtures re-register the names we use with Detectron2's own
+functions and put the original registrations back afterwards, so no subprocess is needed.
+"""
+import importlib.util
 import os
 
 import pytest
 import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import register_coco_instances
+from detectron2.data.datasets.builtin import register_all_ade20k, register_all_cityscapes
+from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
-# Tests run from the repository root (configs are addressed relative to it).
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from apd.data.datasets import register_pascal_context
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CITYSCAPES_NAMES = [f"cityscapes_fine_{task}_{split}" for task in ("instance_seg", "sem_seg")
+                    for split in ("train", "val", "test")]
+ADE20K_NAMES = ["ade20k_sem_seg_train", "ade20k_sem_seg_val"]
+COCO_NAMES = {"coco_2017_train": ("coco/train2017", "coco/annotations/instances_train2017.json"),
+              "coco_2017_val": ("coco/val2017", "coco/annotations/instances_val2017.json")}
+PASCAL_CONTEXT_NAMES = [f"pascal_context_{n}_sem_seg_{split}" for n in (59, 60) for split in ("train", "val")]
+ALL_NAMES = CITYSCAPES_NAMES + ADE20K_NAMES + list(COCO_NAMES) + PASCAL_CONTEXT_NAMES
+
+
+def load_dataset_script(name):
+    """Import ``datasets/<name>.py`` as a module (that folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "datasets", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def dataset_script():
+    """``dataset_script("prepare_cityscapes")`` -> that script as a module (cached)."""
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = load_dataset_script(name)
+        return cache[name]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def demo_datasets_root(tmp_path_factory, dataset_script):
+    """All four demo datasets (3 train / 2 val images each, seed 0), generated once per session."""
+    root = tmp_path_factory.mktemp("demo_datasets")
+    dataset_script("generate_demo_data").generate(str(root), seed=0, num_train=3, num_val=2)
+    return root
+
+
+def _remove(name):
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+
+
+@pytest.fixture
+def register_datasets_at():
+    """
+    ``register_datasets_at(root)`` registers the Cityscapes, ADE20K, COCO 2017 and
+    PASCAL-Context names under ``root`` (Detectron2's functions for the builtin ones); the
+    registrations in place before the test are restored at teardown.
+    """
+    saved = {
+        name: (DatasetCatalog[name], MetadataCatalog.get(name).as_dict())
+        for name in ALL_NAMES
+        if name in DatasetCatalog.list()
+    }
+
+    def register(root):
+        root = str(root)
+        for name in ALL_NAMES:
+            _remove(name)
+        register_all_cityscapes(root)
+        register_all_ade20k(root)
+        for name, (image_root, json_file) in COCO_NAMES.items():
+            register_coco_instances(name, _get_builtin_metadata("coco"), os.path.join(root, json_file),
+                                    os.path.join(root, image_root))
+        register_pascal_context(root)
+
+    yield register
+    for name in ALL_NAMES:
+        _remove(name)
+    for name, (func, meta) in saved.items():
+        DatasetCatalog.register(name, func)
+        MetadataCatalog.get(name).set(**{k: v for k, v in meta.items() if k != "name"})
+
+
+@pytest.fixture
+def demo_datasets(demo_datasets_root, register_datasets_at):
+    """The demo root, with all dataset names we use registered under it for this test."""
+    register_datasets_at(demo_datasets_root)
+    return demo_datasets_root
 
 
 @pytest.fixture(autouse=True)
 def _repo_root_cwd(monkeypatch):
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(REPO)
 
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -7,6 +7,4 @@ from .faster_rcnn_R_50_FPN_1x_demo import dataloader, lr_multiplier, model, opti
 
 model.backbone.bottom_up.stages.depth = 101
 
-train.max_iter = 200
-train.eval_period = train.checkpointer.period = train.max_iter
 train.output_dir = "./output/demo/faster_rcnn_R_101_FPN_3x"

@@ -13,10 +13,10 @@ from detectron2.config import LazyCall as L
 from .faster_rcnn_R_50_FPN_1x import dataloader, lr_multiplier, model, optimizer, train
 
 dataloader.train.mapper.augmentations = [
-    L(T.ResizeShortestEdge)(short_edge_length=(224, 256, 288), sample_style="choice", max_size=448),
+    L(T.ResizeShortestEdge)(short_edge_length=(192, 224, 256), sample_style="choice", max_size=384),
     L(T.RandomFlip)(horizontal=True),
 ]
-dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=256, max_size=448)]
+dataloader.test.mapper.augmentations = [L(T.ResizeShortestEdge)(short_edge_length=224, max_size=384)]
 dataloader.train.total_batch_size = 2
 dataloader.train.num_workers = dataloader.test.num_workers = 2
 

@@ -6,6 +6,4 @@ from .mask_rcnn_R_50_FPN_1x_demo import dataloader, lr_multiplier, model, optimi
 
 model.backbone.bottom_up.stages.depth = 101
 
-train.max_iter = 200
-train.eval_period = train.checkpointer.period = train.max_iter
 train.output_dir = "./output/demo/mask_rcnn_R_101_FPN_3x"

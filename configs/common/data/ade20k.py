@@ -12,6 +12,7 @@ from detectron2.data import (
 )
 from detectron2.evaluation import SemSegEvaluator
 
+from apd.evaluation import load_sem_seg_gt
 from apd.data.dataset_mapper import SemSegDatasetMapper
 from apd.data.samplers import build_resumable_train_loader
 from apd.data.transforms import build_test_augmentations, build_train_augmentations
@@ -56,4 +57,5 @@ dataloader.test = L(build_detection_test_loader)(
     num_workers=4,
 )
 
-dataloader.evaluator = L(SemSegEvaluator)(dataset_name="${..test.dataset.names}")
+dataloader.evaluator = L(SemSegEvaluator)(
+    dataset_name="${..test.dataset.names}", sem_seg_loading_fn=load_sem_seg_gt)

@@ -54,7 +54,8 @@ def tiny_rcnn(seed=0, fc_dim=32, mask_on=False, input_format="BGR", pixel_mean=(
 def make_inputs(with_instances=True, mask=False):
     g = torch.Generator().manual_seed(1)
     inputs = []
-    for boxes, classes in (([[4.0, 6.0, 40.0, 44.0], [20.0, 10.0, 60.0, 50.0]], [0, 2]), ([[8.0, 8.0, 30.0, 56.0]], [1])):
+    annotations = (([[4.0, 6.0, 40.0, 44.0], [20.0, 10.0, 60.0, 50.0]], [0, 2]), ([[8.0, 8.0, 30.0, 56.0]], [1]))
+    for boxes, classes in annotations:
         image = torch.randint(0, 256, (3, 64, 64), generator=g, dtype=torch.uint8)
         instances = Instances((64, 64))
         if not with_instances:
@@ -70,12 +71,12 @@ def make_inputs(with_instances=True, mask=False):
     return inputs
 
 
-def apd_head(student_channels=32, teacher_channels=32, seed=0):
+def apd_head(student_channels=32, teacher_channels=32, seed=0, num_classes=NUM_CLASSES):
     torch.manual_seed(seed)
     return APDHead(
         student_channels=student_channels,
         teacher_channels=teacher_channels,
-        num_classes=NUM_CLASSES,
+        num_classes=num_classes,
         hidden_dim=16,
         embed_dim=8,
         ignore_value=-1,
@@ -206,6 +207,20 @@ def test_images_without_instances_give_zero_apd_and_finite_total(tmp_path):
     total = sum(losses.values())
     assert torch.isfinite(total)
     total.backward()
+    # Zeros stay in the graph: every adapter parameter gets a (zero) gradient, as DDP requires.
+    assert all(p.grad is not None for p in model.apd_head.parameters())
+
+
+def test_background_prototype_option(tmp_path):
+    # Background ROIs (label K) become class K of a (K+1)-class APD head: on images without objects
+    # the background is the one present class, so loss_apd = 0 (softmax over one prototype) but the
+    # teacher adapter's CE, log(1 + K·e^{−τ·cos}) summed over ROIs, is > 0 (0 without the option).
+    model = build(tmp_path, apd_head=apd_head(num_classes=NUM_CLASSES + 1), include_background_proto=True)
+    losses = train_step(model, make_inputs(with_instances=False))
+    torch.testing.assert_close(losses["loss_apd"], torch.zeros(()))
+    assert losses["loss_adapt"] > 0
+    with pytest.raises(ValueError, match="apd_head.num_classes=3"):
+        build(tmp_path, include_background_proto=True)
 
 
 def test_loss_weights_scale_terms_and_unknown_key_is_rejected(tmp_path):

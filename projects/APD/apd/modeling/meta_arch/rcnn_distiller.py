@@ -213,9 +213,9 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
             return self.inference(batched_inputs)
         self.check_teacher_ready()
 
-        images = self.preprocess_image(batched_inputs)
         if "instances" not in batched_inputs[0]:
             raise ValueError("RCNNDistiller training needs 'instances' (ground truth) in batched_inputs.")
+        images = self.preprocess_image(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         features = self.backbone(images.tensor)
 

@@ -1,0 +1,16 @@
+"""Demo APD: the demo teacher → the demo student, the official loss recipe (KD + APD + PA, weights 10).
+
+    python train_net.py --config-file configs/demo/apd_pspnet_r18_demo.py \
+        model.teacher_weights=output/demo/teacher/model_final.pth
+"""
+from detectron2.config import LazyConfig
+
+from ..apd_pspnet_r18 import adapter_optimizer, model
+from .pspnet_r18_demo import dataloader, lr_multiplier, optimizer, train
+
+model.student = LazyConfig.load_rel("pspnet_r18_demo.py", "model")
+model.teacher = LazyConfig.load_rel("pspnet_r50_demo.py", "model")
+model.teacher_weights = "output/demo/teacher/model_final.pth"
+model.distill_heads.apd.hidden_dim = 64
+model.distill_heads.apd.embed_dim = 64
+train.output_dir = "./output/demo/apd"
