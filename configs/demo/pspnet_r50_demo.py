@@ -19,9 +19,9 @@ model.sem_seg_head.aux_channels = 64
 model.sliding_window = None
 
 train.init_checkpoint = ""  # no ImageNet weights offline: random init
-train.max_iter = 600
-train.eval_period = 600
-train.checkpointer.period = 200
+train.max_iter = 500
+train.eval_period = 500
+train.checkpointer.period = 250
 train.log_period = 20
 train.output_dir = "./output/demo/teacher"
 optimizer.lr = 0.01

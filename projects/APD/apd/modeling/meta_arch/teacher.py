@@ -78,7 +78,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     state = {}
     for k, v in data.items():
         if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v))
+            v = torch.from_numpy(np.ascontiguousarray(v).reshape(v.shape))
         if isinstance(v, torch.Tensor):
             state[k] = v
     if not state:

@@ -1,0 +1,661 @@
+"""Checkpoint converters: rename the keys of checkpoints trained elsewhere to this project's module names.
+
+Every converter is a pure function ``state -> state`` over a flat ``{name: tensor}`` dict (a checkpoint
+container such as ``{"state_dict": ...}`` / ``{"model_state_dict": ...}`` and a DDP ``module.`` prefix are
+unwrapped first, see :func:`unwrap_state_dict`). Keys are renamed by explicit rules; tensors are never
+changed. A source key that no rule knows is an error that lists every such key: nothing is silently
+dropped, apart from the documented ImageNet classifiers. The output keys are those of a
+:class:`~apd.modeling.meta_arch.segmentor.Segmentor` (``backbone.*``, ``sem_seg_head.*``), so the result
+can be a ``train.init_checkpoint`` of a student config or the ``model.teacher_weights`` of a distiller.
+
+==============================  ================================================  ==========================
+source                          source layout                                     target
+==============================  ================================================  ==========================
+torchvision ResNet-18..152      ``conv1 bn1 layer1..4 fc``                        ``DilatedResNet(deep_stem=False)``
+semseg / APD "resnet*_v2"       ``conv1..3 bn1..3 layer1..4 fc`` (deep stem)      ``DilatedResNet(deep_stem=True)``
+torchvision MobileNetV2         ``features.0..18 classifier``                     ``DilatedMobileNetV2``
+official APD PSPNet             ``layer0..4 ppm.features ppm.merge cls.0 aux``    ``DilatedResNet + PSPHead``
+semseg PSPNet                   ``layer0..4 ppm.features cls.{0,1,4} aux``        ``DilatedResNet + PSPHead``
+official APD DeepLabV3          ``layer0..4 ppm.{image_pool,aspp_modules,``       ``DilatedResNet + ASPPHead``
+                                ``bottleneck} cls.0 aux``
+CIRKD DeepLabV3 (backbone)      ``pretrained.* head.* auxlayer.*``                ``DilatedResNet`` only
+==============================  ================================================  ==========================
+
+ImageNet classifiers (``fc.*``, ``features.18.*``, ``classifier.*``) are dropped. The heads of ImageNet
+checkpoints do not exist, so loading them into a full model leaves ``sem_seg_head.*`` missing (expected
+for an ImageNet init; Detectron2's checkpointer loads non-strictly and lists them).
+
+Architecture flags the converted weights need (the keys alone do not carry them):
+
+- official APD / semseg PSPNet and DeepLabV3: ``DilatedResNet(deep_stem=True)``, output stride 8, default
+  (PSPNet) dilation placement except for the 60-class PASCAL-Context models (``torchvision_dilation=True``);
+  heads with ``align_corners=True``; APD DeepLabV3 rates (12, 24, 36), 512-channel branches.
+- CIRKD DeepLabV3: ``DilatedResNet(deep_stem=True, torchvision_dilation=True)`` (its ResNetV1b places the
+  dilation as torchvision does, also for ResNet-18).
+
+CIRKD's DeepLabV3 head cannot be converted: its ASPP concatenates the five branches in a different order
+and then applies a 1×1 projection (``head.aspp.project``: 5·C→C conv, BN, ReLU, Dropout(0.5)) before the
+3×3 ``head.block``; :class:`~apd.modeling.heads.aspp_head.ASPPHead` (the APD repo's mmseg-style head) has
+no projection, so ``head.block.0`` (C→C) has no counterpart of the right shape. Convert its backbone
+with ``backbone_only=True``.
+
+The second half of this module holds the checks the ``tools/convert_*.py`` command lines run against a
+model built from a config (:func:`build_model_from_config`, :func:`compare_with_model`).
+"""
+import pickle
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "ConversionError",
+    "ConversionResult",
+    "unwrap_state_dict",
+    "convert",
+    "convert_torchvision_resnet",
+    "convert_torchvision_mobilenet_v2",
+    "convert_official_apd_pspnet",
+    "convert_official_apd_deeplabv3",
+    "convert_official_apd",
+    "convert_cirkd_deeplabv3",
+    "add_prefix",
+    "summarize_keys",
+    "ModelComparison",
+    "compare_with_model",
+    "build_model_from_config",
+    "read_checkpoint",
+    "format_conversion_report",
+]
+
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "model_state")
+_BN = r"(?P<bn>weight|bias|running_mean|running_var|num_batches_tracked)"
+_WB = r"(?P<wb>weight|bias)"
+# marks a source key whose module has no counterpart in this project (reported, never dropped silently)
+_NO_COUNTERPART = object()
+_DROP = None
+
+
+class ConversionError(ValueError):
+    """A checkpoint does not have the layout a converter expects (the message lists the keys)."""
+
+
+@dataclass
+class ConversionResult:
+    """Output of :func:`convert`.
+
+    Attributes:
+        state: the converted ``{target name: tensor}`` dict.
+        renamed: ``{source name: target name}`` for every converted key.
+        dropped: source keys deliberately left out (ImageNet classifiers, or the head with
+            ``backbone_only``).
+        source: the converter's name (e.g. "official_apd_pspnet (apd layout)").
+    """
+
+    state: Dict[str, torch.Tensor]
+    renamed: Dict[str, str] = field(default_factory=dict)
+    dropped: List[str] = field(default_factory=list)
+    source: str = ""
+
+
+def _format_keys(keys: Sequence[str], limit: int = 40) -> str:
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
+    """The flat ``{name: tensor}`` dict inside a checkpoint.
+
+    Descends into the first of ``state_dict``, ``model_state_dict``, ``model``, ``model_state`` that holds
+    a mapping (the official APD / semseg files are ``{"epoch", "state_dict", "optimizer"}``), turns numpy
+    arrays into tensors, and strips a ``module.`` prefix (DDP / DataParallel) when every key has it.
+
+    Raises:
+        ConversionError: not a mapping, a non-tensor value, or no tensors at all.
+    """
+    if not isinstance(checkpoint, Mapping):
+        raise ConversionError(f"A checkpoint must be a mapping, got {type(checkpoint).__name__}")
+    for key in _CONTAINER_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint = checkpoint[key]
+            break
+    state: Dict[str, torch.Tensor] = {}
+    bad = []
+    for name, value in checkpoint.items():
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(np.ascontiguousarray(value).reshape(value.shape))  # keeps 0-d arrays 0-d
+        if not isinstance(value, torch.Tensor):
+            bad.append(f"{name} ({type(value).__name__})")
+            continue
+        state[str(name)] = value
+    if bad:
+        raise ConversionError(f"The state dict holds values that are not tensors: {_format_keys(bad)}")
+    if not state:
+        raise ConversionError("The checkpoint holds no tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+# ----------------------------------------------------------------------------------------------- rules
+class _KeyMap:
+    """Ordered ``(regex, target)`` rules; the first rule whose pattern fully matches a key applies.
+
+    ``target`` is a ``re.Match.expand`` template, ``_DROP`` (leave the key out, listed in ``dropped``) or
+    ``_NO_COUNTERPART`` (an error: the module does not exist in this project).
+    """
+
+    def __init__(self, name: str, rules: Sequence[Tuple[str, object]], layout_hint: str):
+        self.name = name
+        self.rules = [(re.compile(pattern), target) for pattern, target in rules]
+        self.layout_hint = layout_hint
+
+    def apply(self, state: Mapping[str, torch.Tensor]) -> ConversionResult:
+        out: Dict[str, torch.Tensor] = {}
+        renamed: Dict[str, str] = {}
+        dropped, unmapped, unsupported = [], [], []
+        sources_of: Dict[str, List[str]] = {}
+        for key, value in state.items():
+            for pattern, target in self.rules:
+                match = pattern.fullmatch(key)
+                if match is None:
+                    continue
+                if target is _DROP:
+                    dropped.append(key)
+                elif target is _NO_COUNTERPART:
+                    unsupported.append(key)
+                else:
+                    new_key = match.expand(target)
+                    sources_of.setdefault(new_key, []).append(key)
+                    out[new_key] = value
+                    renamed[key] = new_key
+                break
+            else:
+                unmapped.append(key)
+        if unmapped:
+            raise ConversionError(
+                f"{self.name}: {len(unmapped)} checkpoint keys match no rule: {_format_keys(unmapped, 200)}. "
+                f"Expected layout: {self.layout_hint}"
+            )
+        if unsupported:
+            raise ConversionError(
+                f"{self.name}: {len(unsupported)} checkpoint keys belong to modules this project does not "
+                f"have: {_format_keys(unsupported, 200)}"
+            )
+        clashes = {k: v for k, v in sources_of.items() if len(v) > 1}
+        if clashes:
+            desc = [f"{k} <- {v}" for k, v in clashes.items()]
+            raise ConversionError(f"{self.name}: several source keys map to one name: {_format_keys(desc)}")
+        return ConversionResult(state=out, renamed=renamed, dropped=dropped, source=self.name)
+
+
+def _resnet_block_rules(source_prefix: str) -> List[Tuple[str, object]]:
+    """``layer{1..4}.{i}.{conv,bn}{1,2,3}`` / ``downsample.{0,1}``: identical names in the target."""
+    p = re.escape(source_prefix)
+    return [
+        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.(?P<m>conv[123])\.weight", r"backbone.layer\g<s>.\g<i>.\g<m>.weight"),
+        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.(?P<m>bn[123])\." + _BN, r"backbone.layer\g<s>.\g<i>.\g<m>.\g<bn>"),
+        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.downsample\.0\.weight", r"backbone.layer\g<s>.\g<i>.downsample.0.weight"),
+        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.downsample\.1\." + _BN, r"backbone.layer\g<s>.\g<i>.downsample.1.\g<bn>"),
+    ]
+
+
+def _stem_rules(source_prefix: str, deep_stem: bool) -> List[Tuple[str, object]]:
+    p = re.escape(source_prefix)
+    convs = "123" if deep_stem else "1"
+    return [
+        (p + rf"(?P<m>conv[{convs}])\.weight", r"backbone.\g<m>.weight"),
+        (p + rf"(?P<m>bn[{convs}])\." + _BN, r"backbone.\g<m>.\g<bn>"),
+    ]
+
+
+# official APD / semseg segmentation models wrap the deep stem as layer0 = Sequential(conv1, bn1, relu,
+# conv2, bn2, relu, conv3, bn3, relu, maxpool)
+_LAYER0_RULES = [
+    (r"layer0\.0\.weight", "backbone.conv1.weight"),
+    (r"layer0\.1\." + _BN, r"backbone.bn1.\g<bn>"),
+    (r"layer0\.3\.weight", "backbone.conv2.weight"),
+    (r"layer0\.4\." + _BN, r"backbone.bn2.\g<bn>"),
+    (r"layer0\.6\.weight", "backbone.conv3.weight"),
+    (r"layer0\.7\." + _BN, r"backbone.bn3.\g<bn>"),
+]
+# aux = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv) -> FCNAuxHead(conv [d2 Conv2d + norm], classifier)
+_AUX_RULES = [
+    (r"aux\.0\.weight", "sem_seg_head.aux_head.conv.weight"),
+    (r"aux\.1\." + _BN, r"sem_seg_head.aux_head.conv.norm.\g<bn>"),
+    (r"aux\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
+]
+# PPM branches: Sequential(AdaptiveAvgPool2d, 1×1 conv, BN, ReLU) -> stages.{i} = Sequential(pool, d2 Conv2d)
+_PPM_RULES = [
+    (r"ppm\.features\.(?P<i>\d+)\.1\.weight", r"sem_seg_head.ppm.stages.\g<i>.1.weight"),
+    (r"ppm\.features\.(?P<i>\d+)\.2\." + _BN, r"sem_seg_head.ppm.stages.\g<i>.1.norm.\g<bn>"),
+]
+_SEGMENTATION_BACKBONE_RULES = _LAYER0_RULES + _resnet_block_rules("")
+
+_APD_PSPNET = _KeyMap(
+    "official_apd_pspnet (apd layout)",
+    _SEGMENTATION_BACKBONE_RULES
+    + _PPM_RULES
+    + [
+        # APD's PPM owns the merge conv: merge = Sequential(3×3 conv, BN, ReLU, Dropout2d); cls = 1×1 conv
+        (r"ppm\.merge\.0\.weight", "sem_seg_head.merge.0.weight"),
+        (r"ppm\.merge\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
+        (r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+    ]
+    + _AUX_RULES,
+    "APD model/pspnet.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.features.{i}.{1,2}, "
+    "ppm.merge.{0,1}, cls.0, aux.{0,1,4}",
+)
+_SEMSEG_PSPNET = _KeyMap(
+    "official_apd_pspnet (semseg layout)",
+    _SEGMENTATION_BACKBONE_RULES
+    + _PPM_RULES
+    + [
+        # semseg: cls = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv)
+        (r"cls\.0\.weight", "sem_seg_head.merge.0.weight"),
+        (r"cls\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
+        (r"cls\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+    ]
+    + _AUX_RULES,
+    "semseg model/pspnet.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.features.{i}.{1,2}, "
+    "cls.{0,1,4}, aux.{0,1,4}",
+)
+# mmcv ConvModule names its parts conv / bn; APD's ASPPHead: image_pool = Sequential(pool, ConvModule),
+# aspp_modules = [ConvModule(1×1), ConvModule(3×3, d) ...], bottleneck = ConvModule(3×3)
+_APD_DEEPLABV3 = _KeyMap(
+    "official_apd_deeplabv3",
+    _SEGMENTATION_BACKBONE_RULES
+    + [
+        (r"ppm\.image_pool\.1\.conv\.weight", "sem_seg_head.aspp.image_pool.1.weight"),
+        (r"ppm\.image_pool\.1\.bn\." + _BN, r"sem_seg_head.aspp.image_pool.1.norm.\g<bn>"),
+        (r"ppm\.aspp_modules\.(?P<j>\d+)\.conv\.weight", r"sem_seg_head.aspp.branches.\g<j>.weight"),
+        (r"ppm\.aspp_modules\.(?P<j>\d+)\.bn\." + _BN, r"sem_seg_head.aspp.branches.\g<j>.norm.\g<bn>"),
+        (r"ppm\.bottleneck\.conv\.weight", "sem_seg_head.bottleneck.0.weight"),
+        (r"ppm\.bottleneck\.bn\." + _BN, r"sem_seg_head.bottleneck.0.norm.\g<bn>"),
+        (r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+    ]
+    + _AUX_RULES,
+    "APD model/deeplabv3.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.image_pool.1.{conv,bn}, "
+    "ppm.aspp_modules.{j}.{conv,bn}, ppm.bottleneck.{conv,bn}, cls.0, aux.{0,1,4}",
+)
+
+_CIRKD_BACKBONE_RULES = _stem_rules("pretrained.", deep_stem=True) + _resnet_block_rules("pretrained.")
+# CIRKD models/deeplabv3.py head. Branch order there: b0 (1×1), b1..b3 (3×3 atrous), b4 (image pooling);
+# ASPPHead: image_pool, branches[0] (1×1), branches[1..3] (3×3 atrous).
+_CIRKD_HEAD_RULES = [
+    (r"head\.aspp\.b0\.0\.weight", "sem_seg_head.aspp.branches.0.weight"),
+    (r"head\.aspp\.b0\.1\." + _BN, r"sem_seg_head.aspp.branches.0.norm.\g<bn>"),
+    (r"head\.aspp\.b(?P<j>[123])\.block\.0\.weight", r"sem_seg_head.aspp.branches.\g<j>.weight"),
+    (r"head\.aspp\.b(?P<j>[123])\.block\.1\." + _BN, r"sem_seg_head.aspp.branches.\g<j>.norm.\g<bn>"),
+    (r"head\.aspp\.b4\.gap\.1\.weight", "sem_seg_head.aspp.image_pool.1.weight"),
+    (r"head\.aspp\.b4\.gap\.2\." + _BN, r"sem_seg_head.aspp.image_pool.1.norm.\g<bn>"),
+    # 1×1 projection after the concatenation: ASPPHead has none (see the module docstring)
+    (r"head\.aspp\.project\.[01]\..+", _NO_COUNTERPART),
+    # block = Sequential(3×3 conv C→C, BN, ReLU, Dropout, 1×1 conv): named like ASPPHead's bottleneck, but
+    # ASPPHead's bottleneck reads the 5·C concatenation (shape differs; only usable with a projection)
+    (r"head\.block\.0\.weight", "sem_seg_head.bottleneck.0.weight"),
+    (r"head\.block\.1\." + _BN, r"sem_seg_head.bottleneck.0.norm.\g<bn>"),
+    (r"head\.block\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+    # auxlayer = _FCNHead: block = Sequential(3×3 conv in→in/4, BN, ReLU, Dropout, 1×1 conv)
+    (r"auxlayer\.block\.0\.weight", "sem_seg_head.aux_head.conv.weight"),
+    (r"auxlayer\.block\.1\." + _BN, r"sem_seg_head.aux_head.conv.norm.\g<bn>"),
+    (r"auxlayer\.block\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
+]
+_CIRKD_LAYOUT = (
+    "CIRKD models/deeplabv3.py: pretrained.{conv1..3,bn1..3,layer1..4}, head.aspp.{b0..b4,project}, "
+    "head.block.{0,1,4}, auxlayer.block.{0,1,4}"
+)
+_CIRKD_DEEPLABV3 = _KeyMap("cirkd_deeplabv3", _CIRKD_BACKBONE_RULES + _CIRKD_HEAD_RULES, _CIRKD_LAYOUT)
+_CIRKD_DEEPLABV3_BACKBONE = _KeyMap(
+    "cirkd_deeplabv3 (backbone only)",
+    _CIRKD_BACKBONE_RULES + [(r"(head|auxlayer)\..+", _DROP)],
+    _CIRKD_LAYOUT,
+)
+
+
+# ------------------------------------------------------------------------------------------ converters
+def _torchvision_resnet(state: Mapping[str, torch.Tensor], deep_stem: Optional[bool] = None) -> ConversionResult:
+    """See :func:`convert_torchvision_resnet`."""
+    state = unwrap_state_dict(state)
+    has_deep_stem = "conv2.weight" in state or "conv3.weight" in state
+    if deep_stem is None:
+        deep_stem = has_deep_stem
+    stem = "deep stem conv1..3/bn1..3" if deep_stem else "7×7 stem conv1/bn1"
+    hint = f"torchvision-style ResNet with a {stem}: conv1, bn1, ..., layer1..4.{{i}}.*, fc (dropped)"
+    if has_deep_stem and not deep_stem:
+        hint += " (this checkpoint has conv2/conv3: a deep-stem 'resnet*_v2' checkpoint? use deep_stem=True)"
+    name = "torchvision_resnet (deep stem)" if deep_stem else "torchvision_resnet"
+    rules = _stem_rules("", deep_stem) + _resnet_block_rules("") + [(r"fc\." + _WB, _DROP)]
+    return _KeyMap(name, rules, hint).apply(state)
+
+
+def _torchvision_mobilenet_v2(state: Mapping[str, torch.Tensor]) -> ConversionResult:
+    """See :func:`convert_torchvision_mobilenet_v2`."""
+    block = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.0|1\.0|1|2)\.weight"
+    block_bn = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.1|1\.1|2|3)\." + _BN
+    rules = [
+        (r"features\.0\.0\.weight", "backbone.features.0.0.weight"),
+        (r"features\.0\.1\." + _BN, r"backbone.features.0.1.\g<bn>"),
+        (r"features\." + block, r"backbone.features.\g<n>.conv.\g<j>.weight"),
+        (r"features\." + block_bn, r"backbone.features.\g<n>.conv.\g<j>.\g<bn>"),
+        # last 1×1 conv to 1280 channels and the ImageNet classifier: not part of the segmentation trunk
+        (r"features\.18\.0\.weight", _DROP),
+        (r"features\.18\.1\." + _BN, _DROP),
+        (r"classifier\.1\." + _WB, _DROP),
+    ]
+    hint = "torchvision mobilenet_v2: features.0..17 (conv.{0.0,0.1,1.0,1.1,1,2,3}), features.18, classifier"
+    return _KeyMap("torchvision_mobilenet_v2", rules, hint).apply(unwrap_state_dict(state))
+
+
+def _detect_pspnet_layout(state: Mapping[str, torch.Tensor]) -> str:
+    if any(k.startswith("ppm.merge.") for k in state):
+        return "apd"
+    if any(k.startswith(("cls.1.", "cls.4.")) for k in state):
+        return "semseg"
+    cls_keys = sorted(k for k in state if k.startswith("cls."))
+    raise ConversionError(
+        "official_apd_pspnet: cannot tell the PSPNet layout: no ppm.merge.* (APD model/pspnet.py) and no "
+        f"cls.1.* / cls.4.* (semseg model/pspnet.py); cls keys found: {cls_keys or 'none'}"
+    )
+
+
+def _official_apd_pspnet(state: Mapping[str, torch.Tensor], layout: Optional[str] = None) -> ConversionResult:
+    """See :func:`convert_official_apd_pspnet`."""
+    state = unwrap_state_dict(state)
+    if layout is None:
+        layout = _detect_pspnet_layout(state)
+    maps = {"apd": _APD_PSPNET, "semseg": _SEMSEG_PSPNET}
+    if layout not in maps:
+        raise ValueError(f"official_apd_pspnet: layout={layout!r} is not one of {sorted(maps)} or None")
+    return maps[layout].apply(state)
+
+
+def _official_apd_deeplabv3(state: Mapping[str, torch.Tensor]) -> ConversionResult:
+    """See :func:`convert_official_apd_deeplabv3`."""
+    return _APD_DEEPLABV3.apply(unwrap_state_dict(state))
+
+
+def _official_apd(state: Mapping[str, torch.Tensor], layout: Optional[str] = None) -> ConversionResult:
+    """See :func:`convert_official_apd`."""
+    state = unwrap_state_dict(state)
+    if any(k.startswith(("ppm.image_pool.", "ppm.aspp_modules.", "ppm.bottleneck.")) for k in state):
+        return _official_apd_deeplabv3(state)
+    if any(k.startswith("ppm.features.") for k in state):
+        return _official_apd_pspnet(state, layout=layout)
+    top = sorted({k.split(".")[0] for k in state})
+    raise ConversionError(
+        "official_apd: neither a PSPNet (ppm.features.*) nor a DeepLabV3 (ppm.image_pool.*, "
+        f"ppm.aspp_modules.*) checkpoint; its top-level modules are {top}"
+    )
+
+
+def _cirkd_deeplabv3(state: Mapping[str, torch.Tensor], backbone_only: bool = False) -> ConversionResult:
+    """See :func:`convert_cirkd_deeplabv3`."""
+    state = unwrap_state_dict(state)
+    if backbone_only:
+        return _CIRKD_DEEPLABV3_BACKBONE.apply(state)
+    try:
+        return _CIRKD_DEEPLABV3.apply(state)
+    except ConversionError as e:
+        if "modules this project does not have" not in str(e):
+            raise
+        raise ConversionError(
+            f"{e}. CIRKD's ASPP ends with a 1×1 projection (head.aspp.project: 5·C→C conv, BN, ReLU, "
+            "Dropout(0.5)) that apd's ASPPHead does not have, and its head.block.0 then reads C channels "
+            "where ASPPHead's bottleneck reads 5·C: the head cannot be converted. Convert the backbone only "
+            "(backbone_only=True / --backbone-only)."
+        ) from None
+
+
+_CONVERTERS: Dict[str, Callable[..., ConversionResult]] = {
+    "torchvision_resnet": _torchvision_resnet,
+    "torchvision_mobilenet_v2": _torchvision_mobilenet_v2,
+    "official_apd_pspnet": _official_apd_pspnet,
+    "official_apd_deeplabv3": _official_apd_deeplabv3,
+    "official_apd": _official_apd,
+    "cirkd_deeplabv3": _cirkd_deeplabv3,
+}
+
+
+def convert(source: str, state: Mapping, **options) -> ConversionResult:
+    """Convert ``state`` (a state dict or checkpoint container) from layout ``source``.
+
+    Args:
+        source: one of "torchvision_resnet", "torchvision_mobilenet_v2", "official_apd_pspnet",
+            "official_apd_deeplabv3", "official_apd" (PSPNet or DeepLabV3, detected),
+            "cirkd_deeplabv3".
+        options: keyword options of the matching ``convert_*`` function.
+    Returns:
+        :class:`ConversionResult` (the state plus the rename table and the dropped keys).
+    Raises:
+        ConversionError: unmapped keys, keys without a counterpart, or an undetectable layout.
+    """
+    if source not in _CONVERTERS:
+        raise ValueError(f"Unknown converter source {source!r}; choose from {sorted(_CONVERTERS)}")
+    return _CONVERTERS[source](state, **options)
+
+
+def convert_torchvision_resnet(state: Mapping, *, deep_stem: Optional[bool] = None) -> Dict[str, torch.Tensor]:
+    """ImageNet ResNet → ``DilatedResNet`` backbone keys (``backbone.*``), ``fc.*`` dropped.
+
+    Args:
+        state: a torchvision ``resnet18/34/50/101/152`` state dict (``deep_stem=False`` target), or a
+            semseg / APD ``resnet*_v2`` deep-stem ImageNet checkpoint (``conv1..3``, ``bn1..3``;
+            ``deep_stem=True`` target).
+        deep_stem: expected stem; None detects it (``conv2.weight`` present → deep stem).
+    """
+    return _torchvision_resnet(state, deep_stem=deep_stem).state
+
+
+def convert_torchvision_mobilenet_v2(state: Mapping) -> Dict[str, torch.Tensor]:
+    """torchvision ``mobilenet_v2`` → ``DilatedMobileNetV2`` keys: ``features.0..17`` → ``backbone.features.*``;
+    ``features.18`` (1×1 conv to 1280) and ``classifier`` dropped."""
+    return _torchvision_mobilenet_v2(state).state
+
+
+def convert_official_apd_pspnet(state: Mapping, *, layout: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Official APD (``model/pspnet.py``) or semseg PSPNet checkpoint → ``Segmentor(DilatedResNet, PSPHead)``.
+
+    Key map (``module.`` and the ``state_dict`` / ``model_state_dict`` container are unwrapped first)::
+
+        layer0.{0,1,3,4,6,7}            backbone.{conv1,bn1,conv2,bn2,conv3,bn3}
+        layer{1..4}.*                   backbone.layer{1..4}.*
+        ppm.features.{i}.1 / .2         sem_seg_head.ppm.stages.{i}.1 / .1.norm
+        apd:    ppm.merge.0 / .1        sem_seg_head.merge.0 / .0.norm
+                cls.0                   sem_seg_head.classifier
+        semseg: cls.0 / cls.1           sem_seg_head.merge.0 / .0.norm
+                cls.4                   sem_seg_head.classifier
+        aux.0 / aux.1 / aux.4           sem_seg_head.aux_head.conv / .conv.norm / .classifier
+
+    Args:
+        layout: "apd" (the PPM owns the 3×3 merge conv, ``cls`` is the 1×1 classifier), "semseg"
+            (``cls`` = 3×3 conv, BN, ReLU, Dropout, 1×1 conv) or None to detect it.
+    """
+    return _official_apd_pspnet(state, layout=layout).state
+
+
+def convert_official_apd_deeplabv3(state: Mapping) -> Dict[str, torch.Tensor]:
+    """Official APD DeepLabV3 (``model/deeplabv3.py``, mmcv ``ConvModule`` names) →
+    ``Segmentor(DilatedResNet, ASPPHead)``: ``ppm.image_pool.1`` → ``sem_seg_head.aspp.image_pool.1``,
+    ``ppm.aspp_modules.{j}`` → ``sem_seg_head.aspp.branches.{j}``, ``ppm.bottleneck`` →
+    ``sem_seg_head.bottleneck.0`` (``conv``/``bn`` → weight/``norm``), ``cls.0`` → classifier; backbone and
+    ``aux`` as :func:`convert_official_apd_pspnet`."""
+    return _official_apd_deeplabv3(state).state
+
+
+def convert_official_apd(state: Mapping, *, layout: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """:func:`convert_official_apd_pspnet` or :func:`convert_official_apd_deeplabv3`, picked from the keys."""
+    return _official_apd(state, layout=layout).state
+
+
+def convert_cirkd_deeplabv3(state: Mapping, *, backbone_only: bool = False) -> Dict[str, torch.Tensor]:
+    """CIRKD DeepLabV3 (``models/deeplabv3.py``, ResNetV1b deep-stem backbone ``pretrained.*``).
+
+    ``pretrained.{conv1..3,bn1..3,layer1..4}.*`` → ``backbone.*`` (target:
+    ``DilatedResNet(deep_stem=True, torchvision_dilation=True)``). The head cannot be converted (see the
+    module docstring): without ``backbone_only`` a checkpoint with ``head.aspp.project.*`` raises
+    :class:`ConversionError`; with it, ``head.*`` and ``auxlayer.*`` are dropped.
+    """
+    return _cirkd_deeplabv3(state, backbone_only=backbone_only).state
+
+
+def add_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """``{prefix + k: v}``, e.g. ``prefix="student."`` to initialise a distiller's student."""
+    return {prefix + k: v for k, v in state.items()}
+
+
+def summarize_keys(keys: Iterable[str], depth: int = 2) -> Dict[str, int]:
+    """Number of keys per dotted prefix of ``depth`` components (``backbone.layer1``: 60), in first-seen order."""
+    counts: Counter = Counter()
+    order: List[str] = []
+    for key in keys:
+        prefix = ".".join(key.split(".")[:depth])
+        if prefix not in counts:
+            order.append(prefix)
+        counts[prefix] += 1
+    return {p: counts[p] for p in order}
+
+
+# ------------------------------------------------------------------ checks against a target model (CLIs)
+@dataclass
+class ModelComparison:
+    """Converted keys vs a model's ``state_dict()``.
+
+    ``missing``: model keys absent from the checkpoint (``num_batches_tracked`` excluded);
+    ``unexpected``: checkpoint keys the model does not have; ``mismatched``: "key (checkpoint shape vs
+    model shape)" strings; ``extra_buffers``: checkpoint ``num_batches_tracked`` keys the model has no
+    slot for (e.g. FrozenBN), left out of ``unexpected``.
+    """
+
+    missing: List[str]
+    unexpected: List[str]
+    mismatched: List[str]
+    extra_buffers: List[str]
+
+    def errors(self, allow_missing: Callable[[str], bool] = lambda key: False, limit: int = 60) -> List[str]:
+        """Error lines (empty when the checkpoint fits); missing keys for which ``allow_missing`` is
+        true are not errors (a backbone-only checkpoint leaves the head missing). Each list shows its
+        count per prefix and its first ``limit`` keys; a consistent prefix difference between the
+        unexpected and the missing keys is pointed out."""
+        lines = []
+        missing = [k for k in self.missing if not allow_missing(k)]
+        for title, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", self.unexpected),
+            ("shape mismatches", self.mismatched),
+        ):
+            if keys:
+                by_prefix = ", ".join(f"{p} ({n})" for p, n in summarize_keys(keys).items())
+                lines.append(f"{title} ({len(keys)}; {by_prefix}): {_format_keys(keys, limit)}")
+        hint = _prefix_hint(missing, self.unexpected)
+        if hint:
+            lines.append(hint)
+        return lines
+
+
+def _prefix_hint(missing: Sequence[str], unexpected: Sequence[str]) -> Optional[str]:
+    """A sentence when most unexpected keys are missing keys with a prefix added or removed."""
+    if not missing or not unexpected:
+        return None
+    by_tail: Dict[str, List[str]] = {}
+    for m in missing:
+        by_tail.setdefault(".".join(m.split(".")[-3:]), []).append(m)
+    model_extra: Counter = Counter()  # the model's names = prefix + checkpoint names
+    checkpoint_extra: Counter = Counter()  # the checkpoint's names = prefix + model names
+    for u in unexpected:
+        for m in by_tail.get(".".join(u.split(".")[-3:]), []):
+            if m.endswith("." + u):
+                model_extra[m[: -len(u)]] += 1
+            elif u.endswith("." + m):
+                checkpoint_extra[u[: -len(m)]] += 1
+    if model_extra:
+        prefix, n = model_extra.most_common(1)[0]
+        if n >= len(unexpected) // 2:
+            return (f"hint: {n} unexpected keys are missing keys without the prefix '{prefix}': "
+                    f"pass --prefix {prefix}")
+    if checkpoint_extra:
+        prefix, n = checkpoint_extra.most_common(1)[0]
+        if n >= len(unexpected) // 2:
+            return (f"hint: {n} unexpected keys are missing keys with an extra prefix '{prefix}': "
+                    "check --prefix and --model-key")
+    return None
+
+
+def compare_with_model(state: Mapping[str, torch.Tensor], model: nn.Module) -> ModelComparison:
+    """Compare converted keys and shapes with ``model.state_dict()`` (see :class:`ModelComparison`)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    extra_buffers = [k for k in state if k not in expected and k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected and not k.endswith("num_batches_tracked")]
+    mismatched = [
+        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
+        for k in state
+        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    return ModelComparison(missing, unexpected, mismatched, extra_buffers)
+
+
+def build_model_from_config(
+    config_file: str, model_key: Optional[str] = None, overrides: Sequence[str] = ()
+) -> Tuple[nn.Module, str]:
+    """Instantiate the model node ``model_key`` of a LazyConfig (on CPU, no weights loaded).
+
+    Args:
+        config_file: a LazyConfig ``.py``/``.yaml`` file.
+        model_key: dotted key of the node to build; None picks ``model.teacher`` when the config's model
+            has a teacher (a distiller config) and ``model`` otherwise. A node with a ``teacher_weights``
+            argument is built with ``teacher_weights=None`` (the target only provides key names/shapes).
+        overrides: ``key=value`` config overrides (checked with :func:`apd.config.check_overrides`).
+    Returns:
+        (model, the model key used).
+    """
+    from detectron2.config import LazyConfig, instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    from apd.config import check_overrides
+
+    cfg = LazyConfig.load(config_file)
+    overrides = list(overrides)
+    check_overrides(cfg, overrides)
+    cfg = LazyConfig.apply_overrides(cfg, overrides)
+    if "model" not in cfg:
+        raise KeyError(f"Config '{config_file}' defines no `model`")
+    if model_key is None:
+        model_key = "model.teacher" if isinstance(cfg.model, DictConfig) and "teacher" in cfg.model else "model"
+    node = OmegaConf.select(cfg, model_key, default=None)
+    if node is None:
+        raise KeyError(f"Config '{config_file}' has no node `{model_key}`")
+    if isinstance(node, DictConfig) and "teacher_weights" in node:
+        node.teacher_weights = None
+    model = instantiate(node)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`{model_key}` of '{config_file}' builds a {type(model).__name__}, not an nn.Module")
+    return model, model_key
+
+
+def read_checkpoint(path: str, allow_pickle: bool = False) -> Mapping:
+    """``torch.load(path)`` on CPU, with ``weights_only=True`` unless ``allow_pickle`` (trusted files only:
+    unpickling runs code). Raises :class:`ConversionError` naming the file when it cannot be read."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
+        hint = "" if allow_pickle else " If the file holds other Python objects and you trust it, pass --allow-pickle."
+        raise ConversionError(f"Cannot read checkpoint '{path}': {type(e).__name__}: {e}.{hint}") from e
+
+
+def format_conversion_report(result: ConversionResult, state: Mapping[str, torch.Tensor]) -> str:
+    """Human-readable summary: converted keys per target prefix, dropped keys per source prefix."""
+    lines = [f"Converted {len(state)} keys ({result.source}):"]
+    lines += [f"  {prefix:<40s} {count:5d}" for prefix, count in summarize_keys(state).items()]
+    if result.dropped:
+        dropped = ", ".join(f"{p} ({n})" for p, n in summarize_keys(
+            [k.rsplit(".", 1)[0] for k in result.dropped], depth=2).items())
+        lines.append(f"Dropped {len(result.dropped)} source keys: {dropped}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Convert a CIRKD DeepLabV3 checkpoint (github.com/winycg/CIRKD, models/deeplabv3.py) to Segmentor keys.
+
+    python tools/convert_cirkd_deeplabv3.py deeplabv3_resnet101_citys_best_model.pth \\
+        checkpoints/cirkd_r101_backbone.pth --config-file configs/cityscapes/deeplabv3_r101.py --backbone-only
+
+CIRKD saves the bare state dict: ``pretrained.*`` (ResNetV1b with a deep stem, ``conv1..3``/``bn1..3``,
+``layer1..4``), ``head.aspp.{b0..b4,project}``, ``head.block``, ``auxlayer.block``. Its backbone maps to
+``DilatedResNet(deep_stem=True, torchvision_dilation=True)``: the target config must use that dilation
+placement (ResNetV1b dilates like torchvision, also for ResNet-18).
+
+Only the backbone can be converted today: CIRKD's ASPP ends with a 1×1 projection (``head.aspp.project``)
+that ``apd``'s ``ASPPHead`` does not have, so the head has no counterpart; without ``--backbone-only`` the
+tool stops and lists those keys. With it the output holds ``backbone.*`` only (a ``train.init_checkpoint``;
+the config's head keeps its initialisation and is listed), checked against the config's model: missing
+backbone keys, unexpected keys and shape mismatches are errors.
+
+Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2 bad arguments.
+"""
+import argparse
+import sys
+
+from apd.checkpoint import atomic_torch_save
+from apd.checkpoint.converters import (
+    ConversionError,
+    add_prefix,
+    build_model_from_config,
+    compare_with_model,
+    convert,
+    format_conversion_report,
+    read_checkpoint,
+    summarize_keys,
+)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
+    parser.add_argument("src", metavar="SRC", help="CIRKD checkpoint (.pth state dict)")
+    parser.add_argument("dst", metavar="DST", help="output file (.pth), written atomically as {'model': state}")
+    parser.add_argument("--config-file", required=True, metavar="FILE",
+                        help="LazyConfig whose model the weights must fit")
+    parser.add_argument(
+        "--model-key", default=None, metavar="KEY",
+        help="config node to check against (default: model.teacher when the config's model has a teacher, "
+        "else model)",
+    )
+    parser.add_argument("--backbone-only", action="store_true",
+                        help="convert pretrained.* only; drop head.* and auxlayer.* (required today, see above)")
+    parser.add_argument("--prefix", default="",
+                        help="prepended to every converted key, e.g. 'student.' for a distiller's student")
+    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides applied before building the model")
+    parser.add_argument(
+        "--allow-pickle", action="store_true",
+        help="load SRC with weights_only=False (only for files you trust: unpickling runs code)",
+    )
+    return parser
+
+
+def main(argv=None) -> int:
+    args = argument_parser().parse_args(argv)
+    try:
+        checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
+        result = convert("cirkd_deeplabv3", checkpoint, backbone_only=args.backbone_only)
+    except (ConversionError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    state = add_prefix(result.state, args.prefix)
+    backbone_prefix = args.prefix + "backbone."
+
+    model, model_key = build_model_from_config(args.config_file, args.model_key, args.opts)
+    comparison = compare_with_model(state, model)
+    allow_missing = (lambda k: not k.startswith(backbone_prefix)) if args.backbone_only else (lambda k: False)
+    errors = comparison.errors(allow_missing=allow_missing)
+    if errors:
+        print(
+            f"error: '{args.src}' converted ({result.source}) does not fit `{model_key}` of "
+            f"'{args.config_file}':",
+            file=sys.stderr,
+        )
+        for line in errors:
+            print("  " + line, file=sys.stderr)
+        return 1
+    for key in comparison.extra_buffers:
+        del state[key]
+
+    print(format_conversion_report(result, state))
+    print(f"Checked against `{model_key}` ({type(model).__name__}) of '{args.config_file}': "
+          "no unexpected or shape-mismatched keys.")
+    not_provided = [k for k in comparison.missing if allow_missing(k)]
+    if not_provided:
+        by_prefix = ", ".join(f"{p} ({n})" for p, n in summarize_keys(not_provided).items())
+        print(f"Not in the output (keep their initialisation), {len(not_provided)} keys: {by_prefix}")
+        for key in not_provided:
+            print(f"  {key}")
+    atomic_torch_save({"model": state}, args.dst)
+    print(f"Wrote {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
