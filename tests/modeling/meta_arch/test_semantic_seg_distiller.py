@@ -165,3 +165,18 @@ def test_bgr_teacher_sees_channel_swapped_images(tmp_path):
     with torch.no_grad():
         expected = ref.sem_seg_head.layers(ref.backbone(x)).logits
     torch.testing.assert_close(captured["t"], expected)
+
+
+def test_teacher_for_student_inputs_swaps_channels_only_when_formats_differ(tmp_path):
+    teacher, path = _teacher_file(tmp_path)
+    model = SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(), teacher_weights=path)
+    assert model.teacher_for_student_inputs() is model.teacher
+    model.teacher.input_format = "BGR"
+    wrapped = model.teacher_for_student_inputs().eval()
+    batch = toy_batch(batch_size=1)
+    flipped = [{**batch[0], "image": batch[0]["image"].flip(0)}]
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(batch)[0]["sem_seg"], model.teacher(flipped)[0]["sem_seg"])
+    model.teacher.input_format = "L"
+    with pytest.raises(ValueError, match="only RGB<->BGR"):
+        model.teacher_for_student_inputs()

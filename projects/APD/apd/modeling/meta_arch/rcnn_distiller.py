@@ -24,14 +24,13 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 
 from ..losses import logit_kd_loss
-from .teacher import TeacherMixin
+from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RCNNDistiller", "rcnn_distiller_from_models"]
 
 DEFAULT_LOSS_WEIGHTS = {"loss_apd": 1.0, "loss_pa": 1.0, "loss_adapt": 1.0, "loss_kd": 1.0}
-_SWAPPABLE_FORMATS = {"RGB", "BGR"}
 
 
 def _check_roi_heads(roi_heads: nn.Module, who: str) -> None:
@@ -133,7 +132,7 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         self.kd_temperature = float(kd_temperature)
         self.include_background_proto = include_background_proto
         self.loss_weights = self._merge_loss_weights(loss_weights)
-        self._swap_teacher_channels = self._needs_channel_swap(input_format, teacher.input_format)
+        self._swap_teacher_channels = needs_channel_swap(input_format, teacher.input_format)
 
         num_classes = roi_heads.num_classes
         if use_kd and teacher.roi_heads.num_classes != num_classes:
@@ -165,17 +164,6 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
                 )
             weights[key] = float(value)
         return weights
-
-    @staticmethod
-    def _needs_channel_swap(student_format: Optional[str], teacher_format: Optional[str]) -> bool:
-        if student_format is None or teacher_format is None or student_format == teacher_format:
-            return False
-        if {student_format, teacher_format} == _SWAPPABLE_FORMATS:
-            return True
-        raise ValueError(
-            f"Cannot feed the teacher (input_format='{teacher_format}') with images in the student's "
-            f"input_format '{student_format}': only RGB<->BGR conversion is supported."
-        )
 
     def _check_apd_head(self, apd_head: nn.Module, num_classes: int) -> None:
         expected_classes = num_classes + 1 if self.include_background_proto else num_classes
@@ -287,7 +275,7 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         test loader): the teacher itself, or a wrapper reversing RGB/BGR channels first."""
         if not self._swap_teacher_channels:
             return self.teacher
-        return _ChannelSwappedModel(self.teacher)
+        return ChannelSwappedModel(self.teacher)
 
     def _teacher_rois(
         self, batched_inputs, student_images: ImageList, boxes: List[Boxes]
@@ -362,17 +350,6 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         if teacher_scores.shape[1] == student_scores.shape[1]:
             agreement = (teacher_pred == student_scores.argmax(dim=1)).float().mean().item()
             storage.put_scalar("distill/teacher_student_agreement", agreement)
-
-
-class _ChannelSwappedModel(nn.Module):
-    """Runs ``model`` on inputs whose ``image`` channels are reversed (RGB <-> BGR)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
-        return self.model([{**x, "image": x["image"].flip(0)} for x in batched_inputs])
 
 
 def rcnn_distiller_from_models(*, student: GeneralizedRCNN, teacher: GeneralizedRCNN, **kwargs) -> RCNNDistiller:

@@ -22,14 +22,11 @@ from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from .teacher import TeacherMixin
+from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
 
 __all__ = ["SemanticSegDistiller"]
 
 logger = logging.getLogger(__name__)
-
-_SWAPPABLE_FORMATS = {"RGB", "BGR"}
-
 
 def _build_modules(nodes: Optional[Mapping]) -> Dict[str, nn.Module]:
     """Modules from a name → (module | LazyCall node) mapping (d2's instantiate leaves dict values alone)."""
@@ -93,12 +90,7 @@ class SemanticSegDistiller(TeacherMixin, nn.Module):
         ks, kt = getattr(s_head, "num_classes", None), getattr(t_head, "num_classes", None)
         if ks != kt:
             raise ValueError(f"Student predicts {ks} classes but the teacher predicts {kt}: they must match.")
-        fs, ft = _input_format(self.student), _input_format(self.teacher)
-        if fs != ft and not {fs, ft} <= _SWAPPABLE_FORMATS:
-            raise ValueError(
-                f"Student input format '{fs}' and teacher input format '{ft}' cannot be converted into each "
-                "other (supported: RGB and BGR)."
-            )
+        needs_channel_swap(_input_format(self.student), _input_format(self.teacher))  # raises if impossible
 
     def _check_loss_keys(self, produced: List[str]) -> None:
         unknown = sorted(set(self.loss_weights) - set(produced))
@@ -108,6 +100,12 @@ class SemanticSegDistiller(TeacherMixin, nn.Module):
                 f"Terms produce: {sorted(produced)}."
             )
         self._checked_loss_keys = True
+
+    def teacher_for_student_inputs(self) -> nn.Module:
+        """The teacher as a model reading the student's inputs (to evaluate it on the student's loader)."""
+        if needs_channel_swap(_input_format(self.student), _input_format(self.teacher)):
+            return ChannelSwappedModel(self.teacher)
+        return self.teacher
 
     # ------------------------------------------------------------- properties
     @property
@@ -120,7 +118,7 @@ class SemanticSegDistiller(TeacherMixin, nn.Module):
 
     # ---------------------------------------------------------------- forward
     def _images(self, model: nn.Module, batched_inputs: List[dict], size_divisibility: int) -> ImageList:
-        swap = _input_format(model) != _input_format(self.student)
+        swap = needs_channel_swap(_input_format(self.student), _input_format(model))
         images = []
         for x in batched_inputs:
             img = x["image"].to(self.device)

@@ -16,6 +16,8 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ChannelSwappedModel",
+    "needs_channel_swap",
     "TeacherWeightsError",
     "read_state_dict",
     "load_teacher_weights",
@@ -184,6 +186,36 @@ class TeacherMixin:
 
     def teacher_parameters(self) -> Iterable[nn.Parameter]:
         return self.teacher.parameters()
+
+
+_SWAPPABLE_FORMATS = {"RGB", "BGR"}
+
+
+def needs_channel_swap(student_format: Optional[str], teacher_format: Optional[str]) -> bool:
+    """Whether the teacher must see the student's images with reversed channels (RGB <-> BGR).
+
+    Raises:
+        ValueError: the two formats cannot be converted into each other.
+    """
+    if student_format is None or teacher_format is None or student_format == teacher_format:
+        return False
+    if {student_format, teacher_format} == _SWAPPABLE_FORMATS:
+        return True
+    raise ValueError(
+        f"Cannot feed the teacher (input_format='{teacher_format}') with images in the student's "
+        f"input_format '{student_format}': only RGB<->BGR conversion is supported."
+    )
+
+
+class ChannelSwappedModel(nn.Module):
+    """Runs ``model`` on Detectron2 inputs whose ``image`` channels are reversed (RGB <-> BGR)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batched_inputs):
+        return self.model([{**x, "image": x["image"].flip(0)} for x in batched_inputs])
 
 
 def _drop_teacher_from_state_dict(module, state_dict, prefix, local_metadata):
