@@ -16,6 +16,7 @@ import sys
 
 import torch
 from detectron2.config import instantiate
+from detectron2.data import MetadataCatalog
 from detectron2.engine import (
     create_ddp_model,
     default_argument_parser,
@@ -26,6 +27,7 @@ from detectron2.engine import (
 )
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
 
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
@@ -34,8 +36,9 @@ from apd.config import ConfigKeyError, load_config
 from apd.data.datasets import check_dataset_root
 from apd.engine.distill_trainer import DistillTrainer
 from apd.engine.hooks import TeacherEvalHook, check_output_dir
+from apd.engine.sync_batchnorm import naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
-from apd.modeling.meta_arch.teacher import TeacherWeightsError
+from apd.modeling.meta_arch.teacher import TeacherWeightsError, needs_channel_swap
 
 logger = logging.getLogger("apd")
 
@@ -78,9 +81,55 @@ def check_datasets(cfg) -> None:
             check_dataset_root(name)
 
 
+class ConfigMismatchError(ValueError):
+    """Two config values that must agree do not (class counts, pixel formats)."""
+
+
+def check_model_matches_data(cfg) -> None:
+    """Fail fast when the model and the data disagree on the class count or the pixel format.
+
+    Compares (when present) ``model[.student|.teacher].sem_seg_head.num_classes``,
+    ``dataloader.{train,test}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's
+    metadata; ``dataloader.{train,test}.mapper.image_format`` with the student's ``input_format``, which
+    the teacher's must equal or be convertible to (RGB<->BGR).
+    """
+    student = "model.student" if OmegaConf.select(cfg, "model.student", default=None) is not None else "model"
+    counts = {}
+    for key in (f"{student}.sem_seg_head.num_classes", "model.teacher.sem_seg_head.num_classes",
+                "dataloader.train.mapper.num_classes", "dataloader.test.mapper.num_classes"):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            counts[key] = int(value)
+    for split in ("train", "test"):
+        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None) or []
+        for name in [names] if isinstance(names, str) else list(names):
+            classes = MetadataCatalog.get(name).get("stuff_classes", None)
+            if classes is not None:
+                counts[f"len(MetadataCatalog.get('{name}').stuff_classes)"] = len(classes)
+    if counts and len(set(counts.values())) > 1:
+        (ref, n), *others = counts.items()
+        bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
+        raise ConfigMismatchError(f"Class counts disagree: {ref}={n} but {bad}.")
+    fmt_key = f"{student}.input_format"
+    fmt = OmegaConf.select(cfg, fmt_key, default=None)
+    for split in ("train", "test"):
+        key = f"dataloader.{split}.mapper.image_format"
+        data_fmt = OmegaConf.select(cfg, key, default=None)
+        if fmt is not None and data_fmt is not None and data_fmt != fmt:
+            raise ConfigMismatchError(f"Pixel formats disagree: {key}={data_fmt} but {fmt_key}={fmt}.")
+    teacher_fmt = OmegaConf.select(cfg, "model.teacher.input_format", default=None)
+    try:
+        needs_channel_swap(fmt, teacher_fmt)
+    except ValueError as e:
+        raise ConfigMismatchError(f"model.teacher.input_format={teacher_fmt}, {fmt_key}={fmt}: {e}") from e
+
+
 def build_model(cfg, device: str):
     model = instantiate(cfg.model)
     model.to(device)
+    if device == "cpu" and comm.get_world_size() > 1:
+        # torch's SyncBatchNorm is CUDA-only: use Detectron2's NaiveSyncBatchNorm over gloo instead.
+        model = naive_sync_batchnorm(model)
     logger.info("Model:\n{}".format(model) if comm.is_main_process() and cfg.train.get("log_model", False) else
                 f"Model: {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters")
     return model
@@ -88,6 +137,7 @@ def build_model(cfg, device: str):
 
 def do_train(args, cfg, device: str):
     check_datasets(cfg)
+    check_model_matches_data(cfg)
     model = build_model(cfg, device)
     if hasattr(model, "check_teacher_ready"):
         model.check_teacher_ready()  # refuse a random teacher before any heavy work
@@ -149,7 +199,7 @@ def do_train(args, cfg, device: str):
 
 
 # Mistakes of the user (paths, keys, weights): one clear line and exit status 2, no traceback.
-USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, TeacherWeightsError)
+USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, ConfigMismatchError, TeacherWeightsError)
 
 
 def main(args):
@@ -165,10 +215,14 @@ def _main(args):
     if not args.eval_only and comm.is_main_process():
         check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
     default_setup(cfg, args)
+    # Detectron2 only sets up its own loggers: without this, apd's INFO lines (the teacher's score,
+    # skipped samples, ...) reach neither the console nor log.txt.
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="apd")
     device = resolve_device(cfg.train.get("device", "auto"))
 
     if args.eval_only:
         check_datasets(cfg)
+        check_model_matches_data(cfg)
         model = build_model(cfg, device)
         model = create_ddp_model(model, **({"device_ids": None} if device == "cpu" else {}))
         AtomicCheckpointer(model).load(cfg.train.init_checkpoint)

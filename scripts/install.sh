@@ -25,7 +25,7 @@ PIP=("$VPY" -m pip --disable-pip-version-check -q)
 # Fast path: nothing changed since the last successful install.
 want_stamp="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/install.sh" | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want_stamp" ] \
-   && "$VPY" -c "import torch, torchvision, detectron2, apd, cityscapesscripts, cv2" 2>/dev/null; then
+   && "$VPY" -c "import torch, torchvision, detectron2, apd, cityscapesscripts, cv2, onnx, onnxruntime, sklearn" 2>/dev/null; then
   log "already installed ($VENV); nothing to do"
   exit 0
 fi
@@ -56,8 +56,8 @@ if ! "$VPY" -c "import detectron2" 2>/dev/null; then
   fi
 fi
 
-log "installing the project (editable) and test tools"
-"${PIP[@]}" install --no-build-isolation -e "$ROOT[test]"
+log "installing the project (editable), test, export (ONNX) and visualisation (t-SNE) tools"
+"${PIP[@]}" install --no-build-isolation -e "$ROOT[test,export,vis]"
 
 "$VPY" -c "import torch, torchvision, detectron2, apd, cityscapesscripts, cv2; print('[install] ok: torch', torch.__version__, '| detectron2', detectron2.__version__)"
 echo "$want_stamp" > "$STAMP"

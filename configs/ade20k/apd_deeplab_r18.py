@@ -1,11 +1,9 @@
-"""APD: DeepLabV3-R101 teacher → DeepLabV3-R18 student, on ADE20K (150 classes)."""
-from ..apd_deeplab_r18 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+"""APD: DeepLabV3-R101 → DeepLabV3-R18 on ADE20K (150 classes)."""
+from detectron2.config import LazyConfig
 
-model.student.sem_seg_head.num_classes = 150
-model.teacher.sem_seg_head.num_classes = 150
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
+from .apd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.student = LazyConfig.load_rel("deeplabv3_r18.py", "model")
+model.teacher = LazyConfig.load_rel("deeplabv3_r101.py", "model")
+model.teacher.sliding_window = None
 model.teacher_weights = "checkpoints/deeplabv3_r101_ade20k.pth"
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005

@@ -1,11 +1,7 @@
-"""APD: PSPNet-R101 teacher → PSPNet-MobileNetV2 student, on ADE20K (150 classes)."""
-from ..apd_pspnet_mbv2 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+"""APD: PSPNet-R101 → PSPNet-MobileNetV2 on ADE20K (150 classes)."""
+from detectron2.config import LazyConfig
 
-model.student.sem_seg_head.num_classes = 150
-model.teacher.sem_seg_head.num_classes = 150
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
-model.teacher_weights = "checkpoints/pspnet_r101_ade20k.pth"
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005
+from .apd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.student = LazyConfig.load_rel("pspnet_mbv2.py", "model")
+train.init_checkpoint = "checkpoints/mobilenet_v2_imagenet.pth"

@@ -1,11 +1,13 @@
-"""APD: PSPNet-R101 teacher → PSPNet-R18 student, the official recipe on ADE20K (150 classes)."""
-from ..apd_pspnet_r18 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+"""APD: PSPNet-R101 → PSPNet-R18 on ADE20K (150 classes); the distillation of ../apd_pspnet_r18.py.
 
-model.student.sem_seg_head.num_classes = 150
-model.teacher.sem_seg_head.num_classes = 150
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
+The run's recipe (data, schedule, optimiser) is the student's: ./pspnet_r18.py.
+"""
+from detectron2.config import LazyConfig
+
+from ..apd_pspnet_r18 import adapter_optimizer, model
+from .pspnet_r18 import dataloader, lr_multiplier, optimizer, train
+
+model.student = LazyConfig.load_rel("pspnet_r18.py", "model")
+model.teacher = LazyConfig.load_rel("pspnet_r101.py", "model")
+model.teacher.sliding_window = None
 model.teacher_weights = "checkpoints/pspnet_r101_ade20k.pth"
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005

@@ -1,11 +1,9 @@
-"""CWD baseline (Shu et al., ICCV 2021): channel-wise distillation on logits, T = 4, weight 3, on ADE20K (150 classes)."""
-from ..cwd_pspnet_r18 import lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+"""CWD baseline (Shu et al., ICCV 2021; T = 4, weight 3): PSPNet-R101 → PSPNet-R18 on ADE20K (150 classes)."""
+from detectron2.config import LazyCall as L
 
-model.student.sem_seg_head.num_classes = 150
-model.teacher.sem_seg_head.num_classes = 150
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
-model.teacher_weights = "checkpoints/pspnet_r101_ade20k.pth"
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005
+from apd.modeling.distill import CWDHead
+
+from .kd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.distill_heads = {"cwd": L(CWDHead)(temperature=4.0)}
+model.loss_weights = {"loss_cwd": 3.0}

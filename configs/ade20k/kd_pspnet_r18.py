@@ -1,11 +1,6 @@
-"""Logit KD only (no APD): PSPNet-R101 → PSPNet-R18, weight 10, T = 1 (APD_SPEC §3d), on ADE20K (150 classes)."""
-from ..kd_pspnet_r18 import lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+"""Logit KD only (weight 10, T = 1): PSPNet-R101 → PSPNet-R18 on ADE20K (150 classes)."""
+from .apd_pspnet_r18 import dataloader, lr_multiplier, model, optimizer, train
 
-model.student.sem_seg_head.num_classes = 150
-model.teacher.sem_seg_head.num_classes = 150
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
-model.teacher_weights = "checkpoints/pspnet_r101_ade20k.pth"
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005
+del model.distill_heads["apd"]
+model.loss_weights = {"loss_kd": 10.0}
+adapter_optimizer = None  # no teacher adapter

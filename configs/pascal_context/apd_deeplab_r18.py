@@ -1,11 +1,9 @@
-"""APD: DeepLabV3-R101 teacher → DeepLabV3-R18 student, on PASCAL-Context (59 classes, background ignored)."""
-from ..apd_deeplab_r18 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.pascal_context import dataloader
+"""APD: DeepLabV3-R101 → DeepLabV3-R18 on PASCAL-Context (59 classes)."""
+from detectron2.config import LazyConfig
 
-model.student.sem_seg_head.num_classes = 59
-model.teacher.sem_seg_head.num_classes = 59
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
+from .apd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.student = LazyConfig.load_rel("deeplabv3_r18.py", "model")
+model.teacher = LazyConfig.load_rel("deeplabv3_r101.py", "model")
+model.teacher.sliding_window = None
 model.teacher_weights = "checkpoints/deeplabv3_r101_pascal_context.pth"
-# 100 epochs × 4998 images / batch 12 ≈ 41,650 iterations (APD_SPEC §4).
-train.max_iter = 41650
-optimizer.lr = 0.00075

@@ -1,11 +1,7 @@
-"""APD: PSPNet-R101 teacher → PSPNet-MobileNetV2 student, on PASCAL-Context (59 classes, background ignored)."""
-from ..apd_pspnet_mbv2 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.pascal_context import dataloader
+"""APD: PSPNet-R101 → PSPNet-MobileNetV2 on PASCAL-Context (59 classes)."""
+from detectron2.config import LazyConfig
 
-model.student.sem_seg_head.num_classes = 59
-model.teacher.sem_seg_head.num_classes = 59
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
-model.teacher_weights = "checkpoints/pspnet_r101_pascal_context.pth"
-# 100 epochs × 4998 images / batch 12 ≈ 41,650 iterations (APD_SPEC §4).
-train.max_iter = 41650
-optimizer.lr = 0.00075
+from .apd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.student = LazyConfig.load_rel("pspnet_mbv2.py", "model")
+train.init_checkpoint = "checkpoints/mobilenet_v2_imagenet.pth"

@@ -1,11 +1,13 @@
-"""APD: PSPNet-R101 teacher → PSPNet-R18 student, the official recipe on PASCAL-Context (59 classes, background ignored)."""
-from ..apd_pspnet_r18 import adapter_optimizer, lr_multiplier, model, optimizer, train
-from ..common.data.pascal_context import dataloader
+"""APD: PSPNet-R101 → PSPNet-R18 on PASCAL-Context (59 classes); the distillation of ../apd_pspnet_r18.py.
 
-model.student.sem_seg_head.num_classes = 59
-model.teacher.sem_seg_head.num_classes = 59
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
+The run's recipe (data, schedule, optimiser) is the student's: ./pspnet_r18.py.
+"""
+from detectron2.config import LazyConfig
+
+from ..apd_pspnet_r18 import adapter_optimizer, model
+from .pspnet_r18 import dataloader, lr_multiplier, optimizer, train
+
+model.student = LazyConfig.load_rel("pspnet_r18.py", "model")
+model.teacher = LazyConfig.load_rel("pspnet_r101.py", "model")
+model.teacher.sliding_window = None
 model.teacher_weights = "checkpoints/pspnet_r101_pascal_context.pth"
-# 100 epochs × 4998 images / batch 12 ≈ 41,650 iterations (APD_SPEC §4).
-train.max_iter = 41650
-optimizer.lr = 0.00075

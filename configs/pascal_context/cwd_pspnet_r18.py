@@ -1,11 +1,9 @@
-"""CWD baseline (Shu et al., ICCV 2021): channel-wise distillation on logits, T = 4, weight 3, on PASCAL-Context (59 classes, background ignored)."""
-from ..cwd_pspnet_r18 import lr_multiplier, model, optimizer, train
-from ..common.data.pascal_context import dataloader
+"""CWD baseline (Shu et al., ICCV 2021; T = 4, weight 3): PSPNet-R101 → PSPNet-R18 on PASCAL-Context (59 classes)."""
+from detectron2.config import LazyCall as L
 
-model.student.sem_seg_head.num_classes = 59
-model.teacher.sem_seg_head.num_classes = 59
-model.student.sliding_window = dict(crop_size=(473, 473), flip=True)
-model.teacher_weights = "checkpoints/pspnet_r101_pascal_context.pth"
-# 100 epochs × 4998 images / batch 12 ≈ 41,650 iterations (APD_SPEC §4).
-train.max_iter = 41650
-optimizer.lr = 0.00075
+from apd.modeling.distill import CWDHead
+
+from .kd_pspnet_r18 import adapter_optimizer, dataloader, lr_multiplier, model, optimizer, train
+
+model.distill_heads = {"cwd": L(CWDHead)(temperature=4.0)}
+model.loss_weights = {"loss_cwd": 3.0}

@@ -1,61 +1,23 @@
 """ADE20K (SceneParsing, 150 classes) semantic segmentation: APD_SPEC §4 (473 crops, batch 8).
 
 Datasets ``ade20k_sem_seg_{train,val}`` are registered by Detectron2 (``annotations_detectron2``
-labels: 0..149, 255 = "other", made by Detectron2's ``prepare_ade20k_sem_seg.py``).
+labels: 0..149, 255 = "other", made by datasets/prepare_ade20k.py). Everything else is the Cityscapes
+pipeline (cityscapes.py) with this dataset's names, classes, crop and test size.
 """
-from omegaconf import OmegaConf
-
 from detectron2.config import LazyCall as L
-from detectron2.data import (
-    build_detection_test_loader,
-    get_detection_dataset_dicts,
-)
 from detectron2.evaluation import SemSegEvaluator
 
 from apd.evaluation import load_sem_seg_gt
-from apd.data.dataset_mapper import SemSegDatasetMapper
-from apd.data.samplers import build_resumable_train_loader
-from apd.data.transforms import build_test_augmentations, build_train_augmentations
 
+from .cityscapes import dataloader
 from .constants import constants as _constants
 
-dataloader = OmegaConf.create()
-
-# Positional loader: every sample is a function of (seed, position) -> exact --resume, and a
-# 2-process run sees the batches of a 1-process run (apd/data/samplers.py).
-dataloader.train = L(build_resumable_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="ade20k_sem_seg_train"),
-    mapper=L(SemSegDatasetMapper)(
-        is_train=True,
-        augmentations=L(build_train_augmentations)(
-            crop_size=_constants.ade20k_crop_size,
-            scale=(0.5, 2.0),
-            rotate=(-10, 10),
-            # Image pad colour, in image_format's channel order (change both together).
-            pad_value=_constants.imagenet_rgb256_mean,
-            ignore_value="${..ignore_value}",
-        ),
-        num_classes=150,
-        image_format="RGB",
-        ignore_value=_constants.ignore_value,
-        skip_bad_samples=False,
-    ),
-    total_batch_size=8,
-    num_workers=4,
-    seed="${...train.seed}",
-)
-
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="ade20k_sem_seg_val", filter_empty=False),
-    mapper=L(SemSegDatasetMapper)(
-        is_train=False,
-        augmentations=L(build_test_augmentations)(base_size=_constants.ade20k_test_base_size),
-        num_classes="${...train.mapper.num_classes}",
-        image_format="${...train.mapper.image_format}",
-        ignore_value="${...train.mapper.ignore_value}",
-    ),
-    num_workers=4,
-)
-
+dataloader.train.dataset.names = "ade20k_sem_seg_train"
+dataloader.test.dataset.names = "ade20k_sem_seg_val"
+dataloader.train.mapper.num_classes = 150
+dataloader.train.mapper.augmentations.crop_size = _constants.ade20k_crop_size
+dataloader.train.total_batch_size = 8
+dataloader.test.mapper.augmentations.base_size = _constants.ade20k_test_base_size
 dataloader.evaluator = L(SemSegEvaluator)(
-    dataset_name="${..test.dataset.names}", sem_seg_loading_fn=load_sem_seg_gt)
+    dataset_name="${..test.dataset.names}", sem_seg_loading_fn=load_sem_seg_gt
+)

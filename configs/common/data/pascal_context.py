@@ -5,65 +5,14 @@ registered by ``apd.data.datasets``. The official APD runs use 60 classes; a lea
 with ``dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"``,
 ``dataloader.test.dataset.names = "pascal_context_60_sem_seg_val"`` and
 ``dataloader.train.mapper.num_classes = 60`` (the test mapper and the evaluator follow by
-interpolation).
+interpolation). Everything else is the ADE20K pipeline (ade20k.py).
 """
-from omegaconf import OmegaConf
-
-from detectron2.config import LazyCall as L
-from detectron2.data import (
-    build_detection_test_loader,
-    get_detection_dataset_dicts,
-)
-from detectron2.evaluation import SemSegEvaluator
-
-from apd.evaluation import load_sem_seg_gt
-from apd.data.dataset_mapper import SemSegDatasetMapper
-from apd.data.samplers import build_resumable_train_loader
-from apd.data.transforms import build_test_augmentations, build_train_augmentations
-
+from .ade20k import dataloader
 from .constants import constants as _constants
 
-dataloader = OmegaConf.create()
-
-# Positional loader: every sample is a function of (seed, position) -> exact --resume, and a
-# 2-process run sees the batches of a 1-process run (apd/data/samplers.py).
-dataloader.train = L(build_resumable_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="pascal_context_59_sem_seg_train"),
-    mapper=L(SemSegDatasetMapper)(
-        is_train=True,
-        augmentations=L(build_train_augmentations)(
-            crop_size=_constants.pascal_context_crop_size,
-            scale=(0.5, 2.0),
-            rotate=(-10, 10),
-            # Image pad colour, in image_format's channel order (change both together).
-            pad_value=_constants.imagenet_rgb256_mean,
-            ignore_value="${..ignore_value}",
-        ),
-        num_classes=59,
-        image_format="RGB",
-        ignore_value=_constants.ignore_value,
-        skip_bad_samples=False,
-    ),
-    total_batch_size=12,
-    num_workers=4,
-    seed="${...train.seed}",
-)
-
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(
-        names="pascal_context_59_sem_seg_val", filter_empty=False
-    ),
-    mapper=L(SemSegDatasetMapper)(
-        is_train=False,
-        augmentations=L(build_test_augmentations)(
-            base_size=_constants.pascal_context_test_base_size
-        ),
-        num_classes="${...train.mapper.num_classes}",
-        image_format="${...train.mapper.image_format}",
-        ignore_value="${...train.mapper.ignore_value}",
-    ),
-    num_workers=4,
-)
-
-dataloader.evaluator = L(SemSegEvaluator)(
-    dataset_name="${..test.dataset.names}", sem_seg_loading_fn=load_sem_seg_gt)
+dataloader.train.dataset.names = "pascal_context_59_sem_seg_train"
+dataloader.test.dataset.names = "pascal_context_59_sem_seg_val"
+dataloader.train.mapper.num_classes = 59
+dataloader.train.mapper.augmentations.crop_size = _constants.pascal_context_crop_size
+dataloader.train.total_batch_size = 12
+dataloader.test.mapper.augmentations.base_size = _constants.pascal_context_test_base_size

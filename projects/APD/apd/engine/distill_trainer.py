@@ -20,6 +20,9 @@ __all__ = ["DistillTrainer", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
 
+# Detectron2's writers log the median of the last 20 values of each loss (default_writers' window).
+_LOG_WINDOW = 20
+
 
 class NonFiniteLossError(FloatingPointError):
     """Raised before any optimiser step when a loss is NaN/inf, so no poisoned weights are saved."""
@@ -58,6 +61,7 @@ class DistillTrainer(SimpleTrainer):
         self._device_type = device.type
         use_scaler = amp and self._device_type == "cuda" and self.amp_dtype == torch.float16
         self.grad_scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self._resumed_loss_history = {}
 
     def _optimizers(self):
         return [o for o in (self.optimizer, self.adapter_optimizer) if o is not None]
@@ -102,7 +106,30 @@ class DistillTrainer(SimpleTrainer):
             ret["adapter_optimizer"] = self.adapter_optimizer.state_dict()
         if self.grad_scaler is not None:
             ret["grad_scaler"] = self.grad_scaler.state_dict()
+        history = self._loss_history()
+        if history:
+            ret["loss_history"] = history
         return ret
+
+    def _loss_history(self):
+        """The last ``_LOG_WINDOW`` (value, iteration) pairs of every logged loss."""
+        storage = getattr(self, "storage", None)
+        if storage is None:
+            return {}
+        return {
+            name: [(float(v), int(i)) for v, i in buf.values()[-_LOG_WINDOW:]]
+            for name, buf in storage.histories().items()
+            if name == "total_loss" or name.startswith("loss_")
+        }
+
+    def before_train(self):
+        # Refill the smoothing windows of the logged losses: a resumed run then logs the same (median
+        # over 20 iterations) values as an uninterrupted one, not medians over the iterations since resume.
+        for name, values in self._resumed_loss_history.items():
+            for value, iteration in values:
+                self.storage.put_scalar(name, value, cur_iter=iteration)
+        self._resumed_loss_history = {}
+        super().before_train()
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
@@ -115,3 +142,4 @@ class DistillTrainer(SimpleTrainer):
             self.adapter_optimizer.load_state_dict(state_dict["adapter_optimizer"])
         if self.grad_scaler is not None and "grad_scaler" in state_dict:
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+        self._resumed_loss_history = dict(state_dict.get("loss_history", {}))

@@ -131,7 +131,9 @@ def load_teacher_weights(model: nn.Module, path: str) -> None:
         parts.append("Check `model.teacher` against the config the teacher was trained with.")
         raise TeacherWeightsError("\n".join(parts))
     expected = model.state_dict()
-    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    # Strict load: every key of the model gets a value; benign missing ones (num_batches_tracked) keep
+    # the model's own, benign unexpected ones (old anchor buffers) are dropped.
+    model.load_state_dict({k: state.get(k, v) for k, v in expected.items()}, strict=True)
     logger.info(f"Loaded teacher weights from {path} ({len(expected)} tensors, strict)")
 
 
@@ -166,6 +168,7 @@ class TeacherMixin:
             self.teacher_loaded = True
         freeze(self.teacher)
         self._register_state_dict_hook(_drop_teacher_from_state_dict)
+        self.register_load_state_dict_pre_hook(_note_teacher_keys_in_checkpoint)
         self.register_load_state_dict_post_hook(_ignore_missing_teacher_keys)
 
     def check_teacher_ready(self) -> None:
@@ -226,11 +229,23 @@ def _drop_teacher_from_state_dict(module, state_dict, prefix, local_metadata):
     return state_dict
 
 
+def _note_teacher_keys_in_checkpoint(module, state_dict, prefix, *args):
+    # Seen before any child fills in defaults (FrozenBatchNorm2d adds running stats of old checkpoints).
+    module._checkpoint_has_teacher = any(k.startswith(prefix + "teacher.") for k in state_dict)
+
+
 def _ignore_missing_teacher_keys(module, incompatible_keys):
     missing = incompatible_keys.missing_keys
     teacher_missing = [k for k in missing if k.startswith("teacher.") or ".teacher." in k]
-    if len(teacher_missing) < len([k for k in module.teacher.state_dict()]):
-        # Some teacher keys were present: the checkpoint carried the teacher.
+    if getattr(module, "_checkpoint_has_teacher", False):
+        # The checkpoint carried the teacher (save_teacher=True), so it must carry all of it
+        # (Detectron2's checkpointer loads non-strictly and drops shape-mismatched keys).
+        partial = [k for k in teacher_missing if not k.endswith(_BENIGN_MISSING_SUFFIXES)]
+        if partial:
+            raise TeacherWeightsError(
+                f"The checkpoint holds teacher weights (save_teacher=True) but lacks, or has wrong "
+                f"shapes for, {len(partial)} teacher keys: {_format_keys(partial)}"
+            )
         module.save_teacher_loaded_from_checkpoint = True
     for k in teacher_missing:
         missing.remove(k)

@@ -1,0 +1,114 @@
+"""Smoke tests of benchmarks/accuracy.py and benchmarks/cost.py: argument handling, the run plan, the
+statistics, and one tiny (untimed-for-assertion) cost measurement. No assertion depends on speed."""
+import argparse
+import importlib.util
+import os
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(REPO, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    return _load("accuracy")
+
+
+@pytest.fixture(scope="module")
+def cost():
+    return _load("cost")
+
+
+# ------------------------------------------------------------------------------------------ accuracy
+def test_accuracy_rejects_unknown_method_and_repeated_seeds(accuracy):
+    with pytest.raises(SystemExit):
+        accuracy.main(["--methods", "student,fitnet_typo"])
+    with pytest.raises(SystemExit):
+        accuracy.main(["--seeds", "1,1,2"])
+
+
+def test_accuracy_command_seeds_the_run_and_gives_the_teacher_only_to_distillers(accuracy):
+    cmd = accuracy.train_command("apd", 7, "/tmp/o/apd/seed7", 120, "/t/model_final.pth", eval_teacher=False)
+    assert cmd[cmd.index("--config-file") + 1] == "configs/demo/apd_only_pspnet_r18_demo.py"
+    for item in ("train.seed=7", "train.max_iter=120", "train.eval_period=120", "train.output_dir=/tmp/o/apd/seed7",
+                 "model.teacher_weights=/t/model_final.pth", "train.eval_teacher=False"):
+        assert item in cmd
+    student = accuracy.train_command("student", 7, "/tmp/o/s", 120, "/t/model_final.pth", eval_teacher=False)
+    assert not any(c.startswith("model.teacher_weights") for c in student)
+
+
+def test_accuracy_method_configs_hold_the_intended_terms(accuracy):
+    from apd.config import load_config
+
+    expected = {"kd": {"loss_kd"}, "cwd": {"loss_cwd"}, "apd": {"loss_apd", "loss_pa", "loss_adapt"},
+                "apd_kd": {"loss_kd", "loss_apd", "loss_pa", "loss_adapt"}}
+    for method, keys in expected.items():
+        cfg = load_config(os.path.join(REPO, accuracy.METHODS[method][0]), ["model.teacher_weights=None"])
+        assert set(cfg.model.loss_weights) == keys, method
+        # the student node is the baseline's student: same architecture for every method
+        base = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), [])
+        assert cfg.model.student == base.model, method
+
+
+def test_accuracy_summary_mean_std_and_paired_differences(accuracy):
+    results = {
+        "student": {1: {"mIoU": 40.0, "pACC": 80.0}, 2: {"mIoU": 42.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},
+        "kd": {1: {"mIoU": 41.0, "pACC": 80.0}, 2: {"mIoU": 44.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},
+    }
+    rows = {r["method"]: r for r in accuracy.summarize(results, ["student", "kd"], [1, 2, 3])}
+    # student: mean 42, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2
+    assert rows["student"]["mean"] == pytest.approx(42.0) and rows["student"]["std"] == pytest.approx(2.0)
+    # kd - student per seed: +1, +2, 0 -> mean 1, std 1, wins 2 of 3
+    mean, std, wins, n = rows["kd"]["vs_student"]
+    assert (mean, std, wins, n) == (pytest.approx(1.0), pytest.approx(1.0), 2, 3)
+    table = accuracy.format_table(list(rows.values()), (60.0, 90.0), 300, [1, 2, 3])
+    assert "42.00 ± 2.00" in table and "+1.00 ± 1.00 (2/3)" in table and "60.00" in table
+
+
+# ---------------------------------------------------------------------------------------------- cost
+def test_cost_rejects_unknown_pairs_and_items(cost):
+    with pytest.raises(SystemExit):
+        cost.main(["--configs", "pspnet,resnet9000"])
+    with pytest.raises(SystemExit):
+        cost.main(["--configs", "pspnet", "--items", "apd,warp_drive"])
+
+
+def test_cost_synthetic_seg_batch_has_every_class_and_ignore(cost):
+    batch = cost.seg_batch(2, 40, 50, num_classes=19)
+    assert len(batch) == 2 and batch[0]["image"].shape == (3, 40, 50) and batch[0]["image"].dtype == torch.uint8
+    for x in batch:
+        assert set(x["sem_seg"].unique().tolist()) == set(range(19)) | {255}
+    assert not torch.equal(batch[0]["sem_seg"], batch[1]["sem_seg"])
+
+
+def test_cost_ratios_are_medians_of_per_round_ratios(cost):
+    res = {"times": {"floor": [1.0, 2.0, 4.0], "kd": [1.1, 2.2, 4.4], "apd": [1.5, 2.0, 8.0],
+                     "apd_term": [0.1, 0.1, 0.1], "infer_student": [0.5], "infer_teacher": [2.0]},
+           "memory": {"student": 1.0, "teacher_fwd": 1.0, "floor": 1.5, "apd": 2.1},
+           "height": 8, "width": 8, "batch": 2, "device": "cpu", "threads": 1, "repeats": 3, "warmup": 0}
+    d = cost.derived(res)
+    # per-round apd/floor: 1.5, 1.0, 2.0 -> median 1.5
+    assert d["APD step / floor"].startswith("1.500")
+    assert d["inference images/s student / teacher"].endswith("4.00×")  # 2.0 / 0.5
+    assert d["APD peak / (student peak + teacher-forward peak)"].startswith("1.050")  # 2.1 / (1 + 1)
+    assert "| apd |" in cost.report_pair("pspnet", res)
+
+
+def test_cost_tiny_measurement_runs_the_real_apd_step_with_a_no_grad_teacher(cost):
+    args = argparse.Namespace(configs="demo", height=64, width=128, batch=2, device="cpu", warmup=0, repeats=1,
+                              items="apd,apd_term")
+    out = cost.worker_time(args)
+    assert set(out["times"]) == {"apd", "apd_term"}
+    assert all(len(v) == 1 and v[0] > 0 for v in out["times"].values())
+    check = out["teacher_check"]
+    assert check["teacher_forward_calls"] == 1
+    assert not check["grad_enabled_in_teacher_forward"] and not check["teacher_output_requires_grad"]
+    assert check["teacher_params_with_grad"] == 0 and check["teacher_in_eval_mode"]

@@ -1,0 +1,87 @@
+"""Fixtures of the reliability tests: a demo teacher checkpoint and a train_net.py runner.
+
+The runs use the demo APD config (configs/demo/apd_pspnet_r18_demo.py) shrunk by overrides: batch 2,
+64×128 crops, no worker processes. Subprocesses get one BLAS/OpenMP thread each: several test runs and
+helpers share two cores, and oversubscribed OpenMP threads make a step ~10× slower.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from reliability_helpers import REPO, read_metrics
+
+
+@pytest.fixture(scope="session")
+def teacher_weights(tmp_path_factory):
+    """Path of a checkpoint ``{"model": state_dict}`` of the demo teacher (PSPNet-R50 half width),
+    saved from a freshly instantiated model (seed 0): real architecture and key names, no training."""
+    from detectron2.config import LazyConfig, instantiate
+
+    torch.manual_seed(0)
+    teacher = instantiate(LazyConfig.load(os.path.join(REPO, "configs/demo/pspnet_r50_demo.py")).model)
+    path = str(tmp_path_factory.mktemp("teacher") / "teacher.pth")
+    torch.save({"model": teacher.state_dict()}, path)
+    return path
+
+
+def _env(datasets_root, threads=1):
+    return dict(os.environ, DETECTRON2_DATASETS=str(datasets_root), OMP_NUM_THREADS=str(threads),
+                MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture
+def run_train_net():
+    """``run_train_net(args, datasets_root, check=True)`` runs ``train_net.py args`` from the repo root
+    and returns the CompletedProcess (stdout+stderr in ``.stdout``/``.stderr``)."""
+
+    def run(args, datasets_root, check=True, timeout=600):
+        proc = subprocess.run([sys.executable, "train_net.py", *args], cwd=REPO, env=_env(datasets_root),
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"train_net.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    return run
+
+
+@pytest.fixture
+def popen_train_net():
+    """``popen_train_net(args, datasets_root, log_file)``: a background train_net.py (for kill tests)."""
+    procs = []
+
+    def start(args, datasets_root, log_file, threads=1):
+        f = open(log_file, "w")
+        proc = subprocess.Popen([sys.executable, "train_net.py", *args], cwd=REPO,
+                                env=_env(datasets_root, threads), stdout=f, stderr=subprocess.STDOUT)
+        procs.append((proc, f))
+        return proc
+
+    yield start
+    for proc, f in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        f.close()
+
+
+@pytest.fixture
+def metrics():
+    return read_metrics
+
+
+@pytest.fixture
+def apd_demo_distiller(teacher_weights):
+    """A freshly built demo APD distiller (seed 0) in train mode, with its optimisers' configs:
+    returns ``(model, cfg)``; ``cfg`` is the LazyConfig of configs/demo/apd_pspnet_r18_demo.py."""
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.load(os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py"))
+    cfg.model.teacher_weights = teacher_weights
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    model.train()
+    return model, cfg
