@@ -3,7 +3,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from apd.modeling.heads.aux_head import FCNAuxHead, inference_size, masked_cross_entropy
+from apd.modeling.heads.aux_head import FCNAuxHead
+from apd.modeling.heads.base import inference_size, masked_cross_entropy
 
 
 def test_fcn_aux_head_layout():

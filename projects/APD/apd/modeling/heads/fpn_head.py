@@ -15,14 +15,14 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 
-from .aux_head import inference_size, segmentation_losses, upsample_logits
+from .base import SegHeadMixin
 from .outputs import SegHeadOutputs
 
 __all__ = ["FPNSegHead"]
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
-class FPNSegHead(SemSegFPNHead):
+class FPNSegHead(SegHeadMixin, SemSegFPNHead):
     """:class:`SemSegFPNHead` with the APD head contract (ARCHITECTURE.md, "Segmentation heads").
 
     Attributes: ``num_classes``, ``ignore_value``, ``common_stride``, ``feature_channels``
@@ -74,23 +74,3 @@ class FPNSegHead(SemSegFPNHead):
             y = scale_head(features[name])
             feature = y if feature is None else feature + y
         return SegHeadOutputs(feature=feature, logits=self.predictor(feature))
-
-    def losses(self, outputs: SegHeadOutputs, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``{"loss_sem_seg": loss_weight · CE}``; see :func:`segmentation_losses`."""
-        return segmentation_losses(
-            outputs,
-            targets,
-            ignore_value=self.ignore_value,
-            align_corners=self.align_corners,
-            loss_weight=self.loss_weight,
-        )
-
-    def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
-        """Detectron2's contract: training → ``(None, losses)``; inference →
-        ``(B×K×H×W logits, {})`` at ``common_stride``× the feature size, as
-        :class:`SemSegFPNHead` does."""
-        outputs = self.layers(features)
-        if self.training:
-            return None, self.losses(outputs, targets)
-        size = inference_size(outputs.logits.shape[-2:], self.common_stride, self.align_corners)
-        return upsample_logits(outputs.logits, size, self.align_corners), {}

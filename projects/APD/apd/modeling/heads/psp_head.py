@@ -15,15 +15,7 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 
-from .aux_head import (
-    FCNAuxHead,
-    conv_norm_relu,
-    feature_shape,
-    inference_size,
-    segmentation_losses,
-    upsample_logits,
-)
-from .outputs import SegHeadOutputs
+from .base import ContextClassifierHead, conv_norm_relu
 
 __all__ = ["PSPHead", "PyramidPooling"]
 
@@ -68,7 +60,7 @@ class PyramidPooling(nn.Module):
 
 
 @SEM_SEG_HEADS_REGISTRY.register()
-class PSPHead(nn.Module):
+class PSPHead(ContextClassifierHead):
     """PSPNet head with an optional FCN auxiliary classifier (ARCHITECTURE.md, "Segmentation
     heads").
 
@@ -112,14 +104,21 @@ class PSPHead(nn.Module):
             aux_weight: weight of ``loss_aux``.
         """
         super().__init__()
-        shape = feature_shape(input_shape, in_feature, "PSPHead")
-        self.in_feature = in_feature
-        self.num_classes = num_classes
-        self.ignore_value = ignore_value
-        self.common_stride = int(shape.stride)
-        self.feature_channels = channels
-        self.loss_weight = loss_weight
-        self.align_corners = align_corners
+        shape = self._setup(
+            "PSPHead",
+            input_shape,
+            num_classes=num_classes,
+            in_feature=in_feature,
+            channels=channels,
+            dropout=dropout,
+            norm=norm,
+            ignore_value=ignore_value,
+            loss_weight=loss_weight,
+            align_corners=align_corners,
+            aux_in_feature=aux_in_feature,
+            aux_channels=aux_channels,
+            aux_weight=aux_weight,
+        )
 
         self.ppm = PyramidPooling(
             in_channels=int(shape.channels), bins=bins, norm=norm, align_corners=align_corners
@@ -127,72 +126,11 @@ class PSPHead(nn.Module):
         self.merge = nn.Sequential(
             conv_norm_relu(self.ppm.out_channels, channels, 3, norm), nn.Dropout2d(dropout)
         )
-        self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1)
-
-        self.aux_in_feature = aux_in_feature
-        self.aux_weight = aux_weight
-        self.aux_head = None
-        if aux_in_feature is not None:
-            aux_shape = feature_shape(input_shape, aux_in_feature, "PSPHead")
-            self.aux_head = FCNAuxHead(
-                in_channels=int(aux_shape.channels),
-                num_classes=num_classes,
-                channels=aux_channels,
-                dropout=dropout,
-                norm=norm,
-            )
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
         head = cfg.MODEL.SEM_SEG_HEAD
-        if len(head.IN_FEATURES) != 1:
-            raise ValueError(
-                "PSPHead reads one feature; "
-                f"MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}"
-            )
-        return {
-            "input_shape": input_shape,
-            "num_classes": head.NUM_CLASSES,
-            "in_feature": head.IN_FEATURES[0],
-            "bins": tuple(head.get("BINS", (1, 2, 3, 6))),
-            "channels": head.CONVS_DIM,
-            "dropout": head.get("DROPOUT", 0.1),
-            "norm": head.NORM,
-            "ignore_value": head.IGNORE_VALUE,
-            "loss_weight": head.LOSS_WEIGHT,
-            "align_corners": head.get("ALIGN_CORNERS", False),
-            "aux_in_feature": head.get("AUX_IN_FEATURE", None),
-            "aux_channels": head.get("AUX_CHANNELS", 256),
-            "aux_weight": head.get("AUX_WEIGHT", 0.4),
-        }
+        return {"input_shape": input_shape, **cls._common_config(cfg, "PSPHead"), "bins": tuple(head.get("BINS", (1, 2, 3, 6)))}
 
-    def layers(self, features: Dict[str, torch.Tensor]) -> SegHeadOutputs:
-        """Feature (B×channels×h×w, post-dropout in training), logits (B×K×h×w) and, in training
-        with an aux head, aux logits on ``aux_in_feature`` (None in eval: nobody reads them)."""
-        feature = self.merge(self.ppm(features[self.in_feature]))
-        aux_logits = None
-        if self.aux_head is not None and self.training:
-            aux_logits = self.aux_head(features[self.aux_in_feature])
-        logits = self.classifier(feature)
-        return SegHeadOutputs(feature=feature, logits=logits, aux_logits=aux_logits)
-
-    def losses(self, outputs: SegHeadOutputs, targets: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """``loss_sem_seg`` (and ``loss_aux``), weighted; see :func:`segmentation_losses`."""
-        return segmentation_losses(
-            outputs,
-            targets,
-            ignore_value=self.ignore_value,
-            align_corners=self.align_corners,
-            loss_weight=self.loss_weight,
-            aux_weight=self.aux_weight,
-        )
-
-    def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
-        """Detectron2's contract: training → ``(None, losses)``; inference →
-        ``(B×K×H×W logits, {})``, upsampled to the input grid the features cover
-        (:func:`inference_size`)."""
-        outputs = self.layers(features)
-        if self.training:
-            return None, self.losses(outputs, targets)
-        size = inference_size(outputs.logits.shape[-2:], self.common_stride, self.align_corners)
-        return upsample_logits(outputs.logits, size, self.align_corners), {}
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        return self.merge(self.ppm(x))

@@ -22,7 +22,7 @@ from detectron2.structures import ImageList
 
 from apd.inference.sliding_window import check_sliding_window, sliding_window_inference
 
-from ..heads.aux_head import upsample_logits
+from ..heads.base import upsample_logits
 from ..heads.outputs import SegHeadOutputs
 
 __all__ = ["Segmentor"]
