@@ -11,4 +11,6 @@ train = dict(
     device="auto",  # "auto" = cuda when available, else cpu
     seed=123,  # data order, augmentation and dropout are functions of (seed, iteration): exact resume
     eval_teacher=True,  # distillers: evaluate the frozen teacher once before step 0 and log its score
+    cudnn_benchmark=False,  # torch.backends.cudnn.benchmark for training (fixed crop sizes: True helps)
+    log_model=False,  # print the whole model at start-up
 )

@@ -37,7 +37,8 @@ def test_unknown_key_is_one_line_before_any_setup(demo_datasets_root, tmp_path, 
     proc = run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}", "train.max_itr=5", *TINY],
                          demo_datasets_root, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("train_net.py: error: Config key 'train.max_itr' does not exist")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_net.py: error: Config key 'train.max_itr' does not exist")
     assert "Traceback" not in proc.stderr
     assert not out.exists()  # nothing was set up, not even the output folder
 
@@ -102,7 +103,8 @@ def test_consistent_configs_pass(train_net):
 def test_train_net_stops_on_class_count_mismatch_before_building_the_model(
         demo_datasets_root, teacher_weights, tmp_path, run_train_net):
     out = tmp_path / "run"
-    proc = run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}", f"model.teacher_weights={teacher_weights}",
+    proc = run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}",
+                          f"model.teacher_weights={teacher_weights}",
                           "dataloader.train.mapper.num_classes=18", *TINY], demo_datasets_root, check=False)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]

@@ -52,7 +52,8 @@ def test_naive_sync_batchnorm_takes_over_parameters_buffers_and_mode():
 
 _COMMON = ["--config-file", APD_DEMO, *TINY, "train.max_iter=3", "train.eval_teacher=False",
            "train.checkpointer.period=1", "model.student.backbone.norm=SyncBN",
-           "model.student.sem_seg_head.dropout=0.0", "dataloader.train.mapper.augmentations.rotate=null", "model.loss_weights.loss_pa=0.0"]
+           "model.student.sem_seg_head.dropout=0.0", "dataloader.train.mapper.augmentations.rotate=null",
+           "model.loss_weights.loss_pa=0.0"]
 _LOSSES = ("total_loss", "loss_sem_seg", "loss_aux", "loss_kd", "loss_apd", "loss_pa", "loss_adapt")
 
 
@@ -93,10 +94,12 @@ def test_two_process_gloo_run_matches_one_process_run_with_sync_bn(
     a, b = _curve(one), _curve(two)
     assert sorted(a) == sorted(b) == [0, 1, 2]
     for it in a:
+        # Iteration 0 (same weights): equal up to float summation order (gloo all-reduce, E[x²]−E[x]² in
+        # NaiveSyncBatchNorm vs two-pass variance in BatchNorm2d). Later: the drift explained below
+        # (measured ≤ 2.3e-3 relative at iteration 2).
+        rtol = 1e-5 if it == 0 else 1e-2
         for k in _LOSSES:
-            # measured: ≤ 6e-4 relative (float summation order: gloo all-reduce, E[x²]−E[x]² in
-            # NaiveSyncBatchNorm vs two-pass variance in BatchNorm2d)
-            assert abs(a[it][k] - b[it][k]) <= 2e-3 * abs(a[it][k]) + 1e-5, (it, k, a[it][k], b[it][k])
+            assert abs(a[it][k] - b[it][k]) <= rtol * abs(a[it][k]) + 1e-6, (it, k, a[it][k], b[it][k])
     # After the first step (identical start, one all-reduced gradient) the weights agree to float
     # rounding (measured ≤ 4.2e-6, in PSPNet's 1×1 pyramid bin). Later steps drift apart faster than the
     # losses (measured 2.8e-3 after 3 steps): with a global batch of 2, BN over the 1×1 bin normalises 2

@@ -206,7 +206,8 @@ def test_teacher_frozen_through_training_evaluation_hooks_and_resume(tmp_path):
 def test_teacher_score_before_step_0_and_teacher_left_out_of_checkpoints(
         demo_datasets_root, teacher_weights, tmp_path, run_train_net, metrics):
     out = tmp_path / "run"
-    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}", f"model.teacher_weights={teacher_weights}",
+    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}",
+                   f"model.teacher_weights={teacher_weights}",
                    "train.max_iter=1", *TINY], demo_datasets_root)
     log = (out / "log.txt").read_text()
     score = log.index("Teacher score before distillation: teacher/sem_seg/mIoU=")
@@ -222,7 +223,8 @@ def test_teacher_score_before_step_0_and_teacher_left_out_of_checkpoints(
 def test_teacher_score_switched_off_and_saved_teacher_unchanged_by_training(
         demo_datasets_root, teacher_weights, tmp_path, run_train_net, metrics):
     out = tmp_path / "run"
-    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}", f"model.teacher_weights={teacher_weights}",
+    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}",
+                   f"model.teacher_weights={teacher_weights}",
                    "train.max_iter=1", "train.eval_teacher=False", "model.save_teacher=True", *TINY],
                   demo_datasets_root)
     log = (out / "log.txt").read_text()

@@ -68,11 +68,13 @@ class DistillTrainer(SimpleTrainer):
 
     def run_step(self):
         assert self.model.training, "[DistillTrainer] model was changed to eval mode!"
-        if self.seed is not None:
-            torch.manual_seed(self.seed + 1_000_003 * self.iter + comm.get_rank())
         start = time.perf_counter()
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
+        if self.seed is not None:
+            # After fetching the data: creating the loader's iterator (first step of a run, resumed or
+            # not) draws from the global RNG when it starts worker processes.
+            torch.manual_seed(self.seed + 1_000_003 * self.iter + comm.get_rank())
 
         with torch.autocast(self._device_type, dtype=self.amp_dtype, enabled=self.amp):
             loss_dict = self.model(data)
