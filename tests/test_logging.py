@@ -42,7 +42,7 @@ def apd_run(demo_datasets_root, tmp_path_factory):
     """(output dir, teacher checkpoint, dataset root) of a 2-iteration APD demo run."""
     tmp = tmp_path_factory.mktemp("apd_logging")
     teacher = str(tmp / "teacher.pth")
-    torch.save({"model": instantiate(LazyConfig.load("configs/demo/pspnet_r50_demo.py").model).state_dict()}, teacher)
+    torch.save({"model": instantiate(LazyConfig.load("configs/demo/pspnet_r18_wide_demo.py").model).state_dict()}, teacher)
     out = str(tmp / "run")
     _train_net(["--config-file", APD_DEMO, f"model.teacher_weights={teacher}", f"train.output_dir={out}", *TINY],
                demo_datasets_root)

@@ -8,7 +8,7 @@
 Steps (each a plain `train_net.py` run, so this is exactly what a user runs on real data):
   1. write a small Cityscapes-format dataset (leftImg8bit + gtFine polygons, prepared by the real
      cityscapesscripts-based script) under --data-root, unless it is already there;
-  2. train the teacher (configs/demo/pspnet_r50_demo.py); its final checkpoint is cached and reused;
+  2. train the teacher (configs/demo/pspnet_r18_wide_demo.py); its final checkpoint is cached and reused;
   3. train the student alone, with logit KD, and with APD (+KD), all from the same initialisation and seed;
   4. print the final val mIoU of each run (the last checkpoint, never the best one).
 """
@@ -23,14 +23,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RUNS = {
     # name: (config, needs teacher)
-    "teacher": ("configs/demo/pspnet_r50_demo.py", False),
+    "teacher": ("configs/demo/pspnet_r18_wide_demo.py", False),
     "student": ("configs/demo/pspnet_r18_demo.py", False),
     "kd": ("configs/demo/kd_pspnet_r18_demo.py", True),
     "apd": ("configs/demo/apd_pspnet_r18_demo.py", True),
 }
 LABELS = {
-    "teacher": "Teacher PSPNet-R50 (demo width)",
-    "student": "Student PSPNet-R18 (demo width), no distillation",
+    "teacher": "Teacher PSPNet-R18, half width, 1000 iters",
+    "student": "Student PSPNet-R18, quarter width, alone",
     "kd": "Student + logit KD",
     "apd": "Student + APD (+ logit KD, official recipe)",
 }

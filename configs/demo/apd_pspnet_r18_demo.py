@@ -9,7 +9,7 @@ from ..apd_pspnet_r18 import adapter_optimizer, model
 from .pspnet_r18_demo import dataloader, lr_multiplier, optimizer, train
 
 model.student = LazyConfig.load_rel("pspnet_r18_demo.py", "model")
-model.teacher = LazyConfig.load_rel("pspnet_r50_demo.py", "model")
+model.teacher = LazyConfig.load_rel("pspnet_r18_wide_demo.py", "model")
 model.teacher_weights = "output/demo/teacher/model_final.pth"
 model.distill_heads.apd.hidden_dim = 64
 model.distill_heads.apd.embed_dim = 64

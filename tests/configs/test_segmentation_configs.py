@@ -41,7 +41,7 @@ def test_all_recipe_families_are_present():
     for ds in ("", "ade20k/", "pascal_context/"):
         for method in ("apd_pspnet_r18", "apd_deeplab_r18", "apd_pspnet_mbv2", "kd_pspnet_r18", "cwd_pspnet_r18"):
             assert f"{ds}{method}" in names
-    assert {"demo/pspnet_r50_demo", "demo/pspnet_r18_demo", "demo/apd_pspnet_r18_demo"} <= names
+    assert {"demo/pspnet_r18_wide_demo", "demo/pspnet_r18_demo", "demo/apd_pspnet_r18_demo"} <= names
 
 
 def test_models_instantiate_once_per_distinct_node():

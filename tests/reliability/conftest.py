@@ -16,12 +16,12 @@ from reliability_helpers import REPO, read_metrics
 
 @pytest.fixture(scope="session")
 def teacher_weights(tmp_path_factory):
-    """Path of a checkpoint ``{"model": state_dict}`` of the demo teacher (PSPNet-R50 half width),
+    """Path of a checkpoint ``{"model": state_dict}`` of the demo teacher (PSPNet-R18 half width),
     saved from a freshly instantiated model (seed 0): real architecture and key names, no training."""
     from detectron2.config import LazyConfig, instantiate
 
     torch.manual_seed(0)
-    teacher = instantiate(LazyConfig.load(os.path.join(REPO, "configs/demo/pspnet_r50_demo.py")).model)
+    teacher = instantiate(LazyConfig.load(os.path.join(REPO, "configs/demo/pspnet_r18_wide_demo.py")).model)
     path = str(tmp_path_factory.mktemp("teacher") / "teacher.pth")
     torch.save({"model": teacher.state_dict()}, path)
     return path

@@ -32,7 +32,7 @@ from apd.visualization import (
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
 STUDENT_DEMO = "configs/demo/pspnet_r18_demo.py"
-TEACHER_DEMO = "configs/demo/pspnet_r50_demo.py"
+TEACHER_DEMO = "configs/demo/pspnet_r18_wide_demo.py"
 # Official Cityscapes colours by train id, read from cityscapesscripts (independently of apd).
 CITYSCAPES_COLORS = np.array([trainId2label[i].color for i in range(19)], dtype=np.uint8)
 
