@@ -2,18 +2,21 @@
 """Convert a CIRKD DeepLabV3 checkpoint (github.com/winycg/CIRKD, models/deeplabv3.py) to Segmentor keys.
 
     python tools/convert_cirkd_deeplabv3.py deeplabv3_resnet101_citys_best_model.pth \\
-        checkpoints/cirkd_r101_backbone.pth --config-file configs/cityscapes/deeplabv3_r101.py --backbone-only
+        checkpoints/deeplabv3_r101_cirkd_cityscapes.pth --config-file configs/cityscapes/deeplabv3_r101_cirkd.py
+    python tools/convert_cirkd_deeplabv3.py kd_deeplabv3_resnet18_citys_best_model.pth \\
+        checkpoints/deeplabv3_r18_cirkd_cityscapes.pth --config-file configs/cityscapes/deeplabv3_r18_cirkd.py
 
 CIRKD saves the bare state dict: ``pretrained.*`` (ResNetV1b with a deep stem, ``conv1..3``/``bn1..3``,
-``layer1..4``), ``head.aspp.{b0..b4,project}``, ``head.block``, ``auxlayer.block``. Its backbone maps to
-``DilatedResNet(deep_stem=True, torchvision_dilation=True)``: the target config must use that dilation
-placement (ResNetV1b dilates like torchvision, also for ResNet-18).
+``layer1..4``), ``head.aspp.{b0..b4,project}``, ``head.block``, ``auxlayer.block``. The whole model converts
+to a Segmentor of CIRKD's layout, which ``configs/cityscapes/deeplabv3_r{101,18}_cirkd.py`` build:
+``DilatedResNet(deep_stem=True, torchvision_dilation=True)`` (ResNetV1b dilates like torchvision, also for
+ResNet-18), ``ASPPHead(project_channels=512)`` (CIRKD's 1×1 projection after the ASPP; its input channels
+are reordered from CIRKD's branch order to ASPPHead's), an aux head a quarter as wide as res4, BGR input
+minus CIRKD's mean. The output is checked against the config's model: missing keys, unexpected keys and
+shape mismatches are errors.
 
-Only the backbone can be converted today: CIRKD's ASPP ends with a 1×1 projection (``head.aspp.project``)
-that ``apd``'s ``ASPPHead`` does not have, so the head has no counterpart; without ``--backbone-only`` the
-tool stops and lists those keys. With it the output holds ``backbone.*`` only (a ``train.init_checkpoint``;
-the config's head keeps its initialisation and is listed), checked against the config's model: missing
-backbone keys, unexpected keys and shape mismatches are errors.
+--backbone-only converts ``pretrained.*`` alone (``head.*`` and ``auxlayer.*`` dropped): an init for a
+model with another head; the config's head keeps its initialisation and is listed.
 
 Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2 bad arguments.
 """
@@ -48,7 +51,8 @@ def argument_parser() -> argparse.ArgumentParser:
         "else model)",
     )
     parser.add_argument("--backbone-only", action="store_true",
-                        help="convert pretrained.* only; drop head.* and auxlayer.* (required today, see above)")
+                        help="convert pretrained.* only; drop head.* and auxlayer.* "
+                        "(an init for a model with another head)")
     parser.add_argument("--prefix", default="",
                         help="prepended to every converted key, e.g. 'student.' for a distiller's student")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
@@ -83,6 +87,15 @@ def main(argv=None) -> int:
         )
         for line in errors:
             print("  " + line, file=sys.stderr)
+        projection = args.prefix + "sem_seg_head.project.0.weight"
+        if projection in state and projection in comparison.unexpected:
+            print(
+                "  hint: the checkpoint's ASPP has a 1×1 projection (head.aspp.project.0.weight -> "
+                f"{projection}) that `{model_key}` lacks: use a config with "
+                "ASPPHead(project_channels=512), e.g. configs/cityscapes/deeplabv3_r101_cirkd.py, or pass "
+                "--backbone-only to convert the backbone alone",
+                file=sys.stderr,
+            )
         return 1
     for key in comparison.extra_buffers:
         del state[key]

@@ -246,7 +246,8 @@ class OfficialPSPNet(nn.Module):
         return F.interpolate(logits, (h, w), mode="bilinear", align_corners=True), self.aux(x3)
 
 
-def tiny_segmentor(depth, head="psp", merge=16, aux=8, torchvision_dilation=False, dilations=(2, 3, 4)):
+def tiny_segmentor(depth, head="psp", merge=16, aux=8, torchvision_dilation=False, dilations=(2, 3, 4),
+                   **aspp_options):
     backbone = DilatedResNet(depth=depth, output_stride=8, deep_stem=True, stem_width=STEM, base_channels=BASE,
                              norm="BN", out_features=["res4", "res5"], torchvision_dilation=torchvision_dilation)
     common = dict(input_shape=backbone.output_shape(), num_classes=K, channels=merge, norm="BN",
@@ -254,7 +255,7 @@ def tiny_segmentor(depth, head="psp", merge=16, aux=8, torchvision_dilation=Fals
     if head == "psp":
         sem_seg_head = PSPHead(bins=(1, 2, 3, 6), **common)
     else:
-        sem_seg_head = ASPPHead(dilations=dilations, aspp_channels=merge, **common)
+        sem_seg_head = ASPPHead(dilations=dilations, aspp_channels=merge, **common, **aspp_options)
     return Segmentor(backbone=backbone, sem_seg_head=sem_seg_head, pixel_mean=[0.0] * 3, pixel_std=[1.0] * 3)
 
 
@@ -357,6 +358,8 @@ def test_official_deeplabv3_converts_to_identical_segmentor(tmp_path):
 class CIRKDBasicBlock(nn.Module):
     """CIRKD ResNetV1b BasicBlockV1b: conv1 carries ``dilation`` (and the stride), conv2 ``previous_dilation``."""
 
+    expansion = 1
+
     def __init__(self, inplanes, planes, stride, dilation, previous_dilation, downsample):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, dilation, dilation, bias=False)
@@ -370,91 +373,191 @@ class CIRKDBasicBlock(nn.Module):
         return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class CIRKDDeepLabV3(nn.Module):
-    """CIRKD models/deeplabv3.py key layout (ResNet-18 ``pretrained`` with ``dilated=True``, tiny widths)."""
+class CIRKDBottleneck(nn.Module):
+    """CIRKD ResNetV1b BottleneckV1b: 1×1, 3×3 (stride and ``dilation``), 1×1 (×4); ``previous_dilation`` unused."""
 
-    def __init__(self, channels=16):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride, dilation, previous_dilation, downsample):
         super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, 4 * planes, 1, bias=False), nn.BatchNorm2d(4 * planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class CIRKDDeepLabV3(nn.Module):
+    """CIRKD models/deeplabv3.py: key layout and forward (``pretrained`` = ResNetV1b "v1s" with
+    ``dilated=True``; ``head`` = _DeepLabHead; ``auxlayer`` = _FCNHead(res4 channels), eval-mode outputs).
+
+    Tiny widths by default; ``stem=64, base=64, channels=512, num_classes=19`` is CIRKD's real model.
+    """
+
+    def __init__(self, depth=18, stem=STEM, base=BASE, channels=16, num_classes=K, rates=(2, 3, 4)):
+        super().__init__()
+        block, counts = {18: (CIRKDBasicBlock, (2, 2, 2, 2)), 50: (CIRKDBottleneck, (3, 4, 6, 3)),
+                         101: (CIRKDBottleneck, (3, 4, 23, 3))}[depth]
         p = self.pretrained = nn.Module()
-        p.conv1, p.bn1 = nn.Conv2d(3, STEM, 3, 2, 1, bias=False), nn.BatchNorm2d(STEM)
-        p.conv2, p.bn2 = nn.Conv2d(STEM, STEM, 3, 1, 1, bias=False), nn.BatchNorm2d(STEM)
-        p.conv3, p.bn3 = nn.Conv2d(STEM, 2 * STEM, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * STEM)
-        inplanes = 2 * STEM
-        # (planes, stride, dilation) per stage; the first block of a dilated stage uses dilation 1 (stage
-        # dilation 2) or 2 (stage dilation 4) on conv1 and the stage dilation on conv2
+        p.conv1, p.bn1 = nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem)
+        p.conv2, p.bn2 = nn.Conv2d(stem, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem)
+        p.conv3, p.bn3 = nn.Conv2d(stem, 2 * stem, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * stem)
+        inplanes = 2 * stem
+        # (stride, dilation) per stage; the first block of a dilated stage gets dilation 1 (stage dilation 2)
+        # or 2 (stage dilation 4) and previous_dilation = the stage dilation (ResNetV1b._make_layer)
         for idx, (stride, dilation) in enumerate(((1, 1), (2, 1), (1, 2), (1, 4))):
-            planes = BASE * 2**idx
+            planes = base * 2**idx
+            out = planes * block.expansion
             downsample = None
-            if stride != 1 or inplanes != planes:
-                downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            if stride != 1 or inplanes != out:
+                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
             first = 2 if dilation == 4 else 1
-            blocks = [CIRKDBasicBlock(inplanes, planes, stride, first, dilation, downsample),
-                      CIRKDBasicBlock(planes, planes, 1, dilation, dilation, None)]
+            blocks = [block(inplanes, planes, stride, first, dilation, downsample)]
+            blocks += [block(out, planes, 1, dilation, dilation, None) for _ in range(counts[idx] - 1)]
             setattr(p, f"layer{idx + 1}", nn.Sequential(*blocks))
-            inplanes = planes
+            inplanes = out
         fea, c = inplanes, channels
         cbr = lambda i, o, k, d=1: [nn.Conv2d(i, o, k, padding=0 if k == 1 else d, dilation=d, bias=False),  # noqa
                                     nn.BatchNorm2d(o), nn.ReLU(True)]
         aspp = nn.Module()
         aspp.b0 = nn.Sequential(*cbr(fea, c, 1))
-        for j, d in ((1, 2), (2, 3), (3, 4)):
+        for j, d in enumerate(rates, start=1):  # _ASPPConv: .block
             branch = nn.Module()
             branch.block = nn.Sequential(*cbr(fea, c, 3, d))
             setattr(aspp, f"b{j}", branch)
-        aspp.b4 = nn.Module()
+        aspp.b4 = nn.Module()  # _AsppPooling: .gap
         aspp.b4.gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), *cbr(fea, c, 1))
         aspp.project = nn.Sequential(*cbr(5 * c, c, 1), nn.Dropout(0.5))
         self.head = nn.Module()
         self.head.aspp = aspp
-        self.head.block = nn.Sequential(*cbr(c, c, 3), nn.Dropout(0.1), nn.Conv2d(c, K, 1))
-        self.auxlayer = nn.Module()
-        self.auxlayer.block = nn.Sequential(*cbr(fea // 2, fea // 8, 3), nn.Dropout(0.1), nn.Conv2d(fea // 8, K, 1))
+        self.head.block = nn.Sequential(*cbr(c, c, 3), nn.Dropout(0.1), nn.Conv2d(c, num_classes, 1))
+        self.auxlayer = nn.Module()  # _FCNHead(fea // 2): inter_channels = in // 4
+        self.auxlayer.block = nn.Sequential(*cbr(fea // 2, fea // 8, 3), nn.Dropout(0.1),
+                                            nn.Conv2d(fea // 8, num_classes, 1))
 
     def backbone(self, x):
         p = self.pretrained
         x = F.relu(p.bn1(p.conv1(x)))
         x = F.relu(p.bn2(p.conv2(x)))
         x = F.max_pool2d(F.relu(p.bn3(p.conv3(x))), 3, 2, 1)
-        return p.layer4(p.layer3(p.layer2(p.layer1(x))))
+        x3 = p.layer3(p.layer2(p.layer1(x)))
+        return x3, p.layer4(x3)
+
+    def forward(self, x):
+        """eval.py's predict_whole: head logits resized to the input with align_corners=True; aux logits."""
+        c3, c4 = self.backbone(x)
+        a = self.head.aspp
+        pool = F.interpolate(a.b4.gap(c4), c4.shape[2:], mode="bilinear", align_corners=True)
+        feats = torch.cat((a.b0(c4), a.b1.block(c4), a.b2.block(c4), a.b3.block(c4), pool), dim=1)
+        logits = self.head.block(a.project(feats))
+        logits = F.interpolate(logits, x.shape[2:], mode="bilinear", align_corners=True)
+        return logits, self.auxlayer.block(c3)
 
 
-def test_cirkd_backbone_converts_and_head_is_refused():
-    reference = randomize(CIRKDDeepLabV3(), seed=5)
-    state = reference.state_dict()  # CIRKD saves the bare state dict of the unwrapped model
-    with pytest.raises(ConversionError) as info:
-        convert_cirkd_deeplabv3(state)
-    message = str(info.value)
-    # exactly the projection is reported; every other head key has a rule
-    listed = message.split("does not have: ")[1].split(". CIRKD")[0].split(", ")
-    assert sorted(listed) == sorted(k for k in state if k.startswith("head.aspp.project."))
-    assert "backbone_only=True" in message
+@pytest.mark.parametrize("depth", [18, 50])
+def test_cirkd_deeplabv3_converts_to_identical_segmentor(tmp_path, depth):
+    reference = randomize(CIRKDDeepLabV3(depth), seed=5)
+    # CIRKD's save_checkpoint: torch.save(model.state_dict()) of the unwrapped model, no container
+    torch.save(reference.state_dict(), tmp_path / "deeplabv3_cirkd.pth")
+    checkpoint = torch.load(tmp_path / "deeplabv3_cirkd.pth", weights_only=True)
+    result = convert("cirkd_deeplabv3", checkpoint)
+    assert result.dropped == [] and len(result.state) == len(checkpoint)
+    assert result.renamed["head.aspp.project.1.running_var"] == "sem_seg_head.project.0.norm.running_var"
+    assert list(result.changed) == ["sem_seg_head.project.0.weight"]
+    # the projection's input blocks (16 channels each) move from (b0, b1, b2, b3, pool) to (pool, b0, ..., b3)
+    source = checkpoint["head.aspp.project.0.weight"]
+    projected = result.state["sem_seg_head.project.0.weight"]
+    torch.testing.assert_close(projected[:, :16], source[:, 64:80])
+    torch.testing.assert_close(projected[:, 16:], source[:, :64])
 
+    # CIRKD: ResNetV1b dilated like torchvision, an ASPP projection, aux width = res4 channels / 4:
+    # res4 = 4·BASE = 32 (BasicBlock) → 8, 4·BASE·4 = 128 (Bottleneck) → 32
+    aux = {18: 8, 50: 32}[depth]
+    ours = tiny_segmentor(depth, head="aspp", aux=aux, torchvision_dilation=True, project_channels=16)
+    ours.load_state_dict(result.state, strict=True)
+    ours.eval()
+    x = torch.randn(1, 3, 33, 33)
+    with torch.no_grad():
+        expected, expected_aux = reference(x)
+        logits = ours.predict_logits(x)
+        aux = ours.sem_seg_head.aux_head(ours.backbone(x)["res4"])
+    assert logits.shape == (1, K, 33, 33)
+    # random BN statistics make deep residual stacks grow (|logits| ~ 3e3 at depth 50, where float32
+    # summation order alone moves the last digits): compare at atol 1e-5 relative to the largest logit
+    scale = max(1.0, expected.abs().max().item())
+    torch.testing.assert_close(logits / scale, expected / scale, atol=1e-5, rtol=0)
+    torch.testing.assert_close(aux, expected_aux, atol=1e-5, rtol=1e-5)
+    # the function entry point gives the same tensors
+    state = convert_cirkd_deeplabv3({"module." + k: v for k, v in checkpoint.items()})  # DDP keys unwrapped
+    assert state.keys() == result.state.keys()
+    torch.testing.assert_close(state["sem_seg_head.project.0.weight"], projected)
+
+
+def test_cirkd_without_reordering_the_projection_gives_other_outputs():
+    """The reorder matters: with the projection copied as is, the logits differ (the pooled branch is
+    spatially constant, the others are not)."""
+    reference = randomize(CIRKDDeepLabV3(), seed=6)
+    state = convert_cirkd_deeplabv3(reference.state_dict())
+    state["sem_seg_head.project.0.weight"] = reference.head.aspp.project[0].weight.detach().clone()
+    ours = tiny_segmentor(18, head="aspp", torchvision_dilation=True, project_channels=16)
+    ours.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 33, 33)
+    with torch.no_grad():
+        assert not torch.allclose(ours.eval().predict_logits(x), reference(x)[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("depth,config", [(18, "configs/cityscapes/deeplabv3_r18_cirkd.py"),
+                                          (101, "configs/cityscapes/deeplabv3_r101_cirkd.py")])
+def test_cirkd_real_layout_fits_the_cirkd_configs(depth, config):
+    """CIRKD's real widths (deep stem 64-64-128, 512-channel ASPP and projection, 19 classes), keys and
+    shapes only (meta tensors): every converted key fits the config's model, none is missing."""
+    with torch.device("meta"):
+        state = CIRKDDeepLabV3(depth, stem=64, base=64, channels=512, num_classes=19,
+                               rates=(12, 24, 36)).state_dict()
+        model, _ = converters.build_model_from_config(config)
+        converted = convert_cirkd_deeplabv3(state)
+    comparison = compare_with_model(converted, model)
+    assert comparison.errors() == [] and comparison.extra_buffers == []
+    assert converted["sem_seg_head.project.0.weight"].shape == (512, 2560, 1, 1)
+    assert model.input_format == "BGR" and model.sem_seg_head.dilations == (12, 24, 36)
+    # the APD-layout config (no projection) does not fit: the projection is unexpected, the bottleneck
+    # reads 5·512 there
+    with torch.device("meta"):
+        apd_layout, _ = converters.build_model_from_config(config.replace("_cirkd", ""))
+    comparison = compare_with_model(converted, apd_layout)
+    assert "sem_seg_head.project.0.weight" in comparison.unexpected
+    assert "sem_seg_head.bottleneck.0.weight (checkpoint (512, 512, 3, 3) vs model (512, 2560, 3, 3))" in (
+        comparison.mismatched)
+
+
+def test_cirkd_backbone_only_and_layout_errors():
+    reference = randomize(CIRKDDeepLabV3(), seed=7)
+    state = reference.state_dict()
     result = convert("cirkd_deeplabv3", state, backbone_only=True)
-    assert {k.split(".")[0] for k in result.dropped} == {"head", "auxlayer"}
+    assert {k.split(".")[0] for k in result.dropped} == {"head", "auxlayer"} and result.changed == {}
     # CIRKD's ResNetV1b dilation placement is our torchvision_dilation=True (for BasicBlocks too)
     ours = DilatedResNet(depth=18, deep_stem=True, stem_width=STEM, base_channels=BASE, norm="BN",
                          torchvision_dilation=True).eval()
     ours.load_state_dict(strip(result.state), strict=True)
     x = torch.randn(1, 3, 33, 33)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x)["res5"], reference.backbone(x))
+        torch.testing.assert_close(ours(x)["res5"], reference.backbone(x)[1])
 
-
-def test_cirkd_head_rules_name_asppheads_modules():
-    """The head rules that exist are right by name and shape, except ASPPHead's bottleneck, which reads the
-    5·C concatenation where CIRKD's block reads the C-channel projection: the documented gap."""
-    state = CIRKDDeepLabV3().state_dict()
-    head_state = {k: v for k, v in state.items() if k.startswith(("head.", "auxlayer.")) and ".project." not in k}
-    mapped = converters._CIRKD_DEEPLABV3.apply(head_state).state
-    target = tiny_segmentor(18, head="aspp").state_dict()
-    target_head = {k for k in target if k.startswith("sem_seg_head.")}
-    assert set(mapped) == target_head
-    comparison = compare_with_model(mapped, tiny_segmentor(18, head="aspp"))
-    assert comparison.unexpected == []
-    # C = 16: CIRKD block.0 is 16→16, ASPPHead's bottleneck 5·16 = 80 → 16
-    assert comparison.mismatched == [
-        "sem_seg_head.bottleneck.0.weight (checkpoint (16, 16, 3, 3) vs model (16, 80, 3, 3))"
-    ]
+    # an unknown module is listed, not dropped
+    with pytest.raises(ConversionError, match=r"1 checkpoint keys match no rule: head\.aspp\.b5\.0\.weight"):
+        convert_cirkd_deeplabv3({**state, "head.aspp.b5.0.weight": torch.zeros(16, 64, 1, 1)})
+    # a projection that does not read 5 branches of b0's width cannot be reordered
+    bad = {**state, "head.aspp.project.0.weight": torch.zeros(16, 64, 1, 1)}
+    with pytest.raises(ConversionError, match=r"project\.0\.weight has shape \(16, 64, 1, 1\).*5·16"):
+        convert_cirkd_deeplabv3(bad)
+    no_b0 = {k: v for k, v in state.items() if not k.startswith("head.aspp.b0.")}
+    with pytest.raises(ConversionError, match=r"head\.aspp\.b0\.0\.weight is not"):
+        convert_cirkd_deeplabv3(no_b0)
 
 
 # --------------------------------------------------------------------------------------- model checks

@@ -80,3 +80,62 @@ def test_single_image_batch_in_eval():
     # The pooled 1×1 branch has BatchNorm: eval uses running stats, so batch 1 works.
     head = _head().eval()
     assert head(_features(b=1))[0].shape == (1, K, 40, 48)
+
+
+def test_projection_option_is_off_by_default_and_composes_in_order():
+    # default: no projection module and no project.* keys (existing checkpoints keep their layout)
+    plain = _head()
+    assert plain.project is None and not any(k.startswith("project.") for k in plain.state_dict())
+    assert plain.bottleneck[0].in_channels == 30  # 5 branches × 6
+
+    head = _head(project_channels=7, project_dropout=0.5).eval()
+    conv, dropout = head.project
+    # 1×1 conv 30 → 7 without bias (it is normalised), then element-wise dropout (CIRKD's nn.Dropout)
+    assert conv.weight.shape == (7, 30, 1, 1) and conv.bias is None
+    assert type(dropout) is torch.nn.Dropout and dropout.p == 0.5
+    assert head.bottleneck[0].weight.shape == (10, 7, 3, 3)
+    with torch.no_grad():
+        for bn in (conv.norm, head.bottleneck[0].norm):  # non-trivial eval statistics
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 1.5)
+    feats = _features()
+    with torch.no_grad():
+        out = head.layers(feats)
+        # by hand: concatenation → 1×1 conv → BN (running stats) → ReLU → 3×3 bottleneck → classifier
+        cat = head.aspp(feats["res5"])
+        bn = conv.norm
+        projected = F.relu(F.batch_norm(F.conv2d(cat, conv.weight), bn.running_mean, bn.running_var,
+                                        bn.weight, bn.bias, eps=bn.eps))
+        expected = head.classifier(head.bottleneck(projected))
+    torch.testing.assert_close(out.logits, expected)
+
+    # in training the projection's dropout is active: p = 1 zeroes the bottleneck input, so the
+    # bottleneck's output is ReLU(BN(0)) = ReLU(BN bias) everywhere (batch statistics of a constant)
+    drop_all = _head(project_channels=7, project_dropout=1.0).train()
+    bias = torch.linspace(0.1, 1.0, 10)
+    with torch.no_grad():
+        drop_all.bottleneck[0].norm.bias.copy_(bias)
+    feature = drop_all.layers(_features()).feature  # then Dropout2d(0.1): kept channels are scaled by 1/0.9
+    keep = (feature != 0).flatten(2).any(-1)
+    assert keep.sum() > 0
+    expected = (bias / 0.9).view(1, 10, 1, 1).expand_as(feature)
+    torch.testing.assert_close(feature[keep], expected[keep])
+
+
+def test_from_yacs_config_with_projection():
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_sem_seg_head
+
+    cfg = get_cfg()
+    cfg.MODEL.SEM_SEG_HEAD.NAME = "ASPPHead"
+    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["res5"]
+    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = K
+    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 12
+    cfg.MODEL.SEM_SEG_HEAD.NORM = "BN"
+    cfg.MODEL.SEM_SEG_HEAD.ASPP_CHANNELS = 6
+    head = build_sem_seg_head(cfg, _shapes())
+    assert isinstance(head, ASPPHead) and head.project is None
+    cfg.MODEL.SEM_SEG_HEAD.ASPP_PROJECT_CHANNELS = 9
+    head = build_sem_seg_head(cfg, _shapes())
+    assert head.project[0].weight.shape == (9, 30, 1, 1)  # 5 branches × 6 → 9
+    assert head.bottleneck[0].weight.shape == (12, 9, 3, 3) and head.project[1].p == 0.5

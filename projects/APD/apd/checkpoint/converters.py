@@ -2,9 +2,10 @@
 
 Every converter is a pure function ``state -> state`` over a flat ``{name: tensor}`` dict (a checkpoint
 container such as ``{"state_dict": ...}`` / ``{"model_state_dict": ...}`` and a DDP ``module.`` prefix are
-unwrapped first, see :func:`unwrap_state_dict`). Keys are renamed by explicit rules; tensors are never
-changed. A source key that no rule knows is an error that lists every such key: nothing is silently
-dropped, apart from the documented ImageNet classifiers. The output keys are those of a
+unwrapped first, see :func:`unwrap_state_dict`). Keys are renamed by explicit rules; tensors are not
+changed, except where a layout orders channels differently (CIRKD's ASPP projection; listed in
+``ConversionResult.changed``). A source key that no rule knows is an error that lists every such key:
+nothing is silently dropped, apart from the documented ImageNet classifiers. The output keys are those of a
 :class:`~apd.modeling.meta_arch.segmentor.Segmentor` (``backbone.*``, ``sem_seg_head.*``), so the result
 can be a ``train.init_checkpoint`` of a student config or the ``model.teacher_weights`` of a distiller.
 
@@ -18,7 +19,8 @@ official APD PSPNet             ``layer0..4 ppm.features ppm.merge cls.0 aux``  
 semseg PSPNet                   ``layer0..4 ppm.features cls.{0,1,4} aux``        ``DilatedResNet + PSPHead``
 official APD DeepLabV3          ``layer0..4 ppm.{image_pool,aspp_modules,``       ``DilatedResNet + ASPPHead``
                                 ``bottleneck} cls.0 aux``
-CIRKD DeepLabV3 (backbone)      ``pretrained.* head.* auxlayer.*``                ``DilatedResNet`` only
+CIRKD DeepLabV3                 ``pretrained.* head.{aspp,block} auxlayer``       ``DilatedResNet + ASPPHead``
+                                                                                  ``(project_channels=C)``
 ==============================  ================================================  ==========================
 
 ImageNet classifiers (``fc.*``, ``features.18.*``, ``classifier.*``) are dropped. The heads of ImageNet
@@ -31,13 +33,13 @@ Architecture flags the converted weights need (the keys alone do not carry them)
   (PSPNet) dilation placement except for the 60-class PASCAL-Context models (``torchvision_dilation=True``);
   heads with ``align_corners=True``; APD DeepLabV3 rates (12, 24, 36), 512-channel branches.
 - CIRKD DeepLabV3: ``DilatedResNet(deep_stem=True, torchvision_dilation=True)`` (its ResNetV1b places the
-  dilation as torchvision does, also for ResNet-18).
-
-CIRKD's DeepLabV3 head cannot be converted: its ASPP concatenates the five branches in a different order
-and then applies a 1×1 projection (``head.aspp.project``: 5·C→C conv, BN, ReLU, Dropout(0.5)) before the
-3×3 ``head.block``; :class:`~apd.modeling.heads.aspp_head.ASPPHead` (the APD repo's mmseg-style head) has
-no projection, so ``head.block.0`` (C→C) has no counterpart of the right shape. Convert its backbone
-with ``backbone_only=True``.
+  dilation as torchvision does, also for ResNet-18); ``ASPPHead(project_channels=512, aspp_channels=512,
+  channels=512, dilations=(12, 24, 36), align_corners=True)``, aux head width = res4 channels / 4; BGR
+  input with mean (104.01, 116.67, 122.68), std 1 (configs/cityscapes/deeplabv3_r{101,18}_cirkd.py).
+  CIRKD's ASPP concatenates its branches as b0 (1×1), b1..b3 (atrous), b4 (pooling) and projects them
+  (``head.aspp.project``: 5·C→C 1×1 conv, BN, ReLU, Dropout(0.5)) before the 3×3 ``head.block``;
+  ASPPHead concatenates pooling first, so the projection weight's input-channel blocks are reordered
+  (an exact permutation).
 
 The second half of this module holds the checks the ``tools/convert_*.py`` command lines run against a
 model built from a config (:func:`build_model_from_config`, :func:`compare_with_model`).
@@ -94,12 +96,15 @@ class ConversionResult:
         dropped: source keys deliberately left out (ImageNet classifiers, or the head with
             ``backbone_only``).
         source: the converter's name (e.g. "official_apd_pspnet (apd layout)").
+        changed: ``{target name: what was done}`` for the tensors that are not copied as they are
+            (CIRKD's projection weight, whose input channels are permuted).
     """
 
     state: Dict[str, torch.Tensor]
     renamed: Dict[str, str] = field(default_factory=dict)
     dropped: List[str] = field(default_factory=list)
     source: str = ""
+    changed: Dict[str, str] = field(default_factory=dict)
 
 
 def _format_keys(keys: Sequence[str], limit: int = 40) -> str:
@@ -284,6 +289,7 @@ _APD_DEEPLABV3 = _KeyMap(
     "ppm.aspp_modules.{j}.{conv,bn}, ppm.bottleneck.{conv,bn}, cls.0, aux.{0,1,4}",
 )
 
+_CIRKD_PROJECT = "sem_seg_head.project.0.weight"
 _CIRKD_BACKBONE_RULES = _stem_rules("pretrained.", deep_stem=True) + _resnet_block_rules("pretrained.")
 # CIRKD models/deeplabv3.py head. Branch order there: b0 (1×1), b1..b3 (3×3 atrous), b4 (image pooling);
 # ASPPHead: image_pool, branches[0] (1×1), branches[1..3] (3×3 atrous).
@@ -294,10 +300,11 @@ _CIRKD_HEAD_RULES = [
     (r"head\.aspp\.b(?P<j>[123])\.block\.1\." + _BN, r"sem_seg_head.aspp.branches.\g<j>.norm.\g<bn>"),
     (r"head\.aspp\.b4\.gap\.1\.weight", "sem_seg_head.aspp.image_pool.1.weight"),
     (r"head\.aspp\.b4\.gap\.2\." + _BN, r"sem_seg_head.aspp.image_pool.1.norm.\g<bn>"),
-    # 1×1 projection after the concatenation: ASPPHead has none (see the module docstring)
-    (r"head\.aspp\.project\.[01]\..+", _NO_COUNTERPART),
-    # block = Sequential(3×3 conv C→C, BN, ReLU, Dropout, 1×1 conv): named like ASPPHead's bottleneck, but
-    # ASPPHead's bottleneck reads the 5·C concatenation (shape differs; only usable with a projection)
+    # project = Sequential(1×1 conv 5·C→C, BN, ReLU, Dropout(0.5)) -> ASPPHead(project_channels=C).project =
+    # Sequential(d2 Conv2d + norm + ReLU, Dropout); the conv's input channels are reordered afterwards
+    (r"head\.aspp\.project\.0\.weight", _CIRKD_PROJECT),
+    (r"head\.aspp\.project\.1\." + _BN, r"sem_seg_head.project.0.norm.\g<bn>"),
+    # block = Sequential(3×3 conv C→C, BN, ReLU, Dropout(0.1), 1×1 conv): the bottleneck (reads the projection)
     (r"head\.block\.0\.weight", "sem_seg_head.bottleneck.0.weight"),
     (r"head\.block\.1\." + _BN, r"sem_seg_head.bottleneck.0.norm.\g<bn>"),
     (r"head\.block\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
@@ -307,8 +314,8 @@ _CIRKD_HEAD_RULES = [
     (r"auxlayer\.block\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
 ]
 _CIRKD_LAYOUT = (
-    "CIRKD models/deeplabv3.py: pretrained.{conv1..3,bn1..3,layer1..4}, head.aspp.{b0..b4,project}, "
-    "head.block.{0,1,4}, auxlayer.block.{0,1,4}"
+    "CIRKD models/deeplabv3.py: pretrained.{conv1..3,bn1..3,layer1..4}, head.aspp.{b0.{0,1},"
+    "b1..b3.block.{0,1},b4.gap.{1,2},project.{0,1}}, head.block.{0,1,4}, auxlayer.block.{0,1,4}"
 )
 _CIRKD_DEEPLABV3 = _KeyMap("cirkd_deeplabv3", _CIRKD_BACKBONE_RULES + _CIRKD_HEAD_RULES, _CIRKD_LAYOUT)
 _CIRKD_DEEPLABV3_BACKBONE = _KeyMap(
@@ -394,22 +401,44 @@ def _official_apd(state: Mapping[str, torch.Tensor], layout: Optional[str] = Non
     )
 
 
+# CIRKD's _ASPP concatenates (b0, b1, b2, b3, b4 = pooling); ASPPHead (pooling, 1×1, atrous...): the
+# position in CIRKD's concatenation of each of ASPPHead's blocks
+_CIRKD_ASPP_ORDER = (4, 0, 1, 2, 3)
+
+
+def _reorder_cirkd_projection(weight: torch.Tensor, branch_channels: int) -> torch.Tensor:
+    """CIRKD's ``head.aspp.project.0.weight`` (C_out × 5·C × 1 × 1, input blocks b0, b1, b2, b3, pool) →
+    ASPPHead's ``project.0.weight`` (input blocks pool, b0, b1, b2, b3); each block is C channels."""
+    n = len(_CIRKD_ASPP_ORDER)
+    if weight.dim() != 4 or weight.shape[1] != n * branch_channels:
+        raise ConversionError(
+            f"cirkd_deeplabv3: head.aspp.project.0.weight has shape {tuple(weight.shape)}; expected "
+            f"(C_out, {n}·{branch_channels}, 1, 1): {n} concatenated branches of {branch_channels} channels "
+            "(the width of head.aspp.b0.0.weight)"
+        )
+    blocks = weight.split(branch_channels, dim=1)
+    return torch.cat([blocks[i] for i in _CIRKD_ASPP_ORDER], dim=1).contiguous()
+
+
 def _cirkd_deeplabv3(state: Mapping[str, torch.Tensor], backbone_only: bool = False) -> ConversionResult:
     """See :func:`convert_cirkd_deeplabv3`."""
     state = unwrap_state_dict(state)
     if backbone_only:
         return _CIRKD_DEEPLABV3_BACKBONE.apply(state)
-    try:
-        return _CIRKD_DEEPLABV3.apply(state)
-    except ConversionError as e:
-        if "modules this project does not have" not in str(e):
-            raise
-        raise ConversionError(
-            f"{e}. CIRKD's ASPP ends with a 1×1 projection (head.aspp.project: 5·C→C conv, BN, ReLU, "
-            "Dropout(0.5)) that apd's ASPPHead does not have, and its head.block.0 then reads C channels "
-            "where ASPPHead's bottleneck reads 5·C: the head cannot be converted. Convert the backbone only "
-            "(backbone_only=True / --backbone-only)."
-        ) from None
+    result = _CIRKD_DEEPLABV3.apply(state)
+    if _CIRKD_PROJECT in result.state:
+        if "head.aspp.b0.0.weight" not in state:
+            raise ConversionError(
+                "cirkd_deeplabv3: head.aspp.project.0.weight is present but head.aspp.b0.0.weight is not: "
+                "cannot tell the branch width to reorder the projection's input channels"
+            )
+        width = int(state["head.aspp.b0.0.weight"].shape[0])
+        result.state[_CIRKD_PROJECT] = _reorder_cirkd_projection(result.state[_CIRKD_PROJECT], width)
+        result.changed[_CIRKD_PROJECT] = (
+            f"input channels reordered from CIRKD's (b0, b1, b2, b3, pool) to ASPPHead's (pool, 1×1, atrous ×3), "
+            f"blocks of {width}"
+        )
+    return result
 
 
 _CONVERTERS: Dict[str, Callable[..., ConversionResult]] = {
@@ -494,12 +523,22 @@ def convert_official_apd(state: Mapping, *, layout: Optional[str] = None) -> Dic
 
 
 def convert_cirkd_deeplabv3(state: Mapping, *, backbone_only: bool = False) -> Dict[str, torch.Tensor]:
-    """CIRKD DeepLabV3 (``models/deeplabv3.py``, ResNetV1b deep-stem backbone ``pretrained.*``).
+    """CIRKD DeepLabV3 (``models/deeplabv3.py``, ResNetV1b deep-stem backbone ``pretrained.*``) →
+    ``Segmentor(DilatedResNet(deep_stem=True, torchvision_dilation=True), ASPPHead(project_channels=C))``.
 
-    ``pretrained.{conv1..3,bn1..3,layer1..4}.*`` → ``backbone.*`` (target:
-    ``DilatedResNet(deep_stem=True, torchvision_dilation=True)``). The head cannot be converted (see the
-    module docstring): without ``backbone_only`` a checkpoint with ``head.aspp.project.*`` raises
-    :class:`ConversionError`; with it, ``head.*`` and ``auxlayer.*`` are dropped.
+    Key map (``module.`` and a checkpoint container are unwrapped first)::
+
+        pretrained.{conv1..3,bn1..3,layer1..4}   backbone.*
+        head.aspp.b0.{0,1}                       sem_seg_head.aspp.branches.0 / .0.norm
+        head.aspp.b{1,2,3}.block.{0,1}           sem_seg_head.aspp.branches.{1,2,3} / .norm
+        head.aspp.b4.gap.{1,2}                   sem_seg_head.aspp.image_pool.1 / .1.norm
+        head.aspp.project.{0,1}                  sem_seg_head.project.0 / .0.norm  (input channels reordered)
+        head.block.{0,1} / head.block.4          sem_seg_head.bottleneck.0 / .0.norm, sem_seg_head.classifier
+        auxlayer.block.{0,1} / .4                sem_seg_head.aux_head.conv / .conv.norm, .aux_head.classifier
+
+    Args:
+        backbone_only: convert ``pretrained.*`` only and drop ``head.*`` / ``auxlayer.*`` (an init for a
+            model whose head differs).
     """
     return _cirkd_deeplabv3(state, backbone_only=backbone_only).state
 
@@ -654,6 +693,7 @@ def format_conversion_report(result: ConversionResult, state: Mapping[str, torch
     """Human-readable summary: converted keys per target prefix, dropped keys per source prefix."""
     lines = [f"Converted {len(state)} keys ({result.source}):"]
     lines += [f"  {prefix:<40s} {count:5d}" for prefix, count in summarize_keys(state).items()]
+    lines += [f"Changed {name}: {what}" for name, what in result.changed.items()]
     if result.dropped:
         dropped = ", ".join(f"{p} ({n})" for p, n in summarize_keys(
             [k.rsplit(".", 1)[0] for k in result.dropped], depth=2).items())

@@ -7,6 +7,11 @@ bottleneck conv → ``channels`` (512) → norm → ReLU → Dropout2d(0.1) = ``
 then a 1×1 classifier. There is no 1×1 projection after the concatenation (torchvision's and
 Detectron2's ``ASPP`` have one), so Detectron2's ``ASPP`` layer is not reused. Layers use PyTorch's
 default initialisation, as the repo does.
+
+``project_channels`` (off by default) adds that projection for checkpoints converted from CIRKD's
+``models/deeplabv3.py``: concatenation → 1×1 conv → ``project_channels`` → norm → ReLU →
+Dropout(``project_dropout``) → the 3×3 bottleneck, which then reads ``project_channels``. The
+concatenation order stays pool-first; the converter reorders CIRKD's projection weight to match.
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
@@ -87,6 +92,8 @@ class ASPPHead(ContextClassifierHead):
         aux_in_feature: Optional[str] = None,
         aux_channels: int = 256,
         aux_weight: float = 0.4,
+        project_channels: Optional[int] = None,
+        project_dropout: float = 0.5,
     ):
         """
         Args:
@@ -105,6 +112,10 @@ class ASPPHead(ContextClassifierHead):
             aux_in_feature: feature of the auxiliary classifier ("res4"), or None for no aux head.
             aux_channels: width of the auxiliary classifier's 3×3 conv.
             aux_weight: weight of ``loss_aux``.
+            project_channels: None (the APD repo: the bottleneck reads the concatenation), or the
+                width of a 1×1 projection after the concatenation (CIRKD: 512), module ``project``.
+            project_dropout: probability of the element-wise ``nn.Dropout`` after the projection
+                (CIRKD: 0.5); unused without ``project_channels``.
         """
         super().__init__()
         shape = self._setup(
@@ -138,14 +149,34 @@ class ASPPHead(ContextClassifierHead):
             norm=norm,
             align_corners=align_corners,
         )
+        self.project_channels = None if project_channels is None else int(project_channels)
+        self.project = None
+        bottleneck_in = self.aspp.out_channels
+        if self.project_channels is not None:
+            self.project = nn.Sequential(
+                conv_norm_relu(self.aspp.out_channels, self.project_channels, 1, norm),
+                nn.Dropout(project_dropout),
+            )
+            bottleneck_in = self.project_channels
         self.bottleneck = nn.Sequential(
-            conv_norm_relu(self.aspp.out_channels, channels, 3, norm), nn.Dropout2d(dropout)
+            conv_norm_relu(bottleneck_in, channels, 3, norm), nn.Dropout2d(dropout)
         )
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
         head = cfg.MODEL.SEM_SEG_HEAD
-        return {"input_shape": input_shape, **cls._common_config(cfg, "ASPPHead"), "dilations": None if head.get("ASPP_DILATIONS", None) is None else tuple(head.ASPP_DILATIONS), "aspp_channels": head.get("ASPP_CHANNELS", 512)}
+        return {
+            "input_shape": input_shape,
+            **cls._common_config(cfg, "ASPPHead"),
+            "dilations": None if head.get("ASPP_DILATIONS", None) is None else tuple(head.ASPP_DILATIONS),
+            "aspp_channels": head.get("ASPP_CHANNELS", 512),
+            # optional: a 1×1 projection after the concatenation (CIRKD layout), None = none
+            "project_channels": head.get("ASPP_PROJECT_CHANNELS", None),
+            "project_dropout": head.get("ASPP_PROJECT_DROPOUT", 0.5),
+        }
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bottleneck(self.aspp(x))
+        x = self.aspp(x)
+        if self.project is not None:
+            x = self.project(x)
+        return self.bottleneck(x)
