@@ -103,7 +103,7 @@ def main(argv=None):
         m = final_metrics(os.path.join(args.output, name))
         if m is None:
             continue
-        rows.append((LABELS[name], m["sem_seg/mIoU"], m.get("sem_seg/pACC", float("nan")), m["iteration"] + 1,
+        rows.append((LABELS[name], m["sem_seg/mIoU"], m.get("sem_seg/pACC", float("nan")), m["iteration"],
                      times.get(name)))
     print("\nFinal val scores on the generated Cityscapes-format data (last checkpoint, single scale):")
     print(f"| {'run':<48} | {'mIoU':>6} | {'pixel acc':>9} | {'iters':>5} | {'train time':>10} |")
