@@ -29,7 +29,7 @@ RUNS = {
     "apd": ("configs/demo/apd_pspnet_r18_demo.py", True),
 }
 LABELS = {
-    "teacher": "Teacher PSPNet-R18, half width, 1000 iters",
+    "teacher": "Teacher PSPNet-R18, half width",
     "student": "Student PSPNet-R18, quarter width, alone",
     "kd": "Student + logit KD",
     "apd": "Student + APD (+ logit KD, official recipe)",
