@@ -48,7 +48,7 @@ PAIRS = {
                       kind="rcnn", size=(800, 1333), label="Mask R-CNN R101-FPN → R50-FPN"),
     # The CPU demo pair of benchmarks/accuracy.py (not in the default list).
     "demo": dict(config="configs/demo/apd_pspnet_r18_demo.py", kind="seg", size=(128, 256),
-                 label="demo PSPNet-R50/2 → PSPNet-R18/4"),
+                 label="demo teacher → demo student (configs/demo)"),
 }
 DEFAULT_PAIRS = ("deeplab", "pspnet", "mask_rcnn")
 STEPS = ("student", "teacher_fwd", "floor", "kd", "apd")
