@@ -52,7 +52,7 @@ def is_complete(out: str, iters: int) -> bool:
     )
 
 
-def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool):
+def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=()):
     config, needs_teacher, _ = METHODS[method]
     cmd = [
         sys.executable, "train_net.py", "--config-file", config, "--overwrite",
@@ -65,7 +65,7 @@ def train_command(method: str, seed: int, out: str, iters: int, teacher: str, ev
     ]
     if needs_teacher:
         cmd.append(f"model.teacher_weights={teacher}")
-    return cmd
+    return cmd + list(opts)
 
 
 def launch(cmd, out: str, env) -> float:
@@ -188,6 +188,9 @@ def main(argv=None):
                         help="training runs at a time, CPU threads split evenly (two 1-thread runs use 2 cores "
                              "better than one 2-thread run; results are bit-reproducible for the same --jobs)")
     parser.add_argument("--retrain", action="store_true", help="retrain runs that already finished")
+    parser.add_argument("--opts", nargs="*", default=[],
+                        help="extra train_net.py key=value overrides for every run (e.g. an ablation of the "
+                             "selected methods: --methods apd_kd --opts adapter_optimizer.lr=1e-3)")
     args = parser.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -221,7 +224,8 @@ def main(argv=None):
                 print(f"[accuracy] {method} seed {seed}: finished run in {out}, reused (--retrain to redo)")
                 results[method][seed] = {"wall_s": None}
                 continue
-            jobs.append((method, seed, out, train_command(method, seed, out, args.iters, teacher, eval_teacher)))
+            cmd = train_command(method, seed, out, args.iters, teacher, eval_teacher, args.opts)
+            jobs.append((method, seed, out, cmd))
 
     def work(job):
         method, seed, out, cmd = job
