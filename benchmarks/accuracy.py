@@ -37,6 +37,7 @@ METHODS = {
     "apd_kd": (run_demo.RUNS["apd"][0], True, "+ APD + KD (official recipe)"),
 }
 DEFAULT_ITERS = 300
+WALL_FILE = "benchmark_wall_time.json"
 
 
 def run_dir(output: str, method: str, seed: int) -> str:
@@ -78,7 +79,19 @@ def launch(cmd, out: str, env) -> float:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f"training failed (exit {proc.returncode}): {' '.join(cmd)}; see {log}")
-    return time.time() - start
+    wall = time.time() - start
+    with open(os.path.join(out, WALL_FILE), "w") as f:
+        json.dump({"wall_s": wall, "cmd": cmd}, f)
+    return wall
+
+
+def recorded_wall(out: str):
+    """Wall time of a finished run, as recorded by :func:`launch` (None for runs made otherwise)."""
+    path = os.path.join(out, WALL_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("wall_s")
 
 
 def step_times(out: str):
@@ -160,17 +173,20 @@ def format_table(rows, teacher, iters, seeds) -> str:
                      + " | ".join("" for _ in seeds) + f" | | | {t_pacc or float('nan'):.2f} | | | |")
     for r in rows:
         per_seed = " | ".join(f"{r['mIoU'][s]:.2f}" if s in r["mIoU"] else "" for s in seeds)
-        fmt = (lambda v, unit: f"{v:.2f} {unit}" if v is not None else "")
-        wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else "cached"
+        step = f"{r['step_s']:.2f} s" if r.get("step_s") is not None else ""
+        data = f"{r['data_s'] * 1e3:.0f} ms" if r.get("data_s") is not None else ""
+        wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else ""
         lines.append(
             f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {diff(r, 'student')} | {diff(r, 'kd')} | "
-            f"{r['pACC_mean']:.2f} | {fmt(r['step_s'], 's')} | {fmt(r['data_s'], 's')} | {wall} |"
+            f"{r['pACC_mean']:.2f} | {step} | {data} | {wall} |"
         )
     lines.append("")
     lines.append(f"Final checkpoint of each run ({iters} iterations), val of the generated data, single scale; "
                  f"seeds {', '.join(map(str, seeds))}; std = sample standard deviation over seeds; "
                  "Δ = mean ± std of the per-seed difference (same initialisation and data order), "
-                 "wins = seeds where the method is better.")
+                 "wins = seeds where the method is better. Step / data time: medians of metrics.json "
+                 "(`time`, `data_time`: time the trainer waited for the loader) over all runs of a method; "
+                 "wall time: median per run (start-up and evaluation included).")
     return "\n".join(lines)
 
 
@@ -222,7 +238,7 @@ def main(argv=None):
             eval_teacher = method == first_distill and seed == seeds[0]
             if is_complete(out, args.iters) and not args.retrain:
                 print(f"[accuracy] {method} seed {seed}: finished run in {out}, reused (--retrain to redo)")
-                results[method][seed] = {"wall_s": None}
+                results[method][seed] = {"wall_s": recorded_wall(out)}
                 continue
             cmd = train_command(method, seed, out, args.iters, teacher, eval_teacher, args.opts)
             jobs.append((method, seed, out, cmd))
