@@ -21,6 +21,8 @@ each round runs every item once, so CPU contention hits all of them alike):
   kd_term / apd_term   the term alone, forward + backward, on head outputs of the real size
                        (apd_term includes both adapters; ROI vectors for Mask R-CNN)
   infer_student / infer_teacher   eval forward, batch 1, whole image (no sliding window / flip)
+``--amp fp16|bf16`` runs every item under ``torch.autocast`` (training steps through the trainer's own AMP
+path: fp16 with a GradScaler on CUDA), as ``train.amp`` does in train_net.py.
 Peak memory: one fresh subprocess per (pair, mode): peak RSS (VmHWM, reset after construction where the
 kernel allows, else ru_maxrss) minus RSS after model construction on CPU; ``max_memory_allocated``
 minus allocated-after-construction on CUDA.
@@ -115,7 +117,7 @@ def to_device(batch, device):
 class Bench:
     """The pair of one config, with every variant sharing the same student and teacher modules."""
 
-    def __init__(self, pair: str, height: int, width: int, batch: int, device: str):
+    def __init__(self, pair: str, height: int, width: int, batch: int, device: str, amp: str = "off"):
         import torch
         from detectron2.config import instantiate
         from detectron2.utils.env import seed_all_rng
@@ -126,6 +128,7 @@ class Bench:
         spec = PAIRS[pair]
         self.kind = spec["kind"]
         self.device = device
+        self.amp = amp
         cfg = load_config(os.path.join(ROOT, spec["config"]), [])
         cfg.model.teacher_weights = None  # random teacher, flagged as loaded below
         if self.kind == "seg":
@@ -215,7 +218,7 @@ class Bench:
         parts = dict(backbone=m.backbone, proposal_generator=m.proposal_generator, roi_heads=m.roi_heads,
                      pixel_mean=tuple(m.pixel_mean.flatten().tolist()),
                      pixel_std=tuple(m.pixel_std.flatten().tolist()), input_format=m.input_format)
-        self.student = GeneralizedRCNN(**parts)
+        self.student = GeneralizedRCNN(**parts).to(self.device)  # its own pixel_mean/std buffers
         self.teacher = m.teacher
         self.floor = FloorRCNNDistiller(**parts, teacher=m.teacher, teacher_weights=None, use_kd=True)
         self.kd = rcnn_distiller_from_models(
@@ -224,6 +227,7 @@ class Bench:
         )
         for v in (self.floor, self.kd):
             v.teacher_loaded = True
+            v.to(self.device)  # their own pixel_mean/std buffers are built on the CPU
         self.apd_weights = {k: m.loss_weights[k] for k in ("loss_apd", "loss_pa", "loss_adapt")}
         self.kd_weight = m.loss_weights["loss_kd"]
 
@@ -272,7 +276,9 @@ class Bench:
             for opt in (optimizer, adapter_optimizer):
                 for group in opt.param_groups if opt is not None else ():
                     group["lr"] = 0.0
-            trainer = DistillTrainer(model, itertools.repeat(self.batch), optimizer, adapter_optimizer, seed=None)
+            amp = {"fp16": "float16", "bf16": "bfloat16"}.get(self.amp)
+            trainer = DistillTrainer(model, itertools.repeat(self.batch), optimizer, adapter_optimizer, seed=None,
+                                     amp=amp is not None, amp_dtype=amp or "float16")
             trainer.iter = 0
             self.trainers[name] = trainer
         return self.trainers[name]
@@ -374,9 +380,20 @@ class Bench:
         if who == "student":
             model.train()
 
+    def autocast(self):
+        """The autocast context of ``--amp`` for the items the trainer does not wrap itself."""
+        import torch
+
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.amp)
+        return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype is not None)
+
     def run(self, name: str):
         if name in ("student", "floor", "kd", "apd"):
-            return self.step(name)
+            return self.step(name)  # DistillTrainer applies train.amp itself
+        with self.autocast():
+            return self._run_part(name)
+
+    def _run_part(self, name: str):
         if name == "teacher_fwd":
             return self.teacher_forward()
         if name == "apd_term":
@@ -431,8 +448,9 @@ def worker_time(args) -> dict:
     items = [i for i in args.items.split(",") if i]
     height, width = args.height, args.width
     with EventStorage(0):
-        bench = Bench(args.configs, height, width, args.batch, args.device)
-        bench.prepare_terms()
+        bench = Bench(args.configs, height, width, args.batch, args.device, args.amp)
+        if any(i in PARTS[:2] for i in items):
+            bench.prepare_terms()  # (a training-mode forward: needs batch > 1 for the PSP 1×1 bin)
         check = _teacher_no_grad_check(bench) if "apd" in items else {}
         times = {i: [] for i in items}
         for round_ in range(args.warmup + args.repeats):
@@ -443,7 +461,27 @@ def worker_time(args) -> dict:
                 _sync(args.device)
                 if round_ >= args.warmup:
                     times[item].append(time.perf_counter() - start)
-    return {"times": times, "teacher_check": check, "threads": torch.get_num_threads()}
+        profile = _profile(bench, args) if args.profile else None
+    return {"times": times, "teacher_check": check, "threads": torch.get_num_threads(), "profile": profile}
+
+
+def _profile(bench: "Bench", args) -> str:
+    """torch.profiler table (top 25 ops by self device/CPU time) of one run of each ``--profile`` item."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = args.device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    tables = []
+    for item in [i for i in args.profile.split(",") if i]:
+        with profile(activities=activities) as prof:
+            bench.run(item)
+            _sync(args.device)
+        key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        tables.append(f"--- profile of '{item}' (one run, sorted by {key})\n"
+                      + prof.key_averages().table(sort_by=key, row_limit=25, max_name_column_width=60))
+    text = "\n".join(tables)
+    print(text, flush=True)
+    return text
 
 
 def _rss_kib(field: str) -> int:
@@ -463,14 +501,19 @@ def worker_memory(args) -> dict:
     mode = args.items
     cuda = args.device.startswith("cuda")
     with EventStorage(0):
-        bench = Bench(args.configs, args.height, args.width, args.batch, args.device)
+        bench = Bench(args.configs, args.height, args.width, args.batch, args.device, args.amp)
         if mode in bench.models:
             bench.trainer(mode)  # optimiser built before the baseline; its state is part of the step
         gc.collect()
         if cuda:
             torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
+            # Warm-up first (optimiser state, library workspaces), then reset the peak; cudnn.benchmark is
+            # off here: its algorithm search allocates trial workspaces of tens of GiB no step holds.
+            for _ in range(args.warmup):
+                bench.run(mode)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         else:
             reset = False
             try:
@@ -480,12 +523,13 @@ def worker_memory(args) -> dict:
             except OSError:
                 pass
             base = _rss_kib("VmRSS") * 1024
-        for _ in range(args.warmup + 1):
+        for _ in range(1 if cuda else args.warmup + 1):
             bench.run(mode)
         if cuda:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
-            how = "torch.cuda.max_memory_allocated - allocated after construction"
+            how = ("torch.cuda.max_memory_allocated of one step after warm-up - allocated after "
+                   "construction (optimiser state included)")
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             how = ("peak RSS (reset after construction) - RSS after construction" if reset
@@ -528,7 +572,7 @@ def _spawn(args, worker: str, pair: str, items: str, env=None) -> dict:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", worker, "--configs", pair, "--items", items,
                "--height", str(args.height), "--width", str(args.width), "--batch", str(args.batch),
                "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads),
-               "--device", args.device, "--loader-iters", str(args.loader_iters), "--worker-out", out]
+               "--device", args.device, "--amp", args.amp, "--profile", args.profile, "--loader-iters", str(args.loader_iters), "--worker-out", out]
         subprocess.run(cmd, cwd=ROOT, env=env or _env(args), check=True)
         with open(out) as f:
             return json.load(f)
@@ -557,7 +601,7 @@ def report_pair(name: str, res: dict) -> str:
     t = {k: summarize(v) for k, v in res["times"].items() if v}
     raw = res["times"]
     lines = [f"#### {PAIRS[name]['label']} — {res['height']}×{res['width']}, batch {res['batch']}, "
-             f"{res['device']}, {res['threads']} threads, {res['repeats']} repeats after {res['warmup']} warm-up",
+             f"{res['device']}, amp {res.get('amp', 'off')}, {res['threads']} threads, {res['repeats']} repeats after {res['warmup']} warm-up",
              "", "| item | median | min–max | × floor (median of per-round ratios) | peak memory |",
              "|---|---|---|---|---|"]
     mem = res.get("memory", {})
@@ -623,6 +667,9 @@ def main(argv=None):
     parser.add_argument("--loader-iters", type=int, default=0, help="also time N batches of the demo loader")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch/OMP threads")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off",
+                        help="torch.autocast dtype for every item (training steps: the trainer's AMP path)")
+    parser.add_argument("--profile", default="", help="comma list of items to profile once (torch.profiler table)")
     parser.add_argument("--json", default=None, help="write all results to this JSON file")
     parser.add_argument("--worker", choices=("time", "memory", "loader"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -637,7 +684,7 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
         if args.device.startswith("cuda"):
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = args.worker == "time"  # memory: no algorithm-search workspaces
         fn = {"time": worker_time, "memory": worker_memory, "loader": worker_loader}[args.worker]
         result = fn(args)
         with open(args.worker_out, "w") as f:
@@ -661,15 +708,18 @@ def main(argv=None):
         args.height, args.width = (height or PAIRS[pair]["size"][0]), (width or PAIRS[pair]["size"][1])
         print(f"[cost] {pair}: timing {items} at {args.height}×{args.width}, batch {args.batch}", flush=True)
         res = _spawn(args, "time", pair, ",".join(items))
-        res.update(height=args.height, width=args.width, batch=args.batch, device=args.device,
+        res.update(height=args.height, width=args.width, batch=args.batch, device=args.device, amp=args.amp,
                    repeats=args.repeats, warmup=args.warmup)
+        results["pairs"][pair] = res
+        _write_json(args.json, results)  # after every stage: a run cut short keeps what it measured
+        print(report_pair(pair, res) + "\n", flush=True)
         if not args.no_memory:
             res["memory"] = {}
             for mode in [m for m in MEMORY_MODES if m in items]:
                 print(f"[cost] {pair}: peak memory of {mode} (fresh process)", flush=True)
                 res["memory"][mode] = _spawn(args, "memory", pair, mode)["peak_bytes"]
-        results["pairs"][pair] = res
-        print(report_pair(pair, res) + "\n", flush=True)
+                _write_json(args.json, results)
+            print(report_pair(pair, res) + "\n", flush=True)
     if args.loader_iters > 0:
         data_root = os.environ.get("DETECTRON2_DATASETS", os.path.join(ROOT, "datasets", "demo"))
         res = _spawn(args, "loader", "pspnet", "", env=_env(args, DETECTRON2_DATASETS=data_root))
@@ -678,11 +728,18 @@ def main(argv=None):
               f"{res['num_workers']} worker): {s['median'] * 1e3:.0f} ms/batch median "
               f"({s['min'] * 1e3:.0f}–{s['max'] * 1e3:.0f}), first batch {res['first_batch_s']:.1f} s", flush=True)
         results["loader"] = res
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    _write_json(args.json, results)
     return results
+
+
+def _write_json(path, results):
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
