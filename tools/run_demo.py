@@ -4,6 +4,7 @@
     .venv/bin/python tools/run_demo.py                  # everything, prints the mIoU table
     .venv/bin/python tools/run_demo.py --iters 200      # shorter schedule
     .venv/bin/python tools/run_demo.py --runs teacher,student,apd
+    .venv/bin/python tools/run_demo.py --task coco     # Mask R-CNN R34 → R18 on generated COCO data
 
 Steps (each a plain `train_net.py` run, so this is exactly what a user runs on real data):
   1. write a small Cityscapes-format dataset (leftImg8bit + gtFine polygons, prepared by the real
@@ -34,9 +35,32 @@ LABELS = {
     "kd": "Student + logit KD",
     "apd": "Student + APD (+ logit KD, official recipe)",
 }
+_COCO = "configs/COCO-InstanceSegmentation/"
+COCO_RUNS = {
+    "teacher": (_COCO + "mask_rcnn_R_34_FPN_demo.py", False),
+    "student": (_COCO + "mask_rcnn_R_18_FPN_demo.py", False),
+    "kd": (_COCO + "kd_mask_rcnn_R34_to_R18_FPN_demo.py", True),
+    "apd": (_COCO + "apd_mask_rcnn_R34_to_R18_FPN_demo.py", True),
+}
+COCO_LABELS = {
+    "teacher": "Teacher Mask R-CNN R34-FPN (narrow heads)",
+    "student": "Student Mask R-CNN R18-FPN (narrower), alone",
+    "kd": "Student + logit KD (box scores)",
+    "apd": "Student + ROI-level APD + KD",
+}
+# task: runs, labels, generated dataset (+ generator options), metric columns (key, header)
+TASKS = {
+    "seg": dict(runs=RUNS, labels=LABELS, dataset="cityscapes", check="cityscapes/gtFine", gen_args=[],
+                output="demo", metrics=[("sem_seg/mIoU", "mIoU"), ("sem_seg/pACC", "pixel acc")],
+                title="generated Cityscapes-format data (last checkpoint, single scale)"),
+    "coco": dict(runs=COCO_RUNS, labels=COCO_LABELS, dataset="coco", check="coco/annotations",
+                 gen_args=["--num-train", "160", "--num-val", "40"], output=os.path.join("demo", "coco"),
+                 metrics=[("bbox/AP", "box AP"), ("bbox/AP50", "box AP50"), ("segm/AP", "mask AP")],
+                 title="generated COCO-format data, COCOEvaluator (last checkpoint)"),
+}
 
 
-def final_metrics(output_dir: str):
+def final_metrics(output_dir: str, key: str = "sem_seg/mIoU"):
     """Last evaluation entry of a run's metrics.json (the final checkpoint's score)."""
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.exists(path):
@@ -48,7 +72,7 @@ def final_metrics(output_dir: str):
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if "sem_seg/mIoU" in entry:
+            if key in entry:
                 last = entry
     return last
 
@@ -60,31 +84,36 @@ def run(cmd, env):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(TASKS), default="seg",
+                        help="seg: PSPNet on Cityscapes-format data (default); coco: Mask R-CNN on COCO-format data")
     parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "demo"))
+    parser.add_argument("--output", default=None, help="default: output/demo (seg), output/demo/coco (coco)")
     parser.add_argument("--iters", type=int, default=None, help="override train.max_iter of every run")
     parser.add_argument("--runs", default="teacher,student,kd,apd")
     parser.add_argument("--seed", type=int, default=0, help="dataset generation seed")
     parser.add_argument("--retrain", action="store_true", help="retrain runs whose output already exists")
     args = parser.parse_args(argv)
+    task = TASKS[args.task]
+    runs, labels = task["runs"], task["labels"]
+    output = args.output or os.path.join(ROOT, "output", task["output"])
 
     env = dict(os.environ, DETECTRON2_DATASETS=args.data_root)
     env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    if not os.path.isdir(os.path.join(args.data_root, "cityscapes", "gtFine")):
+    if not os.path.isdir(os.path.join(args.data_root, task["check"])):
         run([sys.executable, "datasets/generate_demo_data.py", "--root", args.data_root,
-             "--datasets", "cityscapes", "--seed", str(args.seed)], env)
+             "--datasets", task["dataset"], "--seed", str(args.seed)] + task["gen_args"], env)
 
-    teacher_ckpt = os.path.join(args.output, "teacher", "model_final.pth")
+    teacher_ckpt = os.path.join(output, "teacher", "model_final.pth")
     wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
-    unknown = [r for r in wanted if r not in RUNS]
+    unknown = [r for r in wanted if r not in runs]
     if unknown:
-        parser.error(f"unknown runs {unknown}; choose from {list(RUNS)}")
-    if any(RUNS[r][1] for r in wanted) and "teacher" not in wanted and not os.path.exists(teacher_ckpt):
+        parser.error(f"unknown runs {unknown}; choose from {list(runs)}")
+    if any(runs[r][1] for r in wanted) and "teacher" not in wanted and not os.path.exists(teacher_ckpt):
         wanted.insert(0, "teacher")
     times = {}
     for name in wanted:
-        config, needs_teacher = RUNS[name]
-        out = os.path.join(args.output, name)
+        config, needs_teacher = runs[name]
+        out = os.path.join(output, name)
         if os.path.exists(os.path.join(out, "model_final.pth")) and not args.retrain:
             print(f"[demo] {name}: {out}/model_final.pth exists, reusing it (--retrain to redo)")
             continue
@@ -98,19 +127,19 @@ def main(argv=None):
         run(cmd, env)
         times[name] = time.time() - start
 
+    metrics = task["metrics"]
     rows = []
-    for name in RUNS:
-        m = final_metrics(os.path.join(args.output, name))
+    for name in runs:
+        m = final_metrics(os.path.join(output, name), metrics[0][0])
         if m is None:
             continue
-        rows.append((LABELS[name], m["sem_seg/mIoU"], m.get("sem_seg/pACC", float("nan")), m["iteration"],
-                     times.get(name)))
-    print("\nFinal val scores on the generated Cityscapes-format data (last checkpoint, single scale):")
-    print(f"| {'run':<48} | {'mIoU':>6} | {'pixel acc':>9} | {'iters':>5} | {'train time':>10} |")
-    print(f"|{'-' * 50}|{'-' * 8}|{'-' * 11}|{'-' * 7}|{'-' * 12}|")
-    for label, miou, pacc, iters, t in rows:
+        rows.append((labels[name], [m.get(k, float("nan")) for k, _ in metrics], m["iteration"], times.get(name)))
+    print(f"\nFinal val scores on the {task['title']}:")
+    print(f"| {'run':<48} | " + " | ".join(f"{h:>9}" for _, h in metrics) + f" | {'iters':>5} | {'train time':>10} |")
+    print(f"|{'-' * 50}|" + "|".join("-" * 11 for _ in metrics) + f"|{'-' * 7}|{'-' * 12}|")
+    for label, values, iters, t in rows:
         tt = f"{t / 60:.1f} min" if t else "cached"
-        print(f"| {label:<48} | {miou:6.2f} | {pacc:9.2f} | {iters:5d} | {tt:>10} |")
+        print(f"| {label:<48} | " + " | ".join(f"{v:9.2f}" for v in values) + f" | {iters:5d} | {tt:>10} |")
     return rows
 
 

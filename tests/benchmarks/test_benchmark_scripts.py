@@ -3,6 +3,7 @@ statistics, and one tiny (untimed-for-assertion) cost measurement. No assertion 
 import argparse
 import importlib.util
 import os
+import sys
 
 import pytest
 import torch
@@ -104,7 +105,7 @@ def test_cost_ratios_are_medians_of_per_round_ratios(cost):
 
 def test_cost_tiny_measurement_runs_the_real_apd_step_with_a_no_grad_teacher(cost):
     args = argparse.Namespace(configs="demo", height=64, width=128, batch=2, device="cpu", warmup=0, repeats=1,
-                              items="apd,apd_term")
+                              items="apd,apd_term", amp="off", profile="")
     out = cost.worker_time(args)
     assert set(out["times"]) == {"apd", "apd_term"}
     assert all(len(v) == 1 and v[0] > 0 for v in out["times"].values())
@@ -112,3 +113,43 @@ def test_cost_tiny_measurement_runs_the_real_apd_step_with_a_no_grad_teacher(cos
     assert check["teacher_forward_calls"] == 1
     assert not check["grad_enabled_in_teacher_forward"] and not check["teacher_output_requires_grad"]
     assert check["teacher_params_with_grad"] == 0 and check["teacher_in_eval_mode"]
+    assert out["profile"] is None
+
+
+def test_cost_amp_and_profile_run_the_trainer_amp_path(cost, monkeypatch):
+    """--amp bf16 builds the DistillTrainer with autocast (CPU: bfloat16) and --profile returns an op table."""
+    from apd.engine import distill_trainer
+
+    seen = []
+    original = distill_trainer.DistillTrainer.__init__
+
+    def spy(self, *a, **kw):
+        seen.append((kw.get("amp"), kw.get("amp_dtype")))
+        original(self, *a, **kw)
+
+    monkeypatch.setattr(distill_trainer.DistillTrainer, "__init__", spy)
+    args = argparse.Namespace(configs="demo", height=64, width=128, batch=2, device="cpu", warmup=0, repeats=1,
+                              items="apd,infer_student", amp="bf16", profile="apd")
+    out = cost.worker_time(args)
+    assert seen and all(s == (True, "bfloat16") for s in seen)
+    assert "aten::" in out["profile"] and "profile of 'apd'" in out["profile"]
+
+
+def test_loss_balance_gradients_norms_and_cosines_on_a_known_example():
+    """Two linear losses on one parameter vector: gradients are their coefficient vectors exactly."""
+    import torch
+
+    sys.path.insert(0, "benchmarks")
+    import loss_balance
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    unused = torch.nn.Parameter(torch.zeros(2))
+    a, b = torch.tensor([3.0, 4.0, 0.0]), torch.tensor([0.0, 0.0, 2.0])
+    losses = {"loss_sem_seg": (w * a).sum() + 1.0, "loss_pa": (w * b).sum(), "loss_aux": (w * -a).sum() * 0.5}
+    grads = loss_balance.term_gradients(losses, [w, unused])
+    assert torch.equal(grads["loss_sem_seg"], torch.cat([a, torch.zeros(2)]))
+    assert torch.allclose(grads["task (sem_seg + aux)"], torch.cat([a * 0.5, torch.zeros(2)]))
+    rows = loss_balance.balance_rows([({"loss_sem_seg": 1.0, "loss_pa": 0.0, "loss_aux": 0.0}, grads)])
+    assert rows["loss_sem_seg"]["norm"] == pytest.approx(5.0) and rows["loss_pa"]["norm"] == pytest.approx(2.0)
+    assert rows["loss_pa"]["cos_task"] == pytest.approx(0.0) and rows["loss_aux"]["cos_task"] == pytest.approx(-1.0)
+    assert rows["loss_sem_seg"]["share"] == pytest.approx(5.0 / (5.0 + 2.0 + 2.5))
