@@ -11,6 +11,7 @@ Config contract (LazyConfig, see configs/common/): ``model``; ``dataloader.{trai
 (output_dir, init_checkpoint, max_iter, amp, ddp, checkpointer, eval_period, log_period, device, seed,
 eval_teacher); and for APD ``adapter_optimizer`` (the teacher adapter's own optimiser, or None).
 """
+import contextlib
 import logging
 import sys
 
@@ -35,7 +36,7 @@ from apd.checkpoint import AtomicCheckpointer
 from apd.config import ConfigKeyError, load_config
 from apd.data.datasets import check_dataset_root
 from apd.engine.distill_trainer import DistillTrainer
-from apd.engine.hooks import TeacherEvalHook, check_output_dir
+from apd.engine.hooks import TeacherEvalHook, check_output_dir, keep_run_config
 from apd.engine.sync_batchnorm import naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
 from apd.modeling.meta_arch.teacher import TeacherWeightsError, needs_channel_swap
@@ -214,7 +215,10 @@ def _main(args):
     cfg = load_config(args.config_file, args.opts)
     if not args.eval_only and comm.is_main_process():
         check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
-    default_setup(cfg, args)
+    # --eval-only into a training folder: default_setup would overwrite the run's config.yaml.
+    keep = args.eval_only and comm.is_main_process()
+    with keep_run_config(cfg.train.output_dir) if keep else contextlib.nullcontext():
+        default_setup(cfg, args)
     # Detectron2 only sets up its own loggers: without this, apd's INFO lines (the teacher's score,
     # skipped samples, ...) reach neither the console nor log.txt.
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="apd")

@@ -144,9 +144,10 @@ def test_sigkilled_run_resumes_exactly(demo_datasets_root, teacher_weights, tmp_
     assert sorted(_curve(full)) == list(range(6))
     assert _curve(killed) == _curve(full)
 
-    # §7: --eval-only into the same folder touches none of the run's checkpoints or metrics.
+    # §7: --eval-only into the same folder touches none of the run's checkpoints, metrics or config.
     before = {f: (killed / f).read_bytes() for f in os.listdir(killed)
-              if f.endswith(".pth") or f in ("last_checkpoint", "metrics.json")}
+              if f.endswith(".pth") or f in ("last_checkpoint", "metrics.json", "config.yaml")}
+    assert "config.yaml" in before
     run_train_net(["--eval-only", "--config-file", APD_DEMO, f"model.teacher_weights={teacher_weights}", *TINY,
                    f"train.output_dir={killed}", f"train.init_checkpoint={killed / 'model_final.pth'}"],
                   demo_datasets_root)

@@ -1,12 +1,14 @@
 """Training hooks specific to distillation."""
+import contextlib
 import logging
 import os
-from typing import Callable, Dict
+import tempfile
+from typing import Callable, Dict, Iterator
 
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-__all__ = ["TeacherEvalHook", "check_output_dir"]
+__all__ = ["TeacherEvalHook", "check_output_dir", "keep_run_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +67,41 @@ def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
             f"Output directory '{output_dir}' already holds checkpoints of another run ({', '.join(found[:5])}). "
             "Use --resume to continue it, choose another train.output_dir, or pass --overwrite to replace them."
         )
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def keep_run_config(output_dir: str, name: str = "config.yaml", moved_to: str = "config_eval.yaml") -> Iterator[None]:
+    """Keep a training run's ``config.yaml`` when something inside the block rewrites it.
+
+    ``--eval-only`` into a training folder goes through Detectron2's ``default_setup``, which writes the
+    evaluation's config over the run's. On leaving the block, a changed ``<output_dir>/<name>`` is
+    moved to ``<moved_to>`` and the run's own file is put back (both writes atomic). No-op when the
+    folder has no ``<name>`` yet.
+    """
+    path = os.path.join(output_dir or "", name)
+    original = None
+    if output_dir and os.path.isfile(path):
+        with open(path, "rb") as f:
+            original = f.read()
+    try:
+        yield
+    finally:
+        if original is not None and os.path.isfile(path):
+            with open(path, "rb") as f:
+                written = f.read()
+            if written != original:
+                _atomic_write_bytes(os.path.join(output_dir, moved_to), written)
+                _atomic_write_bytes(path, original)
+                logger.info(f"Kept the run's {name} in {output_dir}; this evaluation's config is {moved_to}")

@@ -61,9 +61,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from detectron2.config import CfgNode as CN
 from detectron2.layers import CNNBlockBase, FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
-from detectron2.config import CfgNode as CN
+
+from ._config import require_cfg_node
 
 __all__ = [
     "BasicBlock",
@@ -360,14 +362,6 @@ class DilatedResNet(Backbone):
                 outputs[out_name] = x
         return outputs
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
-
     def freeze(self, freeze_at: int = 0) -> "DilatedResNet":
         """Freeze the stem (``freeze_at`` ≥ 1) and res2..res{freeze_at} (``freeze_at`` ≥ 2).
 
@@ -418,12 +412,7 @@ def build_dilated_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedRes
     Use with ``cfg.MODEL.BACKBONE.NAME = "build_dilated_resnet_backbone"`` after
     :func:`add_dilated_resnet_config` (or ``apd.modeling.backbone.add_apd_backbone_config``).
     """
-    if "DILATED_RESNET" not in cfg.MODEL:
-        raise KeyError(
-            "cfg.MODEL.DILATED_RESNET is missing: call "
-            "apd.modeling.backbone.add_apd_backbone_config(cfg) before merging/building"
-        )
-    c = cfg.MODEL.DILATED_RESNET
+    c = require_cfg_node(cfg, "DILATED_RESNET")
     return DilatedResNet(
         depth=c.DEPTH,
         output_stride=c.OUTPUT_STRIDE,

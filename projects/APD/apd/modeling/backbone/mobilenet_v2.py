@@ -47,6 +47,8 @@ from detectron2.config import CfgNode as CN
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
+from ._config import require_cfg_node
+
 __all__ = [
     "InvertedResidual",
     "DilatedMobileNetV2",
@@ -270,14 +272,6 @@ class DilatedMobileNetV2(Backbone):
                 outputs[self._index_to_name[index]] = x
         return outputs
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
-
     def freeze(self, freeze_at: int = 0) -> "DilatedMobileNetV2":
         """Freeze features.0 (``freeze_at`` ≥ 1) and the blocks of res2..res{freeze_at}.
 
@@ -318,12 +312,7 @@ def build_dilated_mobilenet_v2_backbone(cfg: CN, input_shape: ShapeSpec) -> Dila
     ``cfg.MODEL.BACKBONE.FREEZE_AT``; select it with
     ``cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"``.
     """
-    if "DILATED_MOBILENET_V2" not in cfg.MODEL:
-        raise KeyError(
-            "cfg.MODEL.DILATED_MOBILENET_V2 is missing: call "
-            "apd.modeling.backbone.add_apd_backbone_config(cfg) before merging/building"
-        )
-    c = cfg.MODEL.DILATED_MOBILENET_V2
+    c = require_cfg_node(cfg, "DILATED_MOBILENET_V2")
     return DilatedMobileNetV2(
         output_stride=c.OUTPUT_STRIDE,
         width_mult=c.WIDTH_MULT,
