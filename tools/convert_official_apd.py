@@ -19,28 +19,14 @@ loaded): any missing, unexpected or shape-mismatched key is an error. The output
 
 Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2 bad arguments.
 """
-import argparse
 import sys
 
-from apd.checkpoint import atomic_torch_save
-from apd.checkpoint.converters import (
-    ConversionError,
-    add_prefix,
-    build_model_from_config,
-    compare_with_model,
-    convert,
-    format_conversion_report,
-    read_checkpoint,
-)
+from apd.checkpoint.cli import converter_parser, read_and_convert, report_misfit, write_converted
+from apd.checkpoint.converters import add_prefix, build_model_from_config, compare_with_model
 
 
-def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-    )
-    parser.add_argument("src", metavar="SRC", help="official checkpoint (.pth)")
-    parser.add_argument("dst", metavar="DST", help="output file (.pth), written atomically as {'model': state}")
+def argument_parser():
+    parser = converter_parser(__doc__, "official checkpoint (.pth)")
     parser.add_argument(
         "--config-file", required=True, metavar="FILE",
         help="LazyConfig whose model the weights must fit (e.g. configs/cityscapes/pspnet_r101.py)",
@@ -59,48 +45,26 @@ def argument_parser() -> argparse.ArgumentParser:
         help="prepended to every converted key, e.g. 'student.' to initialise a distiller's student "
         "with --model-key model (default: none)",
     )
-    parser.add_argument(
-        "--opts", nargs="*", default=[], metavar="KEY=VALUE",
-        help="config overrides applied before building the model, e.g. model.sem_seg_head.num_classes=150",
-    )
-    parser.add_argument(
-        "--allow-pickle", action="store_true",
-        help="load SRC with weights_only=False (only for files you trust: unpickling runs code)",
-    )
     return parser
 
 
 def main(argv=None) -> int:
     args = argument_parser().parse_args(argv)
-    try:
-        checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
-        result = convert("official_apd", checkpoint, layout=None if args.layout == "auto" else args.layout)
-    except (ConversionError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    result = read_and_convert(args, "official_apd", layout=None if args.layout == "auto" else args.layout)
+    if result is None:
         return 1
     state = add_prefix(result.state, args.prefix)
-
     model, model_key = build_model_from_config(args.config_file, args.model_key, args.opts)
+    target = f"`{model_key}` of '{args.config_file}'"
     comparison = compare_with_model(state, model)
     errors = comparison.errors()
     if errors:
-        print(
-            f"error: '{args.src}' converted ({result.source}) does not fit `{model_key}` of "
-            f"'{args.config_file}':",
-            file=sys.stderr,
-        )
-        for line in errors:
-            print("  " + line, file=sys.stderr)
-        return 1
-    for key in comparison.extra_buffers:  # e.g. FrozenBN targets have no num_batches_tracked
-        del state[key]
-
-    print(format_conversion_report(result, state))
-    print(f"Checked against `{model_key}` ({type(model).__name__}) of '{args.config_file}': "
-          "no missing, unexpected or shape-mismatched keys.")
-    atomic_torch_save({"model": state}, args.dst)
-    print(f"Wrote {args.dst}")
-    return 0
+        return report_misfit(args.src, result, target, errors)
+    return write_converted(
+        result, state, comparison, dst=args.dst,
+        checked=f"Checked against `{model_key}` ({type(model).__name__}) of '{args.config_file}': "
+        "no missing, unexpected or shape-mismatched keys.",
+    )
 
 
 if __name__ == "__main__":

@@ -21,31 +21,16 @@ checkpoint does not provide (the head) are listed.
 
 Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2 bad arguments.
 """
-import argparse
 import sys
 
-from apd.checkpoint import atomic_torch_save
-from apd.checkpoint.converters import (
-    ConversionError,
-    add_prefix,
-    build_model_from_config,
-    compare_with_model,
-    convert,
-    format_conversion_report,
-    read_checkpoint,
-    summarize_keys,
-)
+from apd.checkpoint.cli import allow_only, converter_parser, read_and_convert, report_misfit, write_converted
+from apd.checkpoint.converters import add_prefix, build_model_from_config, compare_with_model
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
 
 
-def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-    )
-    parser.add_argument("src", metavar="SRC", help="ImageNet checkpoint (.pth state dict)")
-    parser.add_argument("dst", metavar="DST", help="output file (.pth), written atomically as {'model': state}")
+def argument_parser():
+    parser = converter_parser(__doc__, "ImageNet checkpoint (.pth state dict)")
     parser.add_argument("--arch", required=True, choices=ARCHS, help="architecture of SRC")
     parser.add_argument(
         "--deep-stem", action="store_true",
@@ -59,12 +44,6 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="optional LazyConfig whose model's backbone the weights must fit")
     parser.add_argument("--model-key", default="model", metavar="KEY",
                         help="config node to check against (default: model)")
-    parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="config overrides applied before building the model")
-    parser.add_argument(
-        "--allow-pickle", action="store_true",
-        help="load SRC with weights_only=False (only for files you trust: unpickling runs code)",
-    )
     return parser
 
 
@@ -84,14 +63,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.deep_stem and args.arch == "mobilenet_v2":
         parser.error("--deep-stem applies to ResNets only")
-    try:
-        checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
-        if args.arch == "mobilenet_v2":
-            result = convert("torchvision_mobilenet_v2", checkpoint)
-        else:
-            result = convert("torchvision_resnet", checkpoint, deep_stem=args.deep_stem)
-    except (ConversionError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    if args.arch == "mobilenet_v2":
+        result = read_and_convert(args, "torchvision_mobilenet_v2")
+    else:
+        result = read_and_convert(args, "torchvision_resnet", deep_stem=args.deep_stem)
+    if result is None:
         return 1
     state = add_prefix(result.state, args.prefix)
     backbone_prefix = args.prefix + "backbone."
@@ -113,26 +89,14 @@ def main(argv=None) -> int:
         target = f"`{model_key}` ({type(model).__name__}) of '{args.config_file}'"
         comparison = compare_with_model(state, model)
         not_provided = [k for k in comparison.missing if not k.startswith(backbone_prefix)]
-    errors = comparison.errors(allow_missing=lambda k: not k.startswith(backbone_prefix))
+    errors = comparison.errors(allow_missing=allow_only(backbone_prefix))
     if errors:
-        print(f"error: '{args.src}' converted ({result.source}) does not fit {target}:", file=sys.stderr)
-        for line in errors:
-            print("  " + line, file=sys.stderr)
-        return 1
-    for key in comparison.extra_buffers:  # e.g. FrozenBN targets have no num_batches_tracked
-        del state[key]
-
-    print(format_conversion_report(result, state))
-    print(f"Checked against {target}: every backbone tensor is provided, with matching shapes.")
-    if not_provided:
-        by_prefix = ", ".join(f"{p} ({n})" for p, n in summarize_keys(not_provided).items())
-        print(f"Not in this checkpoint (keep their initialisation; expected for an ImageNet init), "
-              f"{len(not_provided)} keys: {by_prefix}")
-        for key in not_provided:
-            print(f"  {key}")
-    atomic_torch_save({"model": state}, args.dst)
-    print(f"Wrote {args.dst}")
-    return 0
+        return report_misfit(args.src, result, target, errors)
+    return write_converted(
+        result, state, comparison, dst=args.dst, not_provided=not_provided,
+        checked=f"Checked against {target}: every backbone tensor is provided, with matching shapes.",
+        not_provided_title="Not in this checkpoint (keep their initialisation; expected for an ImageNet init)",
+    )
 
 
 if __name__ == "__main__":
