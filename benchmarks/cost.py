@@ -24,8 +24,10 @@ each round runs every item once, so CPU contention hits all of them alike):
 ``--amp fp16|bf16`` runs every item under ``torch.autocast`` (training steps through the trainer's own AMP
 path: fp16 with a GradScaler on CUDA), as ``train.amp`` does in train_net.py.
 Peak memory: one fresh subprocess per (pair, mode): peak RSS (VmHWM, reset after construction where the
-kernel allows, else ru_maxrss) minus RSS after model construction on CPU; ``max_memory_allocated``
-minus allocated-after-construction on CUDA.
+kernel allows, else ru_maxrss) minus RSS after model construction on CPU; on CUDA,
+``max_memory_allocated`` over one step after the warm-up steps (``cudnn.benchmark`` off: its algorithm
+search allocates trial workspaces no step holds) minus allocated-after-construction.
+``--profile ITEMS`` prints a torch.profiler table of one run of each item (kept in the JSON).
 Loader: ``--loader-iters N`` times the real ResumableTrainLoader of configs/demo (generated data).
 """
 import argparse
@@ -58,6 +60,7 @@ PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher")
 MEMORY_MODES = ("student", "teacher_fwd", "floor", "kd", "apd")
 NUM_BOXES = 5  # synthetic ground-truth instances per image (Mask R-CNN)
 LOADER_CONFIG = "configs/demo/pspnet_r18_demo.py"
+AMP_DTYPES = {"fp16": "float16", "bf16": "bfloat16"}  # --amp → train.amp.dtype / torch dtype name
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -276,7 +279,7 @@ class Bench:
             for opt in (optimizer, adapter_optimizer):
                 for group in opt.param_groups if opt is not None else ():
                     group["lr"] = 0.0
-            amp = {"fp16": "float16", "bf16": "bfloat16"}.get(self.amp)
+            amp = AMP_DTYPES.get(self.amp)
             trainer = DistillTrainer(model, itertools.repeat(self.batch), optimizer, adapter_optimizer, seed=None,
                                      amp=amp is not None, amp_dtype=amp or "float16")
             trainer.iter = 0
@@ -384,8 +387,9 @@ class Bench:
         """The autocast context of ``--amp`` for the items the trainer does not wrap itself."""
         import torch
 
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.amp)
-        return torch.autocast(torch.device(self.device).type, dtype=dtype, enabled=dtype is not None)
+        dtype = AMP_DTYPES.get(self.amp)
+        return torch.autocast(torch.device(self.device).type, dtype=getattr(torch, dtype or "float32"),
+                              enabled=dtype is not None)
 
     def run(self, name: str):
         if name in ("student", "floor", "kd", "apd"):
