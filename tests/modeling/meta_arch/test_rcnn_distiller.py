@@ -263,3 +263,33 @@ def test_mask_rcnn_training_step(tmp_path):
     sum(losses.values()).backward()
     assert model.roi_heads.mask_head.predictor.weight.grad is not None
     assert isinstance(model, RCNNDistiller)
+
+
+def test_zero_weight_distiller_trains_bitwise_like_the_bare_student(tmp_path):
+    """With every distillation weight at 0, several real trainer steps (Mask R-CNN: box + mask branches, SGD
+    with momentum) leave the student's parameters exactly where training the bare student leaves them:
+    the distiller adds the teacher's forward, and nothing to the student's own computation."""
+    from apd.engine.distill_trainer import DistillTrainer
+
+    student, teacher = tiny_rcnn(seed=0, mask_on=True), tiny_rcnn(seed=1, mask_on=True)
+    bare = copy.deepcopy(student)
+    weights = dict(loss_apd=0.0, loss_pa=0.0, loss_adapt=0.0, loss_kd=0.0)
+    model = build(tmp_path, student=student, teacher=teacher, loss_weights=weights)
+    batches = [make_inputs(mask=True) for _ in range(3)]
+
+    def run(m):
+        params = [p for n, p in m.named_parameters() if p.requires_grad and not n.startswith("apd_head.")]
+        trainer = DistillTrainer(m, iter(batches), torch.optim.SGD(params, lr=1e-3, momentum=0.9), None, seed=7)
+        m.train()
+        for step in range(len(batches)):
+            with EventStorage(step) as storage:
+                trainer.storage, trainer.iter = storage, step
+                trainer.run_step()
+        return {n: p.detach().clone() for n, p in m.named_parameters()
+                if not n.startswith(("teacher.", "apd_head."))}
+
+    after_bare, after_distiller = run(bare), run(model)
+    assert after_bare.keys() == after_distiller.keys()
+    for name, value in after_bare.items():
+        assert torch.equal(value, after_distiller[name]), name
+    assert any(not torch.equal(v, p) for v, p in zip(after_bare.values(), tiny_rcnn(seed=0, mask_on=True).parameters()))
