@@ -12,6 +12,8 @@ from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import ResNet
 
+from apd.data.samplers import build_resumable_train_loader
+
 from .mask_rcnn_R_50_FPN_1x_demo import dataloader, lr_multiplier, model, optimizer, train
 
 FPN_CHANNELS, FC_DIM, MASK_DIM = 64, 256, 64
@@ -29,6 +31,17 @@ model.roi_heads.box_head.fc_dims = [FC_DIM, FC_DIM]
 model.roi_heads.box_predictor.input_shape = ShapeSpec(channels=FC_DIM)
 model.roi_heads.mask_head.input_shape = ShapeSpec(channels=FPN_CHANNELS, width=14, height=14)
 model.roi_heads.mask_head.conv_dims = [MASK_DIM] * 5  # 4 convs + the deconv's width, as d2's 5×256
+
+# The positional loader (apd/data/samplers.py): data order and augmentation are functions of
+# (train.seed, position). Detectron2's loader seeds its workers from the global RNG, which building a
+# teacher advances, so student-alone and distillation runs would see different augmentation streams.
+dataloader.train = L(build_resumable_train_loader)(
+    dataset=dataloader.train.dataset,
+    mapper=dataloader.train.mapper,
+    total_batch_size=dataloader.train.total_batch_size,
+    num_workers=dataloader.train.num_workers,
+    seed="${...train.seed}",
+)
 
 optimizer.lr = 0.005  # batch 2: 2× the linear scaling of 0.02 × 2/16; 0.01 diverged (R34, iteration 13)
 lr_multiplier.warmup_length = 0.1  # from random init: 10% warm-up (1x recipe: 1k of 90k iterations)
