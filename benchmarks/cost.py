@@ -737,13 +737,10 @@ def main(argv=None):
 
 
 def _write_json(path, results):
-    if not path:
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-    os.replace(tmp, path)
+    if path:
+        from apd.checkpoint.atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import tempfile
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_text"]
+__all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
 
 def _atomic_write(path: str, write_fn, mode: str) -> None:
@@ -36,6 +36,10 @@ def atomic_torch_save(obj, path: str) -> None:
 
 def atomic_write_text(path: str, text: str) -> None:
     _atomic_write(path, lambda f: f.write(text), "w")
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data), "wb")
 
 
 class AtomicCheckpointer(DetectionCheckpointer):

@@ -2,11 +2,12 @@
 import contextlib
 import logging
 import os
-import tempfile
 from typing import Callable, Dict, Iterator
 
 from detectron2.engine import HookBase
 from detectron2.utils import comm
+
+from ..checkpoint.atomic import atomic_write_bytes
 
 __all__ = ["TeacherEvalHook", "check_output_dir", "keep_run_config"]
 
@@ -69,18 +70,6 @@ def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
         )
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp_")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def keep_run_config(output_dir: str, name: str = "config.yaml", moved_to: str = "config_eval.yaml") -> Iterator[None]:
     """Keep a training run's ``config.yaml`` when something inside the block rewrites it.
@@ -102,6 +91,6 @@ def keep_run_config(output_dir: str, name: str = "config.yaml", moved_to: str = 
             with open(path, "rb") as f:
                 written = f.read()
             if written != original:
-                _atomic_write_bytes(os.path.join(output_dir, moved_to), written)
-                _atomic_write_bytes(path, original)
+                atomic_write_bytes(os.path.join(output_dir, moved_to), written)
+                atomic_write_bytes(path, original)
                 logger.info(f"Kept the run's {name} in {output_dir}; this evaluation's config is {moved_to}")
