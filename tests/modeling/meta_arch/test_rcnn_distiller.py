@@ -293,3 +293,18 @@ def test_zero_weight_distiller_trains_bitwise_like_the_bare_student(tmp_path):
     for name, value in after_bare.items():
         assert torch.equal(value, after_distiller[name]), name
     assert any(not torch.equal(v, p) for v, p in zip(after_bare.values(), tiny_rcnn(seed=0, mask_on=True).parameters()))
+
+
+def test_warmup_scales_distillation_weights_but_not_loss_adapt(tmp_path):
+    weights = {"loss_apd": 3.0, "loss_pa": 0.5, "loss_adapt": 2.0, "loss_kd": 10.0}
+    plain = train_step(build(tmp_path, loss_weights=weights), make_inputs())
+    model = build(tmp_path, loss_weights=weights, warmup_iters=4)
+    model.train()
+    for iteration, scale in ((0, 0.25), (1, 0.5), (3, 1.0), (100, 1.0)):
+        torch.manual_seed(0)
+        with EventStorage(iteration):
+            losses = model(make_inputs())
+        for key in ("loss_apd", "loss_pa", "loss_kd"):
+            torch.testing.assert_close(losses[key], scale * plain[key])
+        torch.testing.assert_close(losses["loss_adapt"], plain["loss_adapt"])
+        torch.testing.assert_close(losses["loss_cls"], plain["loss_cls"])

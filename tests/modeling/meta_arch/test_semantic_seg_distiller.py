@@ -13,6 +13,8 @@ from apd.utils.testing import toy_batch, toy_segmentor
 class FeatureMSE(nn.Module):
     """A minimal distillation term: student adapter + MSE to the teacher feature."""
 
+    loss_keys = ("loss_mse",)
+
     def __init__(self, channels=8):
         super().__init__()
         self.student_adapter = nn.Conv2d(channels, channels, 1)
@@ -130,11 +132,63 @@ def test_teacher_stays_in_eval_mode_after_train_calls(tmp_path):
     assert not any(m.training for m in model.teacher.modules())
 
 
-def test_unknown_loss_weight_key_is_an_error(tmp_path):
-    model = _distiller(tmp_path, loss_weights={"loss_msee": 1.0})
+def test_unknown_loss_weight_key_is_an_error_when_the_model_is_built(tmp_path):
+    with pytest.raises(KeyError, match="loss_msee"):
+        _distiller(tmp_path, loss_weights={"loss_msee": 1.0})
+
+
+def test_term_without_declared_keys_is_checked_at_its_first_forward(tmp_path):
+    class Undeclared(FeatureMSE):
+        loss_keys = ()
+
+    model = _distiller(tmp_path, distill_heads={"mse": Undeclared()}, loss_weights={"loss_msee": 1.0})
     model.train()
     with pytest.raises(KeyError, match="loss_msee"):
         model(toy_batch())
+
+
+def test_two_terms_declaring_one_key_is_an_error_when_built(tmp_path):
+    with pytest.raises(KeyError, match="loss_mse"):
+        _distiller(tmp_path, distill_heads={"a": FeatureMSE(), "b": FeatureMSE()})
+
+
+class _AdaptTerm(FeatureMSE):
+    """FeatureMSE plus an adapter-only key (like APD's loss_adapt)."""
+
+    loss_keys = ("loss_mse", "loss_adapt")
+
+    def forward(self, student, teacher, targets):
+        out = super().forward(student, teacher, targets)
+        return {**out, "loss_adapt": out["loss_mse"].detach() + 1.0}
+
+
+@pytest.mark.parametrize("warmup_iters", [0, 10])
+def test_warmup_scales_distillation_weights_by_iteration(tmp_path, warmup_iters):
+    from detectron2.utils.events import EventStorage
+
+    model = _distiller(tmp_path, distill_heads={"mse": _AdaptTerm()},
+                       loss_weights={"loss_mse": 2.0, "loss_adapt": 3.0}, warmup_iters=warmup_iters)
+    model.train()
+    batch = toy_batch()
+    with torch.no_grad():
+        torch.manual_seed(0)  # dropout
+        reference = model(batch)  # outside a trainer: no iteration, full weight
+        raw = reference["loss_mse"] / 2.0
+        adapt = reference["loss_adapt"]
+        for iteration, expected in ((0, 0.1), (4, 0.5), (9, 1.0), (50, 1.0)):
+            torch.manual_seed(0)
+            with EventStorage(iteration):
+                losses = model(batch)
+            scale = expected if warmup_iters else 1.0
+            # The returned (and logged) values are the weighted ones: weight × warm-up × raw term.
+            torch.testing.assert_close(losses["loss_mse"], 2.0 * scale * raw)
+            torch.testing.assert_close(losses["loss_adapt"], adapt)  # adapter-only: never warmed up
+            torch.testing.assert_close(losses["loss_sem_seg"], reference["loss_sem_seg"])
+
+
+def test_negative_warmup_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="warmup_iters"):
+        _distiller(tmp_path, warmup_iters=-1)
 
 
 def test_class_count_mismatch_is_an_error(tmp_path):

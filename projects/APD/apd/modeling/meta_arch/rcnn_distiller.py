@@ -24,6 +24,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 
 from ..losses import logit_kd_loss
+from .distiller import ADAPTER_ONLY_KEYS, current_iteration, warmup_factor
 from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         kd_temperature: float = 1.0,
         use_kd: bool = False,
         include_background_proto: bool = False,
+        warmup_iters: int = 0,
     ):
         """
         Args:
@@ -131,6 +133,9 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
         self.use_kd = use_kd
         self.kd_temperature = float(kd_temperature)
         self.include_background_proto = include_background_proto
+        if int(warmup_iters) < 0:
+            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
+        self.warmup_iters = int(warmup_iters)
         self.loss_weights = self._merge_loss_weights(loss_weights)
         self._swap_teacher_channels = needs_channel_swap(input_format, teacher.input_format)
 
@@ -311,6 +316,8 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
             [torch.full((len(p),), i, dtype=torch.long, device=gt_classes.device) for i, p in enumerate(sampled)]
         )
         losses = {}
+        scale = warmup_factor(current_iteration(), self.warmup_iters)
+        weights = {k: v if k in ADAPTER_ONLY_KEYS else v * scale for k, v in self.loss_weights.items()}
         if self.apd_head is not None:
             labels = gt_classes
             if not self.include_background_proto:
@@ -319,12 +326,12 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
                 student_roi_features, teacher_roi_features, labels, image_ids
             )
             for key in ("loss_apd", "loss_pa", "loss_adapt"):
-                losses[key] = terms[key] * self.loss_weights[key]
+                losses[key] = terms[key] * weights[key]
         if self.use_kd and len(gt_classes) == 0:
             losses["loss_kd"] = student_scores.sum() * 0.0  # no ROI: zero that still backpropagates
         elif self.use_kd:
             # R×(K+1) scores as R×(K+1)×1×1 maps: element mean = per-ROI KL ÷ (K+1) (APD_SPEC §3d).
-            losses["loss_kd"] = self.loss_weights["loss_kd"] * logit_kd_loss(
+            losses["loss_kd"] = weights["loss_kd"] * logit_kd_loss(
                 student_scores[:, :, None, None],
                 teacher_scores[:, :, None, None],
                 temperature=self.kd_temperature,
