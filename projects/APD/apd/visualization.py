@@ -6,6 +6,7 @@ Used by ``tools/visualize.py``. Images are H×W×3 uint8 RGB numpy arrays throug
   has them, the official Cityscapes colours (cityscapesscripts) when the class names are Cityscapes',
   else :func:`generic_palette` (a fixed, distinct colour per class id).
 - :func:`colorize`: label ids → palette colours; ``ignore_value`` and ids outside [0, K) → ``ignore_color``.
+- :func:`overlay`: a coloured label map blended over the photograph (``tools/predict.py``).
 - :func:`compose_panels`: panels side by side, each under a title bar; :func:`stack_rows` stacks rows.
 - :func:`sample_pixels_per_class` and :func:`save_tsne_figure`: the paper's feature analysis, one
   t-SNE scatter per model of the same pixels, coloured by their ground-truth class.
@@ -23,6 +24,7 @@ __all__ = [
     "generic_palette",
     "dataset_palette",
     "colorize",
+    "overlay",
     "title_height",
     "compose_panels",
     "stack_rows",
@@ -95,6 +97,17 @@ def colorize(labels: np.ndarray, palette: np.ndarray, ignore_color: Tuple[int, i
     ids = labels.astype(np.int64)
     ids = np.where((ids >= 0) & (ids < len(palette)), ids, len(palette))
     return table[ids]
+
+
+def overlay(image: np.ndarray, colors: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``(1 − alpha)·image + alpha·colors`` rounded to uint8 (both H×W×3); alpha 0 gives the image back,
+    alpha 1 the colours."""
+    if image.shape != colors.shape:
+        raise ValueError(f"overlay: image {image.shape} and colours {colors.shape} differ in shape")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay: alpha must be in [0, 1], got {alpha}")
+    blend = (1.0 - alpha) * image.astype(np.float32) + alpha * colors.astype(np.float32)
+    return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
 
 
 def title_height(width: int) -> int:
