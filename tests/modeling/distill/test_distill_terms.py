@@ -4,13 +4,14 @@ import torch
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 
-from apd.modeling.distill import CWDHead, FitNetHead, IFVDHead, LogitKDHead, SKDHead
+from apd.modeling.distill import CWDHead, DISTHead, FitNetHead, IFVDHead, LogitKDHead, SKDHead
 from apd.modeling.heads.outputs import SegHeadOutputs
-from apd.modeling.losses import logit_kd_loss
+from apd.modeling.losses import dist_loss, logit_kd_loss
 
 TERMS = [
     L(LogitKDHead)(temperature=1.0),
     L(CWDHead)(temperature=4.0),
+    L(DISTHead)(beta=1.0, gamma=1.0, tau=1.0),
     L(SKDHead)(pool_scale=0.5),
     L(IFVDHead)(num_classes=4),
     L(FitNetHead)(student_channels=6, teacher_channels=6),
@@ -68,14 +69,25 @@ def test_logit_kd_head_upsamples_to_targets():
 def test_teacher_on_other_grid_and_channels():
     student, targets = _outputs(5, channels=6, size=(6, 6))
     teacher, _ = _outputs(6, channels=9, size=(11, 11))
-    for term in (CWDHead(), SKDHead(), IFVDHead(num_classes=4), FitNetHead(student_channels=6, teacher_channels=9)):
+    for term in (CWDHead(), DISTHead(), SKDHead(), IFVDHead(num_classes=4), FitNetHead(student_channels=6, teacher_channels=9)):
         loss = next(iter(term(student, teacher, targets).values()))
         assert torch.isfinite(loss)
+
+
+def test_dist_head_is_dist_loss_on_the_logits():
+    student, targets = _outputs(7)
+    teacher, _ = _outputs(8)
+    out = DISTHead(beta=2.0, gamma=0.5, tau=2.0)(student, teacher, targets)
+    torch.testing.assert_close(out["loss_dist"], dist_loss(student.logits, teacher.logits, 2.0, 0.5, 2.0))
 
 
 def test_constructor_errors():
     with pytest.raises(ValueError, match="temperature"):
         CWDHead(temperature=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        DISTHead(tau=-1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        DISTHead(gamma=-1.0)
     with pytest.raises(ValueError, match="pool_scale"):
         SKDHead(pool_scale=2.0)
     with pytest.raises(TypeError):

@@ -1,7 +1,7 @@
 """Distillation terms (modules with adapters) that turn student/teacher head outputs into loss terms."""
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
-from .terms import CWDHead, DistillationTerm, FitNetHead, IFVDHead, LogitKDHead, SKDHead, resize_to
+from .terms import CWDHead, DISTHead, DistillationTerm, FitNetHead, IFVDHead, LogitKDHead, SKDHead, resize_to
 
 __all__ = [
     "ConvAdapter",
@@ -10,6 +10,7 @@ __all__ = [
     "DistillationTerm",
     "LogitKDHead",
     "CWDHead",
+    "DISTHead",
     "SKDHead",
     "IFVDHead",
     "FitNetHead",

@@ -1,4 +1,5 @@
-"""Distillation terms: the protocol every term follows, and the baseline terms (KD, CWD, SKD, IFVD, FitNet).
+"""Distillation terms: the protocol every term follows, and the baseline terms (KD, CWD, DIST, SKD, IFVD,
+FitNet).
 
 A term is an ``nn.Module`` whose ``forward(student, teacher, targets)`` takes the student's and the
 teacher's :class:`~apd.modeling.heads.outputs.SegHeadOutputs` and the B×H×W int64 targets (padded with
@@ -18,6 +19,7 @@ from torch import nn
 from ..heads.outputs import SegHeadOutputs
 from ..losses import (
     channel_wise_divergence_loss,
+    dist_loss,
     feature_mimic_loss,
     ifvd_loss,
     logit_kd_loss,
@@ -29,6 +31,7 @@ __all__ = [
     "resize_to",
     "LogitKDHead",
     "CWDHead",
+    "DISTHead",
     "SKDHead",
     "IFVDHead",
     "FitNetHead",
@@ -109,6 +112,42 @@ class CWDHead(DistillationTerm):
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"
+
+
+class DISTHead(DistillationTerm):
+    """DIST (Huang et al., NeurIPS 2022) on the classifier logits → ``loss_dist``.
+
+    Inter- and intra-class Pearson relations of the softened class probabilities, every pixel of the
+    batch one sample, at the student's logit resolution (see :func:`apd.modeling.losses.dist_loss`).
+    The authors' Cityscapes runs use τ = 1, β = γ = 1 and loss weight 1 on the main logits only.
+    """
+
+    loss_keys = ("loss_dist",)
+
+    def __init__(self, *, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0):
+        """
+        Args:
+            beta: weight β of the inter-class relation term.
+            gamma: weight γ of the intra-class relation term.
+            tau: softmax temperature τ; the loss is scaled by τ².
+        """
+        super().__init__()
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        for name, value in (("beta", beta), ("gamma", gamma)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+        self.tau = float(tau)
+
+    def forward(self, student, teacher, targets):
+        t_logits = resize_to(teacher.logits.detach(), student.logits.shape[-2:])
+        loss = dist_loss(student.logits, t_logits, beta=self.beta, gamma=self.gamma, tau=self.tau)
+        return {"loss_dist": loss}
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, gamma={self.gamma}, tau={self.tau}"
 
 
 class SKDHead(DistillationTerm):
