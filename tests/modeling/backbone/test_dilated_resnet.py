@@ -6,11 +6,11 @@ import torchvision
 from torch import nn
 
 from detectron2.config import LazyCall as L
-from detectron2.config import get_cfg, instantiate
+from detectron2.config import instantiate
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
-from detectron2.modeling import BACKBONE_REGISTRY, FPN, build_backbone
+from detectron2.modeling import FPN
 
-from apd.modeling.backbone import DilatedResNet, add_apd_backbone_config
+from apd.modeling.backbone import DilatedResNet
 
 torch.set_num_threads(1)
 
@@ -254,20 +254,9 @@ def test_invalid_arguments_name_the_value(kwargs, fragment):
         DilatedResNet(**kwargs)
 
 
-def test_builder_from_registry_reads_cfg():
-    cfg = get_cfg()
-    add_apd_backbone_config(cfg)
-    cfg.MODEL.BACKBONE.NAME = "build_dilated_resnet_backbone"
-    cfg.MODEL.BACKBONE.FREEZE_AT = 1
-    cfg.MODEL.DILATED_RESNET.DEPTH = 34
-    cfg.MODEL.DILATED_RESNET.OUTPUT_STRIDE = 16
-    cfg.MODEL.DILATED_RESNET.STEM_WIDTH = 8
-    cfg.MODEL.DILATED_RESNET.BASE_CHANNELS = 8
-    cfg.MODEL.DILATED_RESNET.OUT_FEATURES = ["res4", "res5"]
-    cfg.MODEL.DILATED_RESNET.TORCHVISION_DILATION = True
-    assert "build_dilated_resnet_backbone" in BACKBONE_REGISTRY
-    model = build_backbone(cfg)  # input channels = len(cfg.MODEL.PIXEL_MEAN) = 3
-    assert isinstance(model, DilatedResNet)
+def test_r34_at_stride_16_with_torchvision_dilation_and_a_frozen_stem():
+    model = DilatedResNet(depth=34, output_stride=16, stem_width=8, base_channels=8, out_features=("res4", "res5"),
+                          torchvision_dilation=True, freeze_at=1)
     assert [len(getattr(model, f"layer{i}")) for i in (1, 2, 3, 4)] == [3, 4, 6, 3]
     # R34 widths 8*(4, 8) = 32, 64 at strides 16, 16
     assert model.output_shape() == {
@@ -278,13 +267,6 @@ def test_builder_from_registry_reads_cfg():
     # torchvision dilation at os 16: layer4 first block conv1 keeps dilation 1, the rest 2
     assert model.layer4[0].conv1.dilation == (1, 1) and model.layer4[0].conv2.dilation == (2, 2)
     assert model.layer4[1].conv1.dilation == (2, 2)
-
-
-def test_builder_without_config_adder_names_the_fix():
-    cfg = get_cfg()
-    cfg.MODEL.BACKBONE.NAME = "build_dilated_resnet_backbone"
-    with pytest.raises(KeyError, match="add_apd_backbone_config"):
-        build_backbone(cfg)
 
 
 def test_lazyconfig_instantiate():

@@ -6,11 +6,10 @@ import torchvision
 from torch import nn
 
 from detectron2.config import LazyCall as L
-from detectron2.config import get_cfg, instantiate
+from detectron2.config import instantiate
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
-from detectron2.modeling import build_backbone
 
-from apd.modeling.backbone import DilatedMobileNetV2, add_apd_backbone_config
+from apd.modeling.backbone import DilatedMobileNetV2
 
 torch.set_num_threads(1)
 
@@ -181,15 +180,8 @@ def test_invalid_arguments_name_the_value(kwargs, fragment):
         DilatedMobileNetV2(**kwargs)
 
 
-def test_builder_from_registry_reads_cfg():
-    cfg = get_cfg()
-    add_apd_backbone_config(cfg)
-    cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.DILATED_MOBILENET_V2.WIDTH_MULT = 0.5
-    cfg.MODEL.DILATED_MOBILENET_V2.OUT_FEATURES = ["res4", "res5"]
-    model = build_backbone(cfg)
-    assert isinstance(model, DilatedMobileNetV2)
+def test_half_width_two_features_nothing_frozen():
+    model = DilatedMobileNetV2(width_mult=0.5, out_features=("res4", "res5"), freeze_at=0)
     assert model.output_shape() == {
         "res4": ShapeSpec(channels=48, stride=8),
         "res5": ShapeSpec(channels=160, stride=8),

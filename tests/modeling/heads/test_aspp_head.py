@@ -122,20 +122,9 @@ def test_projection_option_is_off_by_default_and_composes_in_order():
     torch.testing.assert_close(feature[keep], expected[keep])
 
 
-def test_from_yacs_config_with_projection():
-    from detectron2.config import get_cfg
-    from detectron2.modeling import build_sem_seg_head
-
-    cfg = get_cfg()
-    cfg.MODEL.SEM_SEG_HEAD.NAME = "ASPPHead"
-    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["res5"]
-    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = K
-    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 12
-    cfg.MODEL.SEM_SEG_HEAD.NORM = "BN"
-    cfg.MODEL.SEM_SEG_HEAD.ASPP_CHANNELS = 6
-    head = build_sem_seg_head(cfg, _shapes())
-    assert isinstance(head, ASPPHead) and head.project is None
-    cfg.MODEL.SEM_SEG_HEAD.ASPP_PROJECT_CHANNELS = 9
-    head = build_sem_seg_head(cfg, _shapes())
+def test_optional_projection_after_the_concatenation():
+    head = ASPPHead(_shapes(), num_classes=K, channels=12, aspp_channels=6)
+    assert head.project is None and head.bottleneck[0].weight.shape == (12, 30, 3, 3)
+    head = ASPPHead(_shapes(), num_classes=K, channels=12, aspp_channels=6, project_channels=9)
     assert head.project[0].weight.shape == (9, 30, 1, 1)  # 5 branches × 6 → 9
     assert head.bottleneck[0].weight.shape == (12, 9, 3, 3) and head.project[1].p == 0.5

@@ -2,9 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import build_sem_seg_head
 
 from apd.modeling.heads import PSPHead, SegHeadOutputs
 
@@ -120,16 +118,8 @@ def test_no_aux_head_gives_no_aux_loss():
     assert set(head.losses(out, _targets())) == {"loss_sem_seg"}
 
 
-def test_from_yacs_config():
-    cfg = get_cfg()
-    cfg.MODEL.SEM_SEG_HEAD.NAME = "PSPHead"
-    cfg.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["res5"]
-    cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = K
-    cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 12
-    cfg.MODEL.SEM_SEG_HEAD.NORM = "BN"
-    cfg.MODEL.SEM_SEG_HEAD.AUX_IN_FEATURE = "res4"
-    cfg.MODEL.SEM_SEG_HEAD.ALIGN_CORNERS = True
-    head = build_sem_seg_head(cfg, _shapes())
-    assert isinstance(head, PSPHead)
+def test_defaults_of_the_official_head():
+    head = PSPHead(_shapes(), num_classes=K, channels=12, aux_in_feature="res4", align_corners=True)
     assert (head.feature_channels, head.num_classes, head.aux_in_feature) == (12, K, "res4")
     assert head.align_corners and head.aux_weight == 0.4
+    assert [stage[0].output_size for stage in head.ppm.stages] == [1, 2, 3, 6]

@@ -61,18 +61,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from detectron2.config import CfgNode as CN
 from detectron2.layers import CNNBlockBase, FrozenBatchNorm2d, ShapeSpec, get_norm
-from detectron2.modeling import BACKBONE_REGISTRY, Backbone
-
-from ._config import require_cfg_node
+from detectron2.modeling import Backbone
 
 __all__ = [
     "BasicBlock",
     "Bottleneck",
     "DilatedResNet",
-    "add_dilated_resnet_config",
-    "build_dilated_resnet_backbone",
 ]
 
 # depth -> (block type, number of blocks per stage)
@@ -379,49 +374,3 @@ class DilatedResNet(Backbone):
                 for block in getattr(self, layer_name).children():
                     block.freeze()
         return self
-
-
-def add_dilated_resnet_config(cfg: CN) -> None:
-    """Add ``cfg.MODEL.DILATED_RESNET`` (the keys read by :func:`build_dilated_resnet_backbone`)."""
-    cfg.MODEL.DILATED_RESNET = CN()
-    # 18/34 (BasicBlock) or 50/101/152 (Bottleneck)
-    cfg.MODEL.DILATED_RESNET.DEPTH = 50
-    # 8 or 16 for dilated segmentation backbones; 32 (no dilation) for FPN
-    cfg.MODEL.DILATED_RESNET.OUTPUT_STRIDE = 8
-    # PSPNet/APD 3-conv stem (True) or torchvision 7x7 stem (False)
-    cfg.MODEL.DILATED_RESNET.DEEP_STEM = True
-    # stem outputs 2*STEM_WIDTH channels with the deep stem, STEM_WIDTH without
-    cfg.MODEL.DILATED_RESNET.STEM_WIDTH = 64
-    # width of layer1 (64 = standard); smaller values give tiny CPU models
-    cfg.MODEL.DILATED_RESNET.BASE_CHANNELS = 64
-    # detectron2.layers.get_norm name: BN, SyncBN, FrozenBN, GN
-    cfg.MODEL.DILATED_RESNET.NORM = "BN"
-    cfg.MODEL.DILATED_RESNET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    # official APD 60-class PASCAL-Context dilation placement (the first block of a dilated stage
-    # keeps the previous dilation)
-    cfg.MODEL.DILATED_RESNET.TORCHVISION_DILATION = False
-    # the number of frozen stages is Detectron2's cfg.MODEL.BACKBONE.FREEZE_AT (default 2; use 0 for
-    # segmentation)
-
-
-@BACKBONE_REGISTRY.register()
-def build_dilated_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedResNet:
-    """Build a :class:`DilatedResNet` from ``cfg.MODEL.DILATED_RESNET`` and
-    ``cfg.MODEL.BACKBONE.FREEZE_AT``.
-
-    Use with ``cfg.MODEL.BACKBONE.NAME = "build_dilated_resnet_backbone"`` after
-    :func:`add_dilated_resnet_config` (or ``apd.modeling.backbone.add_apd_backbone_config``).
-    """
-    c = require_cfg_node(cfg, "DILATED_RESNET")
-    return DilatedResNet(
-        depth=c.DEPTH,
-        output_stride=c.OUTPUT_STRIDE,
-        deep_stem=c.DEEP_STEM,
-        stem_width=c.STEM_WIDTH,
-        base_channels=c.BASE_CHANNELS,
-        norm=c.NORM,
-        out_features=c.OUT_FEATURES,
-        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
-        in_channels=input_shape.channels,
-        torchvision_dilation=c.TORCHVISION_DILATION,
-    )

@@ -43,17 +43,12 @@ from typing import Dict, List, Sequence
 import torch
 from torch import nn
 
-from detectron2.config import CfgNode as CN
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
-from detectron2.modeling import BACKBONE_REGISTRY, Backbone
-
-from ._config import require_cfg_node
+from detectron2.modeling import Backbone
 
 __all__ = [
     "InvertedResidual",
     "DilatedMobileNetV2",
-    "add_dilated_mobilenet_v2_config",
-    "build_dilated_mobilenet_v2_backbone",
 ]
 
 # (expand ratio t, output channels c, number of blocks n, stride s) of the seven block groups
@@ -288,37 +283,3 @@ class DilatedMobileNetV2(Backbone):
                 p.requires_grad = False
             FrozenBatchNorm2d.convert_frozen_batchnorm(module)
         return self
-
-
-def add_dilated_mobilenet_v2_config(cfg: CN) -> None:
-    """Add ``cfg.MODEL.DILATED_MOBILENET_V2``, the keys read by
-    :func:`build_dilated_mobilenet_v2_backbone`."""
-    cfg.MODEL.DILATED_MOBILENET_V2 = CN()
-    # 8 for the official PSPNet-MobileNetV2 student, 32 for FPN
-    cfg.MODEL.DILATED_MOBILENET_V2.OUTPUT_STRIDE = 8
-    # channel multiplier (official students: 1.0 and 0.5)
-    cfg.MODEL.DILATED_MOBILENET_V2.WIDTH_MULT = 1.0
-    # detectron2.layers.get_norm name: BN, SyncBN, FrozenBN, GN
-    cfg.MODEL.DILATED_MOBILENET_V2.NORM = "BN"
-    cfg.MODEL.DILATED_MOBILENET_V2.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    # official/mmseg placement: only the first block of a dilated group is dilated
-    cfg.MODEL.DILATED_MOBILENET_V2.DILATE_FIRST_BLOCK_ONLY = True
-    # frozen stages: Detectron2's cfg.MODEL.BACKBONE.FREEZE_AT (default 2; use 0 for segmentation)
-
-
-@BACKBONE_REGISTRY.register()
-def build_dilated_mobilenet_v2_backbone(cfg: CN, input_shape: ShapeSpec) -> DilatedMobileNetV2:
-    """Build a :class:`DilatedMobileNetV2` from ``cfg.MODEL.DILATED_MOBILENET_V2`` and
-    ``cfg.MODEL.BACKBONE.FREEZE_AT``; select it with
-    ``cfg.MODEL.BACKBONE.NAME = "build_dilated_mobilenet_v2_backbone"``.
-    """
-    c = require_cfg_node(cfg, "DILATED_MOBILENET_V2")
-    return DilatedMobileNetV2(
-        output_stride=c.OUTPUT_STRIDE,
-        width_mult=c.WIDTH_MULT,
-        norm=c.NORM,
-        out_features=c.OUT_FEATURES,
-        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
-        in_channels=input_shape.channels,
-        dilate_first_block_only=c.DILATE_FIRST_BLOCK_ONLY,
-    )

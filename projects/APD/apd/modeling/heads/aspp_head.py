@@ -19,11 +19,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 
-from .base import ContextClassifierHead, conv_norm_relu
+from .base import ContextClassifierHead
+from .blocks import conv_norm_relu
 
 __all__ = ["ASPPHead", "AtrousSpatialPyramidPooling", "DEFAULT_ASPP_DILATIONS"]
 
@@ -64,17 +63,15 @@ class AtrousSpatialPyramidPooling(nn.Module):
         return torch.cat([pooled] + [branch(x) for branch in self.branches], dim=1)
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
 class ASPPHead(ContextClassifierHead):
     """DeepLabV3 head with an optional FCN auxiliary classifier (see ARCHITECTURE.md,
-    "Segmentation heads"). Named ``ASPPHead`` because ``DeepLabV3Head`` is taken in the same
-    registry by ``detectron2.projects.deeplab``.
+    "Segmentation heads"). Named ``ASPPHead`` so as not to be confused with
+    ``detectron2.projects.deeplab``'s ``DeepLabV3Head``.
 
     Attributes: ``num_classes``, ``ignore_value``, ``common_stride`` (stride of ``in_feature``),
     ``feature_channels`` (= ``channels``), ``loss_weight``, ``aux_weight``, ``align_corners``.
     """
 
-    @configurable
     def __init__(
         self,
         input_shape: Dict[str, ShapeSpec],
@@ -161,19 +158,6 @@ class ASPPHead(ContextClassifierHead):
         self.bottleneck = nn.Sequential(
             conv_norm_relu(bottleneck_in, channels, 3, norm), nn.Dropout2d(dropout)
         )
-
-    @classmethod
-    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
-        head = cfg.MODEL.SEM_SEG_HEAD
-        return {
-            "input_shape": input_shape,
-            **cls._common_config(cfg, "ASPPHead"),
-            "dilations": None if head.get("ASPP_DILATIONS", None) is None else tuple(head.ASPP_DILATIONS),
-            "aspp_channels": head.get("ASPP_CHANNELS", 512),
-            # optional: a 1×1 projection after the concatenation (CIRKD layout), None = none
-            "project_channels": head.get("ASPP_PROJECT_CHANNELS", None),
-            "project_dropout": head.get("ASPP_PROJECT_DROPOUT", 0.5),
-        }
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         x = self.aspp(x)

@@ -7,7 +7,7 @@ from typing import Callable, Union
 import torch
 from torch import nn
 
-from .base import conv_norm_relu
+from .blocks import conv_norm_relu
 
 __all__ = ["FCNAuxHead"]
 

@@ -12,35 +12,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import ShapeSpec
 
+from .aux_head import FCNAuxHead
 from .outputs import SegHeadOutputs
 
 __all__ = [
     "SegHeadMixin",
     "ContextClassifierHead",
-    "conv_norm_relu",
     "feature_shape",
     "upsample_logits",
     "inference_size",
     "masked_cross_entropy",
     "segmentation_losses",
 ]
-
-
-def conv_norm_relu(in_channels: int, out_channels: int, kernel_size: int, norm, dilation: int = 1):
-    """A d2 ``Conv2d`` with "same" padding, ``get_norm(norm)`` and ReLU; no bias when normalised."""
-    norm_layer = get_norm(norm, out_channels)
-    return Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size=kernel_size,
-        padding=dilation * (kernel_size - 1) // 2,
-        dilation=dilation,
-        bias=norm_layer is None,
-        norm=norm_layer,
-        activation=F.relu,
-    )
 
 
 def feature_shape(input_shape: Dict[str, ShapeSpec], name: str, owner: str) -> ShapeSpec:
@@ -182,8 +167,6 @@ class ContextClassifierHead(SegHeadMixin, nn.Module):
     ) -> ShapeSpec:
         """Set the contract attributes, build the classifier and the aux head; return the shape of
         ``in_feature``."""
-        from .aux_head import FCNAuxHead
-
         shape = feature_shape(input_shape, in_feature, owner)
         self.in_feature = in_feature
         self.num_classes = num_classes
@@ -219,23 +202,3 @@ class ContextClassifierHead(SegHeadMixin, nn.Module):
         if self.aux_head is not None and self.training:
             aux_logits = self.aux_head(features[self.aux_in_feature])
         return SegHeadOutputs(feature=feature, logits=self.classifier(feature), aux_logits=aux_logits)
-
-    @staticmethod
-    def _common_config(cfg, owner: str) -> dict:
-        """The yacs keys (``cfg.MODEL.SEM_SEG_HEAD``) shared by the context heads."""
-        head = cfg.MODEL.SEM_SEG_HEAD
-        if len(head.IN_FEATURES) != 1:
-            raise ValueError(f"{owner} reads one feature; MODEL.SEM_SEG_HEAD.IN_FEATURES={list(head.IN_FEATURES)}")
-        return {
-            "num_classes": head.NUM_CLASSES,
-            "in_feature": head.IN_FEATURES[0],
-            "channels": head.CONVS_DIM,
-            "dropout": head.get("DROPOUT", 0.1),
-            "norm": head.NORM,
-            "ignore_value": head.IGNORE_VALUE,
-            "loss_weight": head.LOSS_WEIGHT,
-            "align_corners": head.get("ALIGN_CORNERS", False),
-            "aux_in_feature": head.get("AUX_IN_FEATURE", None),
-            "aux_channels": head.get("AUX_CHANNELS", 256),
-            "aux_weight": head.get("AUX_WEIGHT", 0.4),
-        }

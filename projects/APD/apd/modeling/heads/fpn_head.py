@@ -1,8 +1,7 @@
 """Semantic FPN head (Panoptic FPN's semantic branch) that also exposes its classifier feature.
 
-Reuses Detectron2's :class:`SemSegFPNHead` (scale heads, predictor, weights, ``from_config``) and
-only changes what leaves the head: ``layers()`` returns :class:`SegHeadOutputs` instead of bare
-logits, so distillation can read the summed stride-``common_stride`` feature that enters the 1×1
+Reuses Detectron2's :class:`SemSegFPNHead` (scale heads, predictor, weights) and only changes what
+leaves the head: ``layers()`` returns :class:`SegHeadOutputs` instead of bare logits, so distillation can read the summed stride-``common_stride`` feature that enters the 1×1
 predictor.
 The scale heads upsample with ``align_corners=False`` (Detectron2's choice), so the head does too.
 """
@@ -10,9 +9,7 @@ from typing import Callable, Dict, Optional, Union
 
 import torch
 
-from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 
 from .base import SegHeadMixin
@@ -21,7 +18,6 @@ from .outputs import SegHeadOutputs
 __all__ = ["FPNSegHead"]
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
 class FPNSegHead(SegHeadMixin, SemSegFPNHead):
     """:class:`SemSegFPNHead` with the APD head contract (ARCHITECTURE.md, "Segmentation heads").
 
@@ -29,7 +25,6 @@ class FPNSegHead(SegHeadMixin, SemSegFPNHead):
     (= ``conv_dims``), ``loss_weight``, ``align_corners`` (always False), ``in_features``.
     """
 
-    @configurable
     def __init__(
         self,
         input_shape: Dict[str, ShapeSpec],
@@ -51,8 +46,8 @@ class FPNSegHead(SegHeadMixin, SemSegFPNHead):
             norm: normalisation of the scale-head convs ("GN" as in Panoptic FPN).
             ignore_value: label value ignored by the loss.
         """
-        # Keyword call: a LazyConfig-built input_shape is a DictConfig, which @configurable would
-        # take for a cfg if passed positionally.
+        # Keyword call: a LazyConfig-built input_shape is a DictConfig, which the parent's
+        # @configurable would take for a cfg if passed positionally.
         super().__init__(
             input_shape=input_shape,
             num_classes=num_classes,

@@ -11,11 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 
-from .base import ContextClassifierHead, conv_norm_relu
+from .base import ContextClassifierHead
+from .blocks import conv_norm_relu
 
 __all__ = ["PSPHead", "PyramidPooling"]
 
@@ -59,7 +58,6 @@ class PyramidPooling(nn.Module):
         return torch.cat([x] + pooled, dim=1)
 
 
-@SEM_SEG_HEADS_REGISTRY.register()
 class PSPHead(ContextClassifierHead):
     """PSPNet head with an optional FCN auxiliary classifier (ARCHITECTURE.md, "Segmentation
     heads").
@@ -68,7 +66,6 @@ class PSPHead(ContextClassifierHead):
     ``feature_channels`` (= ``channels``), ``loss_weight``, ``aux_weight``, ``align_corners``.
     """
 
-    @configurable
     def __init__(
         self,
         input_shape: Dict[str, ShapeSpec],
@@ -126,11 +123,6 @@ class PSPHead(ContextClassifierHead):
         self.merge = nn.Sequential(
             conv_norm_relu(self.ppm.out_channels, channels, 3, norm), nn.Dropout2d(dropout)
         )
-
-    @classmethod
-    def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
-        head = cfg.MODEL.SEM_SEG_HEAD
-        return {"input_shape": input_shape, **cls._common_config(cfg, "PSPHead"), "bins": tuple(head.get("BINS", (1, 2, 3, 6)))}
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         return self.merge(self.ppm(x))
