@@ -20,6 +20,7 @@ from .converters import (
     read_checkpoint,
     summarize_keys,
 )
+from .io import CheckpointError
 
 __all__ = ["allow_only", "converter_parser", "read_and_convert", "report_misfit", "write_converted"]
 
@@ -45,11 +46,11 @@ def converter_parser(doc: str, src_help: str) -> argparse.ArgumentParser:
 
 def read_and_convert(args: argparse.Namespace, source: str, **options) -> Optional[ConversionResult]:
     """Read ``args.src`` and convert it from ``source``; None (after one ``error:`` line on stderr) when the
-    file is missing or is not such a checkpoint."""
+    file is missing, unsafe, damaged, holds NaN/inf, or is not such a checkpoint."""
     try:
         checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
         return convert(source, checkpoint, **options)
-    except (ConversionError, FileNotFoundError) as e:
+    except (ConversionError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return None
 

@@ -44,15 +44,16 @@ Architecture flags the converted weights need (the keys alone do not carry them)
 The second half of this module holds the checks the ``tools/convert_*.py`` command lines run against a
 model built from a config (:func:`build_model_from_config`, :func:`compare_with_model`).
 """
-import pickle
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
+
+from . import io as checkpoint_io
+from .io import CheckpointError, format_keys
 
 __all__ = [
     "ConversionError",
@@ -107,44 +108,19 @@ class ConversionResult:
     changed: Dict[str, str] = field(default_factory=dict)
 
 
-def _format_keys(keys: Sequence[str], limit: int = 40) -> str:
-    keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The flat ``{name: tensor}`` dict inside a checkpoint.
-
-    Descends into the first of ``state_dict``, ``model_state_dict``, ``model``, ``model_state`` that holds
-    a mapping (the official APD / semseg files are ``{"epoch", "state_dict", "optimizer"}``), turns numpy
-    arrays into tensors, and strips a ``module.`` prefix (DDP / DataParallel) when every key has it.
+    """The flat ``{name: tensor}`` dict inside a checkpoint: :func:`apd.checkpoint.io.unwrap_state_dict`
+    (the first of ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` that holds a mapping;
+    the official APD / semseg files are ``{"epoch", "state_dict", "optimizer"}``), numpy arrays as tensors,
+    a ``module.`` prefix (DDP / DataParallel) stripped when every key has it.
 
     Raises:
         ConversionError: not a mapping, a non-tensor value, or no tensors at all.
     """
-    if not isinstance(checkpoint, Mapping):
-        raise ConversionError(f"A checkpoint must be a mapping, got {type(checkpoint).__name__}")
-    for key in _CONTAINER_KEYS:
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint = checkpoint[key]
-            break
-    state: Dict[str, torch.Tensor] = {}
-    bad = []
-    for name, value in checkpoint.items():
-        if isinstance(value, np.ndarray):
-            value = torch.from_numpy(np.ascontiguousarray(value).reshape(value.shape))  # keeps 0-d arrays 0-d
-        if not isinstance(value, torch.Tensor):
-            bad.append(f"{name} ({type(value).__name__})")
-            continue
-        state[str(name)] = value
-    if bad:
-        raise ConversionError(f"The state dict holds values that are not tensors: {_format_keys(bad)}")
-    if not state:
-        raise ConversionError("The checkpoint holds no tensors")
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    try:
+        return checkpoint_io.unwrap_state_dict(checkpoint)
+    except CheckpointError as e:
+        raise ConversionError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------------------- rules
@@ -184,18 +160,18 @@ class _KeyMap:
                 unmapped.append(key)
         if unmapped:
             raise ConversionError(
-                f"{self.name}: {len(unmapped)} checkpoint keys match no rule: {_format_keys(unmapped, 200)}. "
+                f"{self.name}: {len(unmapped)} checkpoint keys match no rule: {format_keys(unmapped, 200)}. "
                 f"Expected layout: {self.layout_hint}"
             )
         if unsupported:
             raise ConversionError(
                 f"{self.name}: {len(unsupported)} checkpoint keys belong to modules this project does not "
-                f"have: {_format_keys(unsupported, 200)}"
+                f"have: {format_keys(unsupported, 200)}"
             )
         clashes = {k: v for k, v in sources_of.items() if len(v) > 1}
         if clashes:
             desc = [f"{k} <- {v}" for k, v in clashes.items()]
-            raise ConversionError(f"{self.name}: several source keys map to one name: {_format_keys(desc)}")
+            raise ConversionError(f"{self.name}: several source keys map to one name: {format_keys(desc, 40)}")
         return ConversionResult(state=out, renamed=renamed, dropped=dropped, source=self.name)
 
 
@@ -590,7 +566,7 @@ class ModelComparison:
         ):
             if keys:
                 by_prefix = ", ".join(f"{p} ({n})" for p, n in summarize_keys(keys).items())
-                lines.append(f"{title} ({len(keys)}; {by_prefix}): {_format_keys(keys, limit)}")
+                lines.append(f"{title} ({len(keys)}; {by_prefix}): {format_keys(keys, limit)}")
         hint = _prefix_hint(missing, self.unexpected)
         if hint:
             lines.append(hint)
@@ -678,15 +654,14 @@ def build_model_from_config(
 
 
 def read_checkpoint(path: str, allow_pickle: bool = False) -> Mapping:
-    """``torch.load(path)`` on CPU, with ``weights_only=True`` unless ``allow_pickle`` (trusted files only:
-    unpickling runs code). Raises :class:`ConversionError` naming the file when it cannot be read."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except FileNotFoundError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError) as e:
-        hint = "" if allow_pickle else " If the file holds other Python objects and you trust it, pass --allow-pickle."
-        raise ConversionError(f"Cannot read checkpoint '{path}': {type(e).__name__}: {e}.{hint}") from e
+    """The checkpoint container in ``path``, read by :func:`apd.checkpoint.io.load_checkpoint` (restricted
+    unpickling / ``weights_only=True`` unless ``allow_pickle``, archive CRC check, NaN/inf refused).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unsafe, damaged or poisoned file (one line naming it).
+    """
+    return checkpoint_io.load_checkpoint(path, allow_pickle=allow_pickle)
 
 
 def format_conversion_report(result: ConversionResult, state: Mapping[str, torch.Tensor]) -> str:

@@ -6,12 +6,13 @@ shape-mismatched keys are all reported in one error, before any training step.
 """
 import logging
 import os
-import pickle
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import nn
+
+from ...checkpoint import io as checkpoint_io
+from ...checkpoint.io import format_keys
 
 logger = logging.getLogger(__name__)
 
@@ -29,26 +30,24 @@ __all__ = [
 _BENIGN_MISSING_SUFFIXES = ("num_batches_tracked",)
 # Old Detectron2 checkpoints still store these buffers; Detectron2 itself ignores them.
 _BENIGN_UNEXPECTED_SUBSTRINGS = ("anchor_generator.cell_anchors",)
-_NESTED_STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 
 
 class TeacherWeightsError(RuntimeError):
     """The teacher checkpoint does not match the teacher architecture (or cannot be read)."""
 
 
-def _strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
-    if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items()}
-    return state
-
-
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Read a checkpoint file into a flat ``{name: tensor}`` dict.
+    """Read the teacher checkpoint ``path`` into a flat ``{name: tensor}`` dict.
 
-    Accepts Detectron2 model-zoo ``.pkl`` files (``{"model": {name: ndarray}, "__author__": ...}``) and
-    ``.pth``/``.pt`` files holding a state dict directly or under one of the keys
-    ``model``, ``state_dict``, ``model_state_dict``, ``model_state``. A ``module.`` prefix (DDP) is
-    stripped. ``.pth`` files are read with ``weights_only=True``.
+    Reading is :func:`apd.checkpoint.io.read_state_dict` (the project's one checkpoint reader):
+    Detectron2 model-zoo ``.pkl`` files through a restricted unpickler, ``.pth``/``.pt`` with
+    ``weights_only=True`` after a CRC check of the archive; NaN/inf tensors are refused; the state dict is
+    taken from the first of ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` that holds
+    one, and a ``module.`` prefix (DDP) is stripped.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        TeacherWeightsError: empty ``path``, or an unsafe, damaged, poisoned or non-state-dict file.
     """
     if not path:
         raise TeacherWeightsError(
@@ -58,39 +57,15 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     from detectron2.utils.file_io import PathManager
 
     local = PathManager.get_local_path(path)
-    if not os.path.isfile(local):
+    if not os.path.exists(local):
         raise FileNotFoundError(
             f"Teacher weights not found: '{path}' (config key `model.teacher_weights`). "
             "Train the teacher first or convert a published checkpoint (see MODEL_ZOO.md)."
         )
     try:
-        if local.endswith(".pkl"):
-            with open(local, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
-        else:
-            data = torch.load(local, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt/truncated file, wrong format
-        raise TeacherWeightsError(f"Cannot read teacher weights '{path}': {type(e).__name__}: {e}") from e
-    if not isinstance(data, Mapping):
-        raise TeacherWeightsError(f"Teacher weights '{path}' hold a {type(data).__name__}, not a state dict")
-    for key in _NESTED_STATE_KEYS:
-        if key in data and isinstance(data[key], Mapping):
-            data = data[key]
-            break
-    state = {}
-    for k, v in data.items():
-        if isinstance(v, np.ndarray):
-            v = torch.from_numpy(np.ascontiguousarray(v).reshape(v.shape))
-        if isinstance(v, torch.Tensor):
-            state[k] = v
-    if not state:
-        raise TeacherWeightsError(f"Teacher weights '{path}' contain no tensors")
-    return _strip_prefix(state, "module.")
-
-
-def _format_keys(keys: List[str], limit: int = 20) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+        return checkpoint_io.read_state_dict(local)
+    except checkpoint_io.CheckpointError as e:
+        raise TeacherWeightsError(f"Teacher weights (`model.teacher_weights`): {e}") from None
 
 
 def check_state_dict(
@@ -123,11 +98,11 @@ def load_teacher_weights(model: nn.Module, path: str) -> None:
     if missing or unexpected or mismatched:
         parts = [f"Teacher weights '{path}' do not match the teacher architecture:"]
         if missing:
-            parts.append(f"  missing keys ({len(missing)}): {_format_keys(missing)}")
+            parts.append(f"  missing keys ({len(missing)}): {format_keys(missing)}")
         if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {_format_keys(unexpected)}")
+            parts.append(f"  unexpected keys ({len(unexpected)}): {format_keys(unexpected)}")
         if mismatched:
-            parts.append(f"  shape mismatches ({len(mismatched)}): {_format_keys(mismatched)}")
+            parts.append(f"  shape mismatches ({len(mismatched)}): {format_keys(mismatched)}")
         parts.append("Check `model.teacher` against the config the teacher was trained with.")
         raise TeacherWeightsError("\n".join(parts))
     expected = model.state_dict()
@@ -244,7 +219,7 @@ def _ignore_missing_teacher_keys(module, incompatible_keys):
         if partial:
             raise TeacherWeightsError(
                 f"The checkpoint holds teacher weights (save_teacher=True) but lacks, or has wrong "
-                f"shapes for, {len(partial)} teacher keys: {_format_keys(partial)}"
+                f"shapes for, {len(partial)} teacher keys: {format_keys(partial)}"
             )
         module.save_teacher_loaded_from_checkpoint = True
     for k in teacher_missing:
