@@ -5,9 +5,8 @@ labels: 0..149, 255 = "other", made by datasets/prepare_ade20k.py). Everything e
 pipeline (cityscapes.py) with this dataset's names, classes, crop and test size.
 """
 from detectron2.config import LazyCall as L
-from detectron2.evaluation import SemSegEvaluator
 
-from apd.evaluation import load_sem_seg_gt
+from apd.evaluation import SemSegEvaluator
 
 from .cityscapes import dataloader
 from .constants import constants as _constants
@@ -18,6 +17,6 @@ dataloader.train.mapper.num_classes = 150
 dataloader.train.mapper.augmentations.crop_size = _constants.ade20k_crop_size
 dataloader.train.total_batch_size = 8
 dataloader.test.mapper.augmentations.base_size = _constants.ade20k_test_base_size
-dataloader.evaluator = L(SemSegEvaluator)(
-    dataset_name="${..test.dataset.names}", sem_seg_loading_fn=load_sem_seg_gt
-)
+# Detectron2's protocol: mIoU over the classes present in the ground truth (the usual ADE20K and
+# PASCAL-Context number; docs/RELIABILITY.md, "Which mIoU").
+dataloader.evaluator = L(SemSegEvaluator)(dataset_name="${..test.dataset.names}")

@@ -1,6 +1,9 @@
 """Cityscapes fine (19 classes) semantic segmentation: APD_SPEC §4 recipe (713 crops, batch 8).
 
 Datasets ``cityscapes_fine_sem_seg_{train,val}`` are registered by Detectron2 (labelTrainIds.png).
+The evaluator is the official protocol (cityscapesscripts on the shipped ``*_gtFine_labelIds.png``),
+through ``apd.evaluation.CityscapesSemSegEvaluator``: it reports ``mIoU`` and per-class IoU, and
+counts a class predicted but absent from the ground truth as 0 (docs/RELIABILITY.md, "Which mIoU").
 """
 from omegaconf import OmegaConf
 
@@ -9,11 +12,10 @@ from detectron2.data import (
     build_detection_test_loader,
     get_detection_dataset_dicts,
 )
-from detectron2.evaluation import CityscapesSemSegEvaluator
-
 from apd.data.dataset_mapper import SemSegDatasetMapper
 from apd.data.samplers import build_resumable_train_loader
 from apd.data.transforms import build_test_augmentations, build_train_augmentations
+from apd.evaluation import CityscapesSemSegEvaluator
 
 from .constants import constants as _constants
 

@@ -1,3 +1,3 @@
-"""Data: dataset registrations, augmentations, the semantic-segmentation mapper, the resumable loader."""
-from . import datasets  # noqa: F401  (registers PASCAL-Context)
-from . import dataset_mapper, samplers, transforms  # noqa: F401
+"""Data: dataset registrations, augmentations, the segmentation and detection mappers, the resumable loader."""
+from . import datasets  # noqa: F401  (registers PASCAL-Context, checks Detectron2's COCO loaders)
+from . import dataset_mapper, detection_mapper, image_io, samplers, transforms  # noqa: F401

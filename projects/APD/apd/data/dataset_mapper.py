@@ -17,6 +17,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.utils.events import get_event_storage, has_event_storage
 
+from .image_io import UnsupportedImageError, check_image_mode, exif_orientation
 from .transforms.augmentations import build_train_augmentations
 
 __all__ = ["BadSampleError", "SemSegDatasetMapper"]
@@ -56,8 +57,10 @@ class SemSegDatasetMapper:
     Validation (each failure raises :class:`BadSampleError`, a ``ValueError`` naming the file):
     unreadable / truncated image or label, label with several channels, label size ≠ image size,
     image size ≠ the dict's ``height``/``width``, label ids outside
-    [0, num_classes) ∪ {ignore_value} (the message lists the bad ids). A label map that is
-    entirely ``ignore_value`` is valid.
+    [0, num_classes) ∪ {ignore_value} (the message lists the bad ids; non-integral values of a
+    float label count as outside), an image stored with more than 8 bits per sample (``I;16``,
+    ``I``, ``F``) or with transparent pixels (see :mod:`apd.data.image_io`), and an image with an
+    EXIF rotation when it has a label map. A label map that is entirely ``ignore_value`` is valid.
 
     With ``skip_bad_samples=True`` and ``is_train=True`` a bad sample is logged (a warning with the
     file), counted in ``num_skipped`` and in the event-storage scalar ``data/skipped_samples`` when
@@ -154,6 +157,8 @@ class SemSegDatasetMapper:
         self._check_image_size(dataset_dict, image)
 
         label_file = dataset_dict.pop("sem_seg_file_name", None)
+        if label_file is not None:
+            _check_no_exif_rotation(file_name, label_file)
         sem_seg = None
         if label_file is not None:
             sem_seg = self._load_label(label_file, image.shape[:2], file_name)
@@ -218,6 +223,8 @@ class SemSegDatasetMapper:
         else:
             present = np.unique(label)
         valid = ((present >= 0) & (present < self.num_classes)) | (present == self.ignore_value)
+        if present.dtype.kind == "f":  # a float label ('F' TIFF): 0.5 is not a class id
+            valid &= np.isfinite(present) & (present == np.round(present))
         return present[~valid]
 
     def _to_working_dtype(self, label: np.ndarray) -> np.ndarray:
@@ -230,11 +237,20 @@ class SemSegDatasetMapper:
 
 
 def _read(path: str, image_format: Optional[str], what: str) -> np.ndarray:
-    """``detection_utils.read_image`` with decode errors turned into :class:`BadSampleError`."""
+    """``detection_utils.read_image`` with decode errors turned into :class:`BadSampleError`.
+
+    Images (``image_format`` not None) are first checked by :func:`apd.data.image_io.check_image_mode`:
+    16-bit, 32-bit and float images, and images with transparent pixels, are refused by name instead
+    of being clipped or flattened by Pillow's conversion. Labels are read as stored.
+    """
     try:
+        if image_format is not None:
+            check_image_mode(path)
         array = utils.read_image(path, format=image_format)
     except FileNotFoundError:
         raise
+    except UnsupportedImageError as err:
+        raise BadSampleError(str(err)) from err
     except _READ_ERRORS as err:
         raise BadSampleError(f"Cannot read {what} {path}: {err}") from err
     if array.dtype == object or array.ndim < 2:
@@ -242,3 +258,22 @@ def _read(path: str, image_format: Optional[str], what: str) -> np.ndarray:
             f"Cannot read {what} {path}: decoded to an array of shape {array.shape}."
         )
     return array
+
+
+def _check_no_exif_rotation(file_name: str, label_file: str) -> None:
+    """Refuse an image whose EXIF tag rotates or mirrors it when it comes with a label map.
+
+    Detectron2's ``read_image`` applies the tag; label PNGs have none, so the two would be read in
+    different orientations (silently misaligned when the image is square). Which orientation the
+    label was drawn in cannot be told from the files.
+    """
+    try:
+        orientation = exif_orientation(file_name)
+    except _READ_ERRORS:
+        return  # unreadable files are reported by _read with their own message
+    if orientation not in (None, 1):
+        raise BadSampleError(
+            f"Image {file_name} has EXIF orientation {orientation}, which rotates or mirrors it when read, "
+            f"but its label {label_file} has none. Store the image in the orientation its label was drawn "
+            "in and remove the tag (e.g. PIL.ImageOps.exif_transpose, then save without EXIF)."
+        )

@@ -2,7 +2,9 @@
 
 Cityscapes, ADE20K and COCO come from Detectron2's own registrations
 (``cityscapes_fine_sem_seg_{train,val}``, ``ade20k_sem_seg_{train,val}``,
-``coco_2017_{train,val}``); this module adds what Detectron2 lacks (PASCAL-Context). Like
+``coco_2017_{train,val}``); this module adds what Detectron2 lacks (PASCAL-Context), and gives
+Detectron2's COCO instance datasets the checked loader of :mod:`apd.data.datasets.coco` (unusable
+boxes and polygons dropped and named, the same rule as ``apd.evaluation.COCOEvaluator``). Like
 Detectron2, the root is ``$DETECTRON2_DATASETS`` (default ``datasets``) read at import time.
 See ``datasets/README.md`` for the expected layouts and the preparation scripts.
 """
@@ -11,6 +13,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from .coco import use_checked_coco_loader
 from .pascal_context import register_pascal_context
 
 __all__ = ["register_all", "check_dataset_root"]
@@ -18,12 +21,18 @@ __all__ = ["register_all", "check_dataset_root"]
 
 def register_all(root):
     """
-    Register every dataset that Detectron2 does not ship, with files under ``root``.
-    Names already in ``DatasetCatalog`` are skipped, so repeated calls are no-ops.
+    Register every dataset that Detectron2 does not ship, with files under ``root``, and swap
+    the loader of Detectron2's COCO instance datasets (``coco_2014_*``, ``coco_2017_*``) for the
+    checked one (their paths and metadata stay Detectron2's). Names already in ``DatasetCatalog``
+    are skipped, so repeated calls register nothing new.
 
     Returns:
         list[str]: the names registered by this call.
     """
+    coco = [n for n in DatasetCatalog.list()
+            if n.startswith(("coco_2014_", "coco_2017_"))
+            and MetadataCatalog.get(n).get("evaluator_type", None) == "coco"]
+    use_checked_coco_loader(coco)
     return register_pascal_context(root)
 
 
