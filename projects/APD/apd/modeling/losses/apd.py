@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .upsampled import upsampled_cross_entropy
 from .prototypes import (
     class_means,
     downsample_labels,
@@ -178,10 +179,9 @@ def apd_loss_terms(
     loss_apd, loss_pa, u = _apd_on_groups(s, t, small.reshape(groups, -1), None, num_classes, tau)
 
     u = u.reshape(b, h, w, num_classes).permute(0, 3, 1, 2)
-    if tuple(labels.shape[-2:]) != (h, w):
-        u = F.interpolate(u, size=labels.shape[-2:], mode="bilinear", align_corners=True)
     valid = valid_label_mask(labels, num_classes, ignore_value)
-    loss_adapt = _cross_entropy_valid(u, labels, valid)
+    # Upsampling (align_corners=True) + CE as one autograd node (apd.modeling.losses.upsampled).
+    loss_adapt = upsampled_cross_entropy(u, labels, valid, align_corners=True)
     return {"loss_apd": loss_apd, "loss_pa": loss_pa, "loss_adapt": loss_adapt}
 
 

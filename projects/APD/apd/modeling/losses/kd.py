@@ -5,9 +5,8 @@ Shape letters: B images, K classes, h×w logit grid, H×W output size.
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-from .prototypes import upcast_half
+from .upsampled import upsampled_kl_div
 
 __all__ = ["logit_kd_loss"]
 
@@ -41,23 +40,13 @@ def logit_kd_loss(
             f"teacher {tuple(teacher_logits.shape)}"
         )
     teacher_logits = teacher_logits.detach()
-    if out_size is not None:
-        out_size = (int(out_size[0]), int(out_size[1]))
-        if tuple(student_logits.shape[-2:]) != out_size:
-            student_logits = F.interpolate(
-                student_logits, size=out_size, mode="bilinear", align_corners=align_corners
-            )
-        if tuple(teacher_logits.shape[-2:]) != out_size:
-            teacher_logits = F.interpolate(
-                teacher_logits, size=out_size, mode="bilinear", align_corners=align_corners
-            )
-    if student_logits.shape != teacher_logits.shape:
+    size = tuple(student_logits.shape[-2:]) if out_size is None else (int(out_size[0]), int(out_size[1]))
+    if student_logits.shape[:2] != teacher_logits.shape[:2] or (
+        out_size is None and student_logits.shape != teacher_logits.shape
+    ):
         raise ValueError(
             f"student logits {tuple(student_logits.shape)} and teacher logits "
             f"{tuple(teacher_logits.shape)} differ; pass out_size to resize both"
         )
-    log_p_s = F.log_softmax(upcast_half(student_logits) / temperature, dim=1)
-    log_p_t = F.log_softmax(upcast_half(teacher_logits) / temperature, dim=1)
-    # Element mean (PyTorch's legacy ``reduction="mean"``, written out to avoid its deprecation warning).
-    kl = F.kl_div(log_p_s, log_p_t, reduction="sum", log_target=True) / log_p_s.numel()
-    return kl * (temperature**2)
+    # Resize + log-softmax + KL as one autograd node (same values; one saved tensor, matmul backward on CUDA).
+    return upsampled_kl_div(student_logits, teacher_logits, size, align_corners, temperature)
