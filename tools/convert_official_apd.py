@@ -3,7 +3,7 @@
 
     # the released PSPNet-R101 teacher, checked against the teacher of a distillation config
     python tools/convert_official_apd.py pspnet101_fc_cityscapes.pth checkpoints/pspnet_r101_cityscapes.pth \\
-        --config-file configs/cityscapes/apd_pspnet_r18_pspnet_r101.py
+        --config-file configs/apd_pspnet_r18.py
     # a released student, checked against a plain Segmentor config
     python tools/convert_official_apd.py cityscapes_psp18_psp101.pth checkpoints/apd_psp18_cityscapes.pth \\
         --config-file configs/cityscapes/pspnet_r18.py --model-key model

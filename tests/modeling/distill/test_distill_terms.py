@@ -6,15 +6,18 @@ from detectron2.config import instantiate
 
 from apd.modeling.distill import CWDHead, DISTHead, FitNetHead, IFVDHead, LogitKDHead, SKDHead
 from apd.modeling.heads.outputs import SegHeadOutputs
-from apd.modeling.losses import dist_loss, logit_kd_loss
+from apd.modeling.losses import dist_loss, ifvd_loss, logit_kd_loss
 
 TERMS = [
     L(LogitKDHead)(temperature=1.0),
     L(CWDHead)(temperature=4.0),
     L(DISTHead)(beta=1.0, gamma=1.0, tau=1.0),
     L(SKDHead)(pool_scale=0.5),
+    L(SKDHead)(pool_scale=None, pool_kernel=(2, 2)),
     L(IFVDHead)(num_classes=4),
+    L(IFVDHead)(num_classes=4, reduction="labelled"),
     L(FitNetHead)(student_channels=6, teacher_channels=6),
+    L(FitNetHead)(student_channels=6, teacher_channels=6, bias=True),
 ]
 
 
@@ -51,7 +54,8 @@ def test_term_is_zero_when_student_equals_teacher(cfg):
     if isinstance(term, FitNetHead):  # identity regressor
         with torch.no_grad():
             term.regressor.weight.copy_(torch.eye(6).reshape(6, 6, 1, 1))
-            term.regressor.bias.zero_()
+            if term.regressor.bias is not None:
+                term.regressor.bias.zero_()
     student, targets = _outputs(2)
     loss = next(iter(term(student, student, targets).values()))
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
@@ -90,5 +94,25 @@ def test_constructor_errors():
         DISTHead(gamma=-1.0)
     with pytest.raises(ValueError, match="pool_scale"):
         SKDHead(pool_scale=2.0)
+    with pytest.raises(ValueError, match="not both"):
+        SKDHead(pool_scale=0.5, pool_kernel=(2, 2))
+    with pytest.raises(ValueError, match="reduction"):
+        IFVDHead(num_classes=4, reduction="mean")
     with pytest.raises(TypeError):
         FitNetHead(6, 6)
+
+
+def test_fitnet_regressor_has_no_bias_by_default():
+    # As CIRKD's CriterionFitNet: a 1×1 conv without bias; bias=True adds one.
+    assert FitNetHead(student_channels=6, teacher_channels=9).regressor.bias is None
+    assert FitNetHead(student_channels=6, teacher_channels=9, bias=True).regressor.bias.shape == (9,)
+
+
+def test_ifvd_head_passes_its_reduction():
+    student, targets = _outputs(9)
+    teacher, _ = _outputs(10)
+    for reduction in ("all", "labelled"):
+        out = IFVDHead(num_classes=4, reduction=reduction)(student, teacher, targets)
+        torch.testing.assert_close(
+            out["loss_ifvd"], ifvd_loss(student.feature, teacher.feature, targets, 4, reduction=reduction)
+        )

@@ -10,6 +10,7 @@ from apd.modeling.losses import (
     ifvd_loss,
     pairwise_affinity_loss,
 )
+from apd.modeling.losses.skd import node_kernel
 
 
 def _rotation(c, seed):
@@ -75,6 +76,38 @@ def test_skd_pools_to_two_by_two_nodes():
     torch.testing.assert_close(pairwise_affinity_loss(s, t, 0.5), pairwise_affinity_loss(pool(s), pool(t), None))
 
 
+def test_skd_relative_kernel_gives_three_by_three_nodes_on_odd_sizes():
+    # 5×7, scale 0.5 → kernel ⌊2.5⌋×⌊3.5⌋ = 2×3, ceil mode → ⌈5/2⌉×⌈7/3⌉ = 3×3 nodes (65×129 → 3×3 too).
+    assert node_kernel((5, 7), 0.5) == (2, 3)
+    assert node_kernel((65, 129), 0.5) == (32, 64) and node_kernel((90, 90), 0.5) == (45, 45)
+    s = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    t = torch.randn(2, 4, 5, 7, dtype=torch.float64)
+    pool = lambda x: torch.nn.functional.max_pool2d(x, (2, 3), ceil_mode=True)  # noqa: E731
+    assert pool(s).shape[-2:] == (3, 3)
+    torch.testing.assert_close(pairwise_affinity_loss(s, t, 0.5), pairwise_affinity_loss(pool(s), pool(t), None))
+
+
+def _skd_cirkd(feat_s, feat_t):
+    # Transcription of CIRKD's CriterionStructuralKD: fixed 2×2 max-pool (ceil mode), channel L2
+    # normalisation, Gram matrices over the pooled pixels, element mean of the squared difference.
+    grams = []
+    for f in (feat_s, feat_t):
+        f = torch.nn.functional.max_pool2d(f, 2, 2, ceil_mode=True)
+        f = torch.nn.functional.normalize(f, dim=1).flatten(2)
+        grams.append(f.transpose(1, 2) @ f)
+    return ((grams[0] - grams[1]) ** 2).mean()
+
+
+def test_skd_fixed_kernel_matches_cirkd_and_excludes_pool_scale():
+    s = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    t = torch.randn(2, 4, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(pairwise_affinity_loss(s, t, pool_scale=None, pool_kernel=(2, 2)), _skd_cirkd(s, t))
+    with pytest.raises(ValueError, match="not both"):
+        pairwise_affinity_loss(s, t, pool_scale=0.5, pool_kernel=(2, 2))
+    with pytest.raises(ValueError, match="pool_kernel"):
+        pairwise_affinity_loss(s, t, pool_scale=None, pool_kernel=(0, 2))
+
+
 # --------------------------------------------------------------------------------------------- IFVD
 def test_ifvd_hand_value():
     # One image, 1×3 pixels of one class. Student f = (e1, e1, e2): class mean (2/3, 1/3) →
@@ -109,7 +142,41 @@ def test_ifvd_matches_per_image_per_class_loop():
             cs = torch.cosine_similarity(fs, fs.mean(1, keepdim=True), dim=0)
             ct = torch.cosine_similarity(ft, ft.mean(1, keepdim=True), dim=0)
             errs.append((ct - cs) ** 2)
-    torch.testing.assert_close(ifvd_loss(s, t, labels, 4), torch.cat(errs).mean())
+    errs = torch.cat(errs)
+    assert errs.numel() == 2 * 4 * 6  # row 0 of each 5×6 image is ignore
+    torch.testing.assert_close(ifvd_loss(s, t, labels, 4), errs.sum() / (2 * 5 * 6))  # all B·h·w pixels
+    torch.testing.assert_close(ifvd_loss(s, t, labels, 4, reduction="labelled"), errs.mean())
+
+
+def _ifvd_authors(feat_s, feat_t, labels, num_classes):
+    # Transcription of the IFVD authors' algorithm (CriterionIFV): start from a copy of each feature map,
+    # overwrite the pixels of every class 0..K−1 with that class's per-image mean (+1e-6 in the count),
+    # per-pixel cosine with that "centre" map, then MSE over all B·h·w pixels.
+    centres = []
+    for f in (feat_s, feat_t):
+        centre = f.clone()
+        for k in range(num_classes):
+            m = (labels == k).unsqueeze(1).to(f.dtype)  # B×1×h×w
+            mean = (m * f).sum((2, 3), keepdim=True) / (m.sum((2, 3), keepdim=True) + 1e-6)
+            centre = (1 - m) * centre + m * mean
+        centres.append(torch.nn.functional.cosine_similarity(f, centre, dim=1))
+    return ((centres[0] - centres[1]) ** 2).mean()
+
+
+def test_ifvd_matches_transcription_of_authors_code():
+    # Labels already at h×w (the authors' nearest resize is then the identity); 30% ignore pixels.
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(2, 4, 5, 6, generator=g, dtype=torch.float64)
+    t = torch.randn(2, 7, 5, 6, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 3, (2, 5, 6), generator=g)
+    labels.view(-1)[torch.randperm(60, generator=g)[:18]] = 255
+    expected = _ifvd_authors(s, t, labels, 3)
+    torch.testing.assert_close(ifvd_loss(s, t, labels, 3), expected, atol=1e-6, rtol=1e-5)
+    # Dividing by the labelled pixels only scales it by 1 / 0.7 ≈ 1.43.
+    torch.testing.assert_close(ifvd_loss(s, t, labels, 3, reduction="labelled"), expected * 60 / 42,
+                               atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        ifvd_loss(s, t, labels, 3, reduction="mean")
 
 
 def test_ifvd_zero_for_equal_invariances_and_ignore():

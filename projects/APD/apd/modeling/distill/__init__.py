@@ -1,7 +1,17 @@
 """Distillation terms (modules with adapters) that turn student/teacher head outputs into loss terms."""
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
-from .terms import CWDHead, DISTHead, DistillationTerm, FitNetHead, IFVDHead, LogitKDHead, SKDHead, resize_to
+from .terms import (
+    ALIGN_CORNERS,
+    CWDHead,
+    DISTHead,
+    DistillationTerm,
+    FitNetHead,
+    IFVDHead,
+    LogitKDHead,
+    SKDHead,
+    resize_to,
+)
 
 __all__ = [
     "ConvAdapter",
@@ -14,5 +24,6 @@ __all__ = [
     "SKDHead",
     "IFVDHead",
     "FitNetHead",
+    "ALIGN_CORNERS",
     "resize_to",
 ]

@@ -5,15 +5,15 @@ A term is an ``nn.Module`` whose ``forward(student, teacher, targets)`` takes th
 teacher's :class:`~apd.modeling.heads.outputs.SegHeadOutputs` and the B×H×W int64 targets (padded with
 the ignore value 255) and returns a dict of **unweighted** ``loss_*`` terms, whose keys are listed in
 the class attribute ``loss_keys``. The distiller multiplies each by ``loss_weights[key]`` and sums.
-Terms never let gradient reach the teacher's outputs. Constructor arguments are keyword-only plain
-values, so every term can be built with ``LazyCall``.
+Terms never let gradient reach the teacher's outputs. A teacher map on another grid is brought onto the
+student's with :func:`resize_to` (the one resize rule, ``align_corners=True``; ``apd.modeling.losses.resize``).
+Constructor arguments are keyword-only plain values, so every term can be built with ``LazyCall``.
 
 Shape letters: B images, C channels, K classes, h×w feature grid, H×W target grid.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..heads.outputs import SegHeadOutputs
@@ -25,8 +25,12 @@ from ..losses import (
     logit_kd_loss,
     pairwise_affinity_loss,
 )
+from ..losses.ifvd import REDUCTIONS as IFVD_REDUCTIONS
+from ..losses.resize import ALIGN_CORNERS, resize_to
+from ..losses.skd import node_kernel
 
 __all__ = [
+    "ALIGN_CORNERS",
     "DistillationTerm",
     "resize_to",
     "LogitKDHead",
@@ -36,17 +40,6 @@ __all__ = [
     "IFVDHead",
     "FitNetHead",
 ]
-
-
-def resize_to(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """Bilinear (align_corners=True) resize of a B×C×h'×w' map to ``size``; identity when it matches.
-
-    Used to bring a teacher map onto the student's grid when the two networks have different strides.
-    """
-    size = (int(size[0]), int(size[1]))
-    if tuple(x.shape[-2:]) == size:
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
 
 
 class DistillationTerm(nn.Module):
@@ -65,11 +58,11 @@ class LogitKDHead(DistillationTerm):
 
     loss_keys = ("loss_kd",)
 
-    def __init__(self, *, temperature: float = 1.0, align_corners: bool = True):
+    def __init__(self, *, temperature: float = 1.0, align_corners: bool = ALIGN_CORNERS):
         """
         Args:
             temperature: softmax temperature T (1 in APD's code); the loss is scaled by T².
-            align_corners: of the bilinear upsampling.
+            align_corners: of the bilinear upsampling (default: the one rule, :data:`ALIGN_CORNERS`).
         """
         super().__init__()
         if not temperature > 0:
@@ -156,23 +149,26 @@ class SKDHead(DistillationTerm):
 
     loss_keys = ("loss_skd",)
 
-    def __init__(self, *, pool_scale: float = 0.5):
+    def __init__(self, *, pool_scale: Optional[float] = 0.5, pool_kernel: Optional[Sequence[int]] = None):
         """
         Args:
-            pool_scale: relative max-pool kernel size that defines the nodes (0.5 as in SKD), or None
-                for every pixel.
+            pool_scale: relative max-pool kernel size that defines the nodes (0.5 in the SKD authors'
+                code: a 2×2 node grid for even h, w, 3×3 for odd ones), or None.
+            pool_kernel: fixed (kh, kw) max-pool kernel instead (CIRKD: (2, 2), ⌈h/2⌉×⌈w/2⌉ nodes); set
+                ``pool_scale=None`` with it. Both None: every pixel is a node.
         """
         super().__init__()
-        if pool_scale is not None and not 0 < pool_scale <= 1:
-            raise ValueError(f"pool_scale must be in (0, 1] or None, got {pool_scale}")
+        node_kernel((1, 1), pool_scale, pool_kernel)  # validates the pair
         self.pool_scale = pool_scale
+        self.pool_kernel = None if pool_kernel is None else (int(pool_kernel[0]), int(pool_kernel[1]))
 
     def forward(self, student, teacher, targets):
         t_feat = resize_to(teacher.feature.detach(), student.feature.shape[-2:])
-        return {"loss_skd": pairwise_affinity_loss(student.feature, t_feat, self.pool_scale)}
+        loss = pairwise_affinity_loss(student.feature, t_feat, self.pool_scale, self.pool_kernel)
+        return {"loss_skd": loss}
 
     def extra_repr(self) -> str:
-        return f"pool_scale={self.pool_scale}"
+        return f"pool_scale={self.pool_scale}, pool_kernel={self.pool_kernel}"
 
 
 class IFVDHead(DistillationTerm):
@@ -181,44 +177,56 @@ class IFVDHead(DistillationTerm):
 
     loss_keys = ("loss_ifvd",)
 
-    def __init__(self, *, num_classes: int, ignore_value: int = 255):
+    def __init__(self, *, num_classes: int, ignore_value: int = 255, reduction: str = "all"):
         """
         Args:
             num_classes: K.
             ignore_value: label id without a class.
+            reduction: ``"all"`` (÷ B·h·w pixels, the authors' code) or ``"labelled"`` (÷ labelled
+                pixels); see :func:`apd.modeling.losses.ifvd_loss`.
         """
         super().__init__()
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if reduction not in IFVD_REDUCTIONS:
+            raise ValueError(f"reduction must be one of {IFVD_REDUCTIONS}, got {reduction!r}")
         self.num_classes = int(num_classes)
         self.ignore_value = int(ignore_value)
+        self.reduction = reduction
 
     def forward(self, student, teacher, targets):
         t_feat = resize_to(teacher.feature.detach(), student.feature.shape[-2:])
-        loss = ifvd_loss(student.feature, t_feat, targets, self.num_classes, self.ignore_value)
+        loss = ifvd_loss(
+            student.feature, t_feat, targets, self.num_classes, self.ignore_value, reduction=self.reduction
+        )
         return {"loss_ifvd": loss}
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, ignore_value={self.ignore_value}"
+        return f"num_classes={self.num_classes}, ignore_value={self.ignore_value}, reduction={self.reduction!r}"
 
 
 class FitNetHead(DistillationTerm):
     """FitNet-style feature mimicking: a 1×1 conv regressor maps the student's classifier feature to the
-    teacher's channels, then MSE → ``loss_fitnet``. The regressor is trained with the student."""
+    teacher's channels, then MSE → ``loss_fitnet``. The regressor is trained with the student.
+
+    The regressor has no bias by default, as CIRKD's ``CriterionFitNet`` (the codebase of the segmentation
+    KD numbers this baseline is compared with); ``bias=True`` adds one.
+    """
 
     loss_keys = ("loss_fitnet",)
 
-    def __init__(self, *, student_channels: int, teacher_channels: int):
+    def __init__(self, *, student_channels: int, teacher_channels: int, bias: bool = False):
         """
         Args:
             student_channels: C_s of ``SegHeadOutputs.feature`` of the student.
             teacher_channels: C_t of the teacher's feature.
+            bias: whether the 1×1 regressor has a bias (CIRKD's has none).
         """
         super().__init__()
         for name, value in (("student_channels", student_channels), ("teacher_channels", teacher_channels)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive number of channels, got {value}")
-        self.regressor = nn.Conv2d(int(student_channels), int(teacher_channels), kernel_size=1, bias=True)
+        self.regressor = nn.Conv2d(int(student_channels), int(teacher_channels), kernel_size=1, bias=bool(bias))
 
     def forward(self, student, teacher, targets):
         s_feat = self.regressor(student.feature)

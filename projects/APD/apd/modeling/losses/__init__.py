@@ -14,6 +14,7 @@ from .prototypes import (
     upcast_half,
     valid_label_mask,
 )
+from .resize import ALIGN_CORNERS, resize_to
 from .skd import pairwise_affinity_loss
 
 __all__ = [
@@ -33,4 +34,6 @@ __all__ = [
     "perspective_logits",
     "upcast_half",
     "valid_label_mask",
+    "ALIGN_CORNERS",
+    "resize_to",
 ]

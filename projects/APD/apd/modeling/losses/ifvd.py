@@ -8,7 +8,10 @@ import torch
 
 from .prototypes import class_prototypes, downsample_labels, l2_normalize, upcast_half, valid_label_mask
 
-__all__ = ["ifvd_loss"]
+__all__ = ["REDUCTIONS", "ifvd_loss"]
+
+# What the summed squared errors are divided by: every pixel (the authors' code) or labelled pixels only.
+REDUCTIONS = ("all", "labelled")
 
 
 def _similarity_to_own_prototype(feat: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -24,13 +27,21 @@ def ifvd_loss(
     labels: torch.Tensor,
     num_classes: int,
     ignore_value: int = 255,
+    reduction: str = "all",
 ) -> torch.Tensor:
     """MSE between the teacher's and the student's intra-class feature variation maps.
 
     The variation map of a network is, per pixel, ``cos(f_p, μ_{y_p})`` where ``μ_k`` is the mean feature
-    of class k in the same image (labels nearest-downsampled to h×w).
-    ``L = mean over labelled pixels of (cos_t − cos_s)²``. Ignore pixels enter no class mean and no
-    error term (the IFVD code treats 255 as one more class; here they carry no class).
+    of class k in the same image (labels nearest-downsampled to h×w). Ignore pixels enter no class mean
+    and carry no error.
+
+    The authors' code (``YukangWang/IFVD``, ``utils/criterion.py`` ``CriterionIFV``; CIRKD's
+    ``losses/ifvd.py`` is the same) starts from a copy of the feature map and overwrites the pixels of
+    each class 0..K−1 with that class's mean, so an ignore pixel keeps *its own feature* as its "centre":
+    cos = 1 on both sides, error 0, but it still counts in ``nn.MSELoss``'s mean over all B·h·w pixels.
+    ``reduction="all"`` (default) reproduces that; ``"labelled"`` divides by the labelled pixels only,
+    which multiplies the loss by 1 / (labelled fraction), e.g. ×1.43 at 30 % ignore pixels.
+    (The authors' cos(f, f) is 0 instead of 1 for an all-zero feature vector; not reproduced.)
 
     Args:
         student_feat: B×C_s×h×w float.
@@ -38,12 +49,16 @@ def ifvd_loss(
         labels: B×H×W int64 in [0, K) ∪ {ignore_value}.
         num_classes: K.
         ignore_value: label id without a class.
+        reduction: ``"all"`` (sum of errors ÷ B·h·w, the authors' code) or ``"labelled"`` (÷ number of
+            labelled pixels).
 
     Returns:
         0-dim tensor; zero that still backpropagates when no pixel is labelled. Invariant to a positive
         rescaling of an image's feature and to orthogonal channel transforms of either feature (not to
         per-pixel rescaling, which moves the class means).
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if student_feat.dim() != 4 or teacher_feat.dim() != 4:
         raise ValueError(
             f"ifvd_loss expects B×C×h×w features, got {tuple(student_feat.shape)} and "
@@ -60,4 +75,6 @@ def ifvd_loss(
     sim_s = _similarity_to_own_prototype(student_feat, small, num_classes)
     sim_t = _similarity_to_own_prototype(teacher_feat.detach(), small, num_classes)
     err = (sim_t - sim_s).pow(2) * valid.to(sim_s.dtype)
-    return err.sum() / valid.sum().clamp(min=1)
+    if reduction == "labelled":
+        return err.sum() / valid.sum().clamp(min=1)
+    return err.sum() / max(valid.numel(), 1)
