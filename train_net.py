@@ -163,6 +163,7 @@ def do_train(args, cfg, device: str):
         amp=cfg.train.amp.enabled,
         amp_dtype=cfg.train.amp.get("dtype", "float16"),
         seed=cfg.train.get("seed", None),
+        compile=cfg.train.get("compile", False),
     )
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     bare = _unwrap(model)

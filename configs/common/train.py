@@ -13,4 +13,5 @@ train = dict(
     eval_teacher=True,  # distillers: evaluate the frozen teacher once before step 0 and log its score
     cudnn_benchmark=False,  # torch.backends.cudnn.benchmark for training (fixed crop sizes: True helps)
     log_model=False,  # print the whole model at start-up
+    compile=False,  # torch.compile the student's backbone + head and the distillation terms (True, or dict(backend=, mode=)); see apd.engine.distill_trainer.compile_model
 )

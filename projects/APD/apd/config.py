@@ -10,7 +10,7 @@ __all__ = ["ConfigKeyError", "check_config", "check_overrides", "load_config"]
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
 TRAIN_KEYS = {
     "output_dir", "init_checkpoint", "max_iter", "amp", "ddp", "checkpointer", "eval_period",
-    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model",
+    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "compile",
 }
 
 
