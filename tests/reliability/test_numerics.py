@@ -5,6 +5,7 @@ Loss-level extremes of the APD terms (±1e4 features, empty labels) are in
 tests/modeling/losses/test_apd.py; here: KD at ±1e4 logits, then the whole demo distiller.
 """
 import itertools
+import math
 import os
 
 import pytest
@@ -15,6 +16,7 @@ from detectron2.utils.events import EventStorage
 from torch import nn
 
 from apd.checkpoint import AtomicCheckpointer
+from apd.checkpoint.io import NonFiniteCheckpointError
 from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError
 from apd.modeling.losses import logit_kd_loss
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
@@ -110,6 +112,84 @@ def test_non_finite_loss_stops_training_before_a_poisoned_checkpoint(tmp_path):
     # No optimiser step was taken on the NaN batch: the weights are finite (only the BN statistics of the
     # forward pass saw the NaN; they are not saved, and --resume reloads model_0000001.pth).
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class _LossAndStatsSpy(hooks.HookBase):
+    """Records, after every step, the step's losses (from the model's forward) and the names of the
+    model's non-finite tensors; registered before the checkpointer, so it sees the step it refuses."""
+
+    def __init__(self, model):
+        self.model, self.losses, self.non_finite = model, {}, {}
+        self._last = None
+        model.register_forward_hook(lambda m, i, out: setattr(self, "_last", out) if m.training else None)
+
+    def after_step(self):
+        self.losses[self.trainer.iter] = {k: float(v.detach()) for k, v in self._last.items()}
+        self.non_finite[self.trainer.iter] = [
+            k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def _assert_only_first_checkpoint(out, error, tensor):
+    msg = str(error)
+    assert "\n" not in msg and "Refusing to write checkpoint" in msg and "model_0000001.pth" in msg, msg
+    assert f"model/{tensor} (" in msg and "last_checkpoint still names model_0000000.pth" in msg, msg
+    assert sorted(f for f in os.listdir(out) if not f.startswith(".")) == ["last_checkpoint", "model_0000000.pth"]
+    assert open(os.path.join(out, "last_checkpoint")).read() == "model_0000000.pth"
+    state = torch.load(os.path.join(out, "model_0000000.pth"), weights_only=True)
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
+    """A huge LR on the conv before a BN: step 0 makes its weights ~1e27, so at iteration 1 its outputs
+    square past float32's range. The batch variance is inf, BN's output (x − μ)/√inf stays finite, and so
+    does the loss, so the non-finite-loss guard does not fire, but ``running_var`` becomes inf. That
+    checkpoint used to be written and tagged as the last one."""
+    teacher_path = str(tmp_path / "teacher.pth")
+    torch.save(toy_segmentor(seed=1).state_dict(), teacher_path)
+    model = SemanticSegDistiller(student=toy_segmentor(seed=0), teacher=toy_segmentor(seed=2),
+                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
+    model.train()
+    conv1 = model.student.backbone.conv1.weight
+    others = [p for p in model.parameters() if p.requires_grad and p is not conv1]
+    opt = torch.optim.SGD([{"params": [conv1], "lr": 1e30}, {"params": others}], lr=0.01)
+    trainer = DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0)
+    out = str(tmp_path / "run")
+    spy = _LossAndStatsSpy(model)
+    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(AtomicCheckpointer(model, out, trainer=trainer), period=1)])
+    with pytest.raises(NonFiniteCheckpointError) as err:
+        trainer.train(0, 5)
+    # the fault as described: a finite loss at iteration 1, and inf BN statistics after it
+    assert all(math.isfinite(v) for v in spy.losses[1].values()), spy.losses[1]
+    assert spy.non_finite[0] == [] and "student.backbone.bn1.running_var" in spy.non_finite[1]
+    _assert_only_first_checkpoint(out, err.value, "student.backbone.bn1.running_var")
+    # --resume continues from the last finite checkpoint
+    fresh = SemanticSegDistiller(student=toy_segmentor(seed=3), teacher=toy_segmentor(seed=2),
+                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
+    assert AtomicCheckpointer(fresh, out).resume_or_load("", resume=True)["iteration"] == 0
+    assert torch.isfinite(fresh.student.backbone.bn1.running_var).all()
+
+
+@pytest.mark.slow
+def test_huge_lr_on_the_demo_distiller_never_checkpoints_nan_weights(apd_demo_distiller, tmp_path):
+    """The demo APD distiller with its own optimisers at lr=1e10: iteration 1 has finite losses but NaN
+    gradients, so its optimiser step fills the student with NaN. The checkpoint of that step is refused."""
+    model, cfg = apd_demo_distiller
+    from detectron2.config import instantiate
+
+    cfg.optimizer.params.model = model
+    cfg.adapter_optimizer.params.model = model
+    cfg.optimizer.lr = 1e10
+    optimizer, adapter_optimizer = instantiate(cfg.optimizer), instantiate(cfg.adapter_optimizer)
+    batches = (toy_batch(batch_size=2, height=64, width=128, num_classes=19, seed=i) for i in itertools.count())
+    trainer = DistillTrainer(model, batches, optimizer, adapter_optimizer, seed=0)
+    out = str(tmp_path / "run")
+    spy = _LossAndStatsSpy(model)
+    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(AtomicCheckpointer(model, out, trainer=trainer), period=1)])
+    with pytest.raises(NonFiniteCheckpointError) as err:
+        trainer.train(0, 4)
+    assert all(math.isfinite(v) for v in spy.losses[1].values()), spy.losses[1]
+    assert spy.non_finite[0] == [] and "student.backbone.conv1.weight" in spy.non_finite[1]
+    _assert_only_first_checkpoint(out, err.value, "student.backbone.conv1.weight")
 
 
 # ------------------------------------------------------------------ bf16 autocast on CPU
