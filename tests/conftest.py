@@ -16,6 +16,7 @@ from detectron2.data.datasets.builtin import register_all_ade20k, register_all_c
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from apd.data.datasets import register_pascal_context
+from apd.data.datasets.coco import use_checked_coco_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,6 +87,7 @@ def register_datasets_at():
         for name, (image_root, json_file) in COCO_NAMES.items():
             register_coco_instances(name, _get_builtin_metadata("coco"), os.path.join(root, json_file),
                                     os.path.join(root, image_root))
+        use_checked_coco_loader(list(COCO_NAMES))  # as apd.data.datasets.builtin does on import
         register_pascal_context(root)
 
     yield register
