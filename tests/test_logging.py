@@ -7,34 +7,21 @@ checkpoint) is shared by the module; --eval-only runs once on its final checkpoi
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 
+from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
+
 REPO = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
 LOSS_TERMS = ("loss_sem_seg", "loss_aux", "loss_kd", "loss_apd", "loss_pa", "loss_adapt")
-TINY = [
-    "train.max_iter=2",
-    "dataloader.train.total_batch_size=2",
-    "dataloader.train.mapper.augmentations.crop_size=[64,128]",
-    "dataloader.train.num_workers=0",
-    "dataloader.test.num_workers=0",
-    "train.log_period=1",
-    "train.eval_teacher=False",
-]
+TINY = ["train.max_iter=2", *TINY_TRAIN_OVERRIDES, "train.eval_teacher=False"]
 
 
 def _train_net(args, root):
-    env = dict(os.environ, DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "train_net.py", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(f"train_net failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+    return run_script("train_net.py", args, cwd=REPO, datasets_root=root, threads=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,28 +1,16 @@
 """train_net.py end to end on generated Cityscapes-format data (subprocesses, a few iterations each)."""
 import json
 import os
-import subprocess
-import sys
 
+from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY = [
-    "dataloader.train.total_batch_size=2",
-    "dataloader.train.mapper.augmentations.crop_size=[64,128]",
-    "dataloader.train.num_workers=0",
-    "dataloader.test.num_workers=0",
-    "train.log_period=1",
-]
+TINY = list(TINY_TRAIN_OVERRIDES)
 
 
 def _run(args, root, check=True):
-    env = dict(os.environ, DETECTRON2_DATASETS=str(root), OMP_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, "train_net.py", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"train_net failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+    return run_script("train_net.py", args, cwd=REPO, datasets_root=root, threads=2, check=check)
 
 
 def _metrics(out):

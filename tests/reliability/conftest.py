@@ -5,12 +5,11 @@ The runs use the demo APD config (configs/demo/apd_pspnet_r18_demo.py) shrunk by
 helpers share two cores, and oversubscribed OpenMP threads make a step ~10× slower.
 """
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
+from apd.utils.testing import popen_script, run_script
 from reliability_helpers import REPO, read_metrics
 
 
@@ -27,23 +26,14 @@ def teacher_weights(tmp_path_factory):
     return path
 
 
-def _env(datasets_root, threads=1):
-    return dict(os.environ, DETECTRON2_DATASETS=str(datasets_root), OMP_NUM_THREADS=str(threads),
-                MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-
-
 @pytest.fixture
 def run_train_net():
     """``run_train_net(args, datasets_root, check=True)`` runs ``train_net.py args`` from the repo root
     and returns the CompletedProcess (stdout+stderr in ``.stdout``/``.stderr``)."""
 
     def run(args, datasets_root, check=True, timeout=600):
-        proc = subprocess.run([sys.executable, "train_net.py", *args], cwd=REPO, env=_env(datasets_root),
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"train_net.py failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-        return proc
+        return run_script("train_net.py", args, cwd=REPO, datasets_root=datasets_root, check=check,
+                          timeout=timeout)
 
     return run
 
@@ -55,8 +45,8 @@ def popen_train_net():
 
     def start(args, datasets_root, log_file, threads=1):
         f = open(log_file, "w")
-        proc = subprocess.Popen([sys.executable, "train_net.py", *args], cwd=REPO,
-                                env=_env(datasets_root, threads), stdout=f, stderr=subprocess.STDOUT)
+        proc = popen_script("train_net.py", args, cwd=REPO, log_file=f, datasets_root=datasets_root,
+                            threads=threads)
         procs.append((proc, f))
         return proc
 

@@ -2,17 +2,12 @@
 import json
 import os
 
+from apd.utils.testing import TINY_TRAIN_OVERRIDES
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
 # The demo APD run shrunk: batch 2, 64×128 crops, no worker processes, log every step, no periodic eval.
-TINY = [
-    "dataloader.train.total_batch_size=2",
-    "dataloader.train.mapper.augmentations.crop_size=[64,128]",
-    "dataloader.train.num_workers=0",
-    "dataloader.test.num_workers=0",
-    "train.log_period=1",
-    "train.eval_period=1000",
-]
+TINY = [*TINY_TRAIN_OVERRIDES, "train.eval_period=1000"]
 
 
 def read_metrics(output_dir):

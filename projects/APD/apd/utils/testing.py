@@ -1,9 +1,18 @@
-"""Tiny models for tests and benchmarks (the ``ToyStudent``/``ToyTeacher`` idea of mmrazor's tests).
+"""Helpers for tests and benchmarks: tiny models and one runner for the project's scripts.
 
 ``toy_segmentor`` builds a real Detectron2 ``SemanticSegmentor`` whose backbone and head are a few
-small convolutions; its head follows the ``layers()``/``losses()`` contract of ``apd.modeling.heads``.
+small convolutions (the ``ToyStudent``/``ToyTeacher`` idea of mmrazor's tests); its head follows the
+``layers()``/``losses()`` contract of ``apd.modeling.heads``.
+
+``run_script`` / ``popen_script`` run a script such as ``train_net.py`` in a subprocess with a chosen
+dataset root and a capped number of BLAS/OpenMP threads (``script_env``): several test runs share a few
+cores, and oversubscribed OpenMP threads make a training step ~10× slower. ``TINY_TRAIN_OVERRIDES``
+shrinks a demo config's training to CPU-test size.
 """
-from typing import Dict, List, Optional
+import os
+import subprocess
+import sys
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +22,25 @@ from torch import nn
 
 from apd.modeling.heads.outputs import SegHeadOutputs
 
-__all__ = ["ToyBackbone", "ToySegHead", "toy_segmentor", "toy_batch"]
+__all__ = [
+    "ToyBackbone",
+    "ToySegHead",
+    "toy_segmentor",
+    "toy_batch",
+    "TINY_TRAIN_OVERRIDES",
+    "script_env",
+    "run_script",
+    "popen_script",
+]
+
+# A demo config's training at test size: batch 2, 64×128 crops, no worker processes, log every step.
+TINY_TRAIN_OVERRIDES = (
+    "dataloader.train.total_batch_size=2",
+    "dataloader.train.mapper.augmentations.crop_size=[64,128]",
+    "dataloader.train.num_workers=0",
+    "dataloader.test.num_workers=0",
+    "train.log_period=1",
+)
 
 
 class ToyBackbone(Backbone):
@@ -88,3 +115,35 @@ def toy_batch(batch_size: int = 2, height: int = 32, width: int = 32, num_classe
         sem_seg[torch.rand(height, width, generator=g) < ignore_fraction] = 255
         out.append({"image": image, "sem_seg": sem_seg, "height": height, "width": width})
     return out
+
+
+# ------------------------------------------------------------------------------ script runner
+def script_env(datasets_root=None, threads: int = 1) -> Dict[str, str]:
+    """This process's environment with ``DETECTRON2_DATASETS`` (when given), ``threads`` OpenMP/MKL
+    threads and unbuffered output."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    if datasets_root is not None:
+        env["DETECTRON2_DATASETS"] = str(datasets_root)
+    return env
+
+
+def run_script(script: str, args: Sequence[str], *, cwd: str, datasets_root=None, threads: int = 1,
+               check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python script args`` in ``cwd``; returns the CompletedProcess (text ``stdout``/``stderr``).
+
+    Raises:
+        AssertionError: ``check`` and a non-zero exit status; the message holds the ends of both streams.
+    """
+    proc = subprocess.run([sys.executable, script, *args], cwd=cwd, env=script_env(datasets_root, threads),
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def popen_script(script: str, args: Sequence[str], *, cwd: str, log_file, datasets_root=None,
+                 threads: int = 1) -> subprocess.Popen:
+    """``python script args`` in the background, stdout and stderr into the open file ``log_file``."""
+    return subprocess.Popen([sys.executable, script, *args], cwd=cwd, env=script_env(datasets_root, threads),
+                            stdout=log_file, stderr=subprocess.STDOUT)
