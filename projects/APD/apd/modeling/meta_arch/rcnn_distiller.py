@@ -1,44 +1,57 @@
-"""APD for Detectron2's R-CNNs (Faster / Mask R-CNN with FPN): ROIs play the role of pixels.
+"""RCNNDistiller: distillation for Detectron2's R-CNNs (Faster / Mask R-CNN with FPN).
 
-APD_SPEC §6 (a proposal, [P]): both detectors are pooled on the *student's sampled proposals*, so each
-ROI has a partner in the other model, as each pixel has in segmentation. Per ROI the student's and the
-teacher's box-head outputs (R×C_s, R×C_t) are the "features", the ROI's ``gt_classes`` are the labels
-(background ROIs are ignored for prototypes but remain rows of the KL), and each image is one
-perspective. The APD maths is :class:`apd.modeling.distill.apd_head.APDHead` (``forward_points``) and
-the logit KD is :func:`apd.modeling.losses.logit_kd_loss`; nothing here re-implements them.
+The task half of :class:`~.distiller.Distiller` (which owns the frozen teacher, its preprocessing, the
+loop over the terms, the weights, the warm-up and student-only inference / checkpoints). Per training
+batch it computes what the terms ask for (:mod:`apd.modeling.distill.detection_inputs`):
 
-Shape letters: B images, R sampled ROIs over the batch, K foreground classes (background = K),
-C_s / C_t box-head output channels.
+- always: the student's Detectron2 losses (``loss_rpn_cls``, ``loss_rpn_loc``, ``loss_cls``,
+  ``loss_box_reg``, ``loss_mask`` / ``loss_keypoint``) and both models' FPN features;
+- terms with ``uses_class_maps``: per-image ground-truth class maps (masks or filled boxes,
+  background = K, padding ignored; :mod:`apd.modeling.distill.class_maps`);
+- terms with ``uses_rois``: both models' box-head outputs and scores on the *student's* sampled
+  proposals, and the ROIs' ``gt_classes`` (docs/METHOD.md §6).
+
+Terms: :class:`~apd.modeling.distill.fpn_terms.FPNAPDHead` (dense APD, docs/METHOD.md §6b),
+:class:`~apd.modeling.distill.fpn_terms.FPNImitationHead`, :class:`~apd.modeling.distill.roi_terms.ROIAPDHead`
+(ROI-level APD ablation) and :class:`~apd.modeling.distill.roi_terms.ROILogitKDHead` (logit KD).
+
+Checkpoints: the student's keys are ``student.*``, the terms' ``distill_heads.<name>.*``. Checkpoints of
+the former RCNNDistiller, whose student modules sat at the top level (``backbone.*``,
+``proposal_generator.*``, ``roi_heads.*``) with the ROI APD adapters under ``apd_head.*``, are renamed
+when loaded (:func:`upgrade_legacy_rcnn_keys`).
+
+Shape letters: B images, R sampled ROIs over the batch, K foreground classes (background = K).
 """
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
 
-from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.modeling.roi_heads import StandardROIHeads
 from detectron2.modeling.roi_heads.cascade_rcnn import CascadeROIHeads
-from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
-from ..losses import logit_kd_loss
-from .distiller import ADAPTER_ONLY_KEYS, current_iteration, warmup_factor
-from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
+from ..distill.class_maps import CLASS_MAP_SOURCES, batch_class_maps
+from ..distill.detection_inputs import DetectionOutputs, DetectionTargets
+from .distiller import Distiller, current_iteration
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RCNNDistiller", "rcnn_distiller_from_models"]
+__all__ = ["RCNNDistiller", "rcnn_distiller_from_models", "upgrade_legacy_rcnn_keys", "LEGACY_STUDENT_MODULES"]
 
-DEFAULT_LOSS_WEIGHTS = {"loss_apd": 1.0, "loss_pa": 1.0, "loss_adapt": 1.0, "loss_kd": 1.0}
+# Top-level modules of the former RCNNDistiller (which was the student GeneralizedRCNN itself).
+LEGACY_STUDENT_MODULES = ("backbone", "proposal_generator", "roi_heads")
+LEGACY_APD_HEAD = "apd_head"
 
 
 def _check_roi_heads(roi_heads: nn.Module, who: str) -> None:
     # Cascade heads subclass StandardROIHeads but hold one box head per stage.
     if not isinstance(roi_heads, StandardROIHeads) or isinstance(roi_heads, CascadeROIHeads):
         raise TypeError(
-            f"RCNNDistiller needs the {who}'s roi_heads to be a StandardROIHeads (one box_pooler, "
+            f"ROI distillation terms need the {who}'s roi_heads to be a StandardROIHeads (one box_pooler, "
             f"box_head and box_predictor); got {type(roi_heads).__name__}."
         )
 
@@ -49,182 +62,196 @@ def _box_head_channels(roi_heads: StandardROIHeads) -> int:
     return int(shape.channels * (shape.height or 1) * (shape.width or 1))
 
 
+def _box_branch(roi_heads: StandardROIHeads, features: Dict[str, torch.Tensor], boxes: List[Boxes]):
+    """(R×C box-head output, box predictor outputs) on ``boxes``, as ``StandardROIHeads._forward_box``."""
+    pooled = roi_heads.box_pooler([features[f] for f in roi_heads.box_in_features], boxes)
+    roi_features = roi_heads.box_head(pooled).flatten(1)
+    return roi_features, roi_heads.box_predictor(roi_features)
+
+
+def upgrade_legacy_rcnn_keys(state_dict: Mapping, prefix: str = "", roi_apd_name: Optional[str] = None) -> Dict:
+    """Rename keys of a former-RCNNDistiller checkpoint in place; returns {old: new} of what changed.
+
+    ``backbone.*`` / ``proposal_generator.*`` / ``roi_heads.*`` → ``student.*``; ``apd_head.*`` →
+    ``distill_heads.<roi_apd_name>.*`` (left alone when ``roi_apd_name`` is None). Keys already in the
+    new layout are untouched, so the function is idempotent.
+    """
+    renamed = {}
+    for key in list(state_dict.keys()):
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        first = rest.split(".", 1)[0]
+        if first in LEGACY_STUDENT_MODULES:
+            new = prefix + "student." + rest
+        elif first == LEGACY_APD_HEAD and roi_apd_name is not None and "." in rest:
+            new = prefix + f"distill_heads.{roi_apd_name}." + rest.split(".", 1)[1]
+        else:
+            continue
+        if new in state_dict:
+            continue
+        state_dict[new] = state_dict.pop(key)
+        renamed[key] = new
+    return renamed
+
+
 @META_ARCH_REGISTRY.register()
-class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
-    """A GeneralizedRCNN student trained with APD (and optional logit KD) from a frozen R-CNN teacher.
+class RCNNDistiller(Distiller):
+    """Distils a frozen GeneralizedRCNN teacher into a GeneralizedRCNN student.
 
-    The student *is* this GeneralizedRCNN: its modules are ``backbone``, ``proposal_generator`` and
-    ``roi_heads`` at the top level, so Detectron2 checkpoints of the student load directly and
-    :meth:`inference` is ``GeneralizedRCNN.inference`` (student only; the teacher never runs).
-
-    Training (:meth:`forward`) returns Detectron2's usual losses unchanged (``loss_rpn_cls``,
-    ``loss_rpn_loc``, ``loss_cls``, ``loss_box_reg``, ``loss_mask`` / ``loss_keypoint`` when those
-    heads exist) plus the weighted distillation terms ``loss_apd``, ``loss_pa``, ``loss_adapt``
-    (with ``apd_head``) and ``loss_kd`` (with ``use_kd``). ``loss_adapt`` only reaches
-    ``apd_head.teacher_adapter``, which the trainer steps with its own optimizer (``adapter_optimizer``);
-    one backward of the sum of all values is exact.
-
-    Stable interface: the constructor arguments, the loss keys above, the attribute names ``teacher``
-    and ``apd_head``, and :meth:`forward` / :meth:`inference` as in GeneralizedRCNN.
+    Args:
+        student: a built ``GeneralizedRCNN`` (FPN backbone for the FPN terms; a non-cascade
+            ``StandardROIHeads`` for the ROI terms). Inference = ``student(batched_inputs)``.
+        teacher: a built ``GeneralizedRCNN`` with the same classes (own pixel mean/std and input format;
+            RGB↔BGR are converted).
+        teacher_weights, distill_heads, loss_weights, save_teacher, warmup_iters: see
+            :class:`~.distiller.Distiller`. ``distill_heads`` are detection terms (module docstring).
+        class_map_from: "auto" (instance masks when the data has ``gt_masks``, else boxes), "masks" or
+            "boxes": the source of the class maps of the dense terms.
     """
 
-    @configurable
     def __init__(
         self,
         *,
-        backbone: nn.Module,
-        proposal_generator: Optional[nn.Module],
-        roi_heads: nn.Module,
-        pixel_mean: Tuple[float, ...],
-        pixel_std: Tuple[float, ...],
-        input_format: Optional[str] = None,
-        vis_period: int = 0,
-        teacher: GeneralizedRCNN,
+        student: nn.Module,
+        teacher: nn.Module,
         teacher_weights: Optional[str] = None,
+        distill_heads: Optional[Mapping[str, nn.Module]] = None,
+        loss_weights: Optional[Mapping[str, float]] = None,
         save_teacher: bool = False,
-        apd_head: Optional[nn.Module] = None,
-        loss_weights: Optional[Dict[str, float]] = None,
-        kd_temperature: float = 1.0,
-        use_kd: bool = False,
-        include_background_proto: bool = False,
         warmup_iters: int = 0,
+        class_map_from: str = "auto",
     ):
-        """
-        Args:
-            backbone, proposal_generator, roi_heads, pixel_mean, pixel_std, input_format, vis_period:
-                the student, exactly as for :class:`GeneralizedRCNN`. ``roi_heads`` must be a
-                (non-cascade) ``StandardROIHeads``.
-            teacher: a built GeneralizedRCNN (own pixel mean/std and input format; its roi_heads a
-                ``StandardROIHeads``). It is frozen, kept in eval mode and run under ``no_grad``.
-            teacher_weights: teacher checkpoint (Detectron2 model-zoo ``.pkl``, ``.pth``, or a
-                ``detectron2://`` URL), loaded strictly at construction. ``None`` is allowed for
-                building/inference only: a training forward refuses an unloaded teacher.
-            save_teacher: keep the teacher in ``state_dict()`` (default: student-only checkpoints).
-            apd_head: an ``APDHead`` built with ``student_channels`` / ``teacher_channels`` equal to
-                the two box heads' output sizes. ``None`` disables APD (KD-only baseline).
-            loss_weights: multipliers for ``loss_apd``, ``loss_pa``, ``loss_adapt``, ``loss_kd``
-                (each 1.0 unless given; APD_SPEC §6: detection weights are unconfirmed).
-            kd_temperature: T of the logit KD on the box classifier's (K+1)-way scores.
-            use_kd: add ``loss_kd`` (needs teacher and student with the same number of classes).
-            include_background_proto: give background ROIs (label K) a prototype of their own
-                (``apd_head.num_classes`` must then be K+1); by default they are ignored for
-                prototypes but still rows of the KL (APD_SPEC §6, mirroring ignore pixels).
-        """
+        if class_map_from not in CLASS_MAP_SOURCES:
+            raise ValueError(f"class_map_from must be one of {CLASS_MAP_SOURCES}, got {class_map_from!r}")
         super().__init__(
-            backbone=backbone,
-            proposal_generator=proposal_generator,
-            roi_heads=roi_heads,
-            pixel_mean=pixel_mean,
-            pixel_std=pixel_std,
-            input_format=input_format,
-            vis_period=vis_period,
+            student=student,
+            teacher=teacher,
+            teacher_weights=teacher_weights,
+            distill_heads=distill_heads,
+            loss_weights=loss_weights,
+            save_teacher=save_teacher,
+            warmup_iters=warmup_iters,
         )
-        _check_roi_heads(roi_heads, "student")
-        if not isinstance(teacher, GeneralizedRCNN):
-            raise TypeError(f"RCNNDistiller needs a GeneralizedRCNN teacher; got {type(teacher).__name__}.")
-        _check_roi_heads(teacher.roi_heads, "teacher")
-        if apd_head is None and not use_kd:
-            raise ValueError(
-                "RCNNDistiller has nothing to distil: apd_head is None and use_kd is False. "
-                "Train the plain GeneralizedRCNN config for a student-only baseline."
-            )
-        self.teacher = teacher
-        self.apd_head = apd_head
-        self.use_kd = use_kd
-        self.kd_temperature = float(kd_temperature)
-        self.include_background_proto = include_background_proto
-        if int(warmup_iters) < 0:
-            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
-        self.warmup_iters = int(warmup_iters)
-        self.loss_weights = self._merge_loss_weights(loss_weights)
-        self._swap_teacher_channels = needs_channel_swap(input_format, teacher.input_format)
-
-        num_classes = roi_heads.num_classes
-        if use_kd and teacher.roi_heads.num_classes != num_classes:
-            raise ValueError(
-                f"use_kd needs the same classes in teacher and student: teacher roi_heads.num_classes="
-                f"{teacher.roi_heads.num_classes}, student roi_heads.num_classes={num_classes}."
-            )
-        if apd_head is not None:
-            self._check_apd_head(apd_head, num_classes)
-
-        self._setup_teacher(teacher_weights, save_teacher)
-
-    @classmethod
-    def from_config(cls, cfg):
-        raise NotImplementedError(
-            "RCNNDistiller is built from LazyConfig (see configs/COCO-Detection/apd_*.py); "
-            "there is no yacs (get_cfg) path for the teacher."
-        )
+        self.class_map_from = class_map_from
+        self.register_load_state_dict_pre_hook(_upgrade_legacy_keys_hook)
 
     # ----------------------------------------------------------------------------------- checks
-    @staticmethod
-    def _merge_loss_weights(loss_weights: Optional[Dict[str, float]]) -> Dict[str, float]:
-        weights = dict(DEFAULT_LOSS_WEIGHTS)
-        for key, value in dict(loss_weights or {}).items():
-            if key not in DEFAULT_LOSS_WEIGHTS:
-                raise KeyError(
-                    f"Unknown key '{key}' in RCNNDistiller loss_weights; expected a subset of "
-                    f"{sorted(DEFAULT_LOSS_WEIGHTS)}."
-                )
-            weights[key] = float(value)
-        return weights
+    @property
+    def uses_rois(self) -> bool:
+        return any(getattr(h, "uses_rois", False) for h in self.distill_heads.values())
 
-    def _check_apd_head(self, apd_head: nn.Module, num_classes: int) -> None:
-        expected_classes = num_classes + 1 if self.include_background_proto else num_classes
-        head_classes = getattr(apd_head, "num_classes", expected_classes)
-        if head_classes != expected_classes:
+    @property
+    def uses_class_maps(self) -> bool:
+        return any(getattr(h, "uses_class_maps", False) for h in self.distill_heads.values())
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.student.roi_heads.num_classes)
+
+    def roi_apd_name(self) -> Optional[str]:
+        """Name of the ROI-level APD term (where the former ``apd_head`` weights go), or None."""
+        from ..distill.roi_terms import ROIAPDHead
+
+        return next((n for n, h in self.distill_heads.items() if isinstance(h, ROIAPDHead)), None)
+
+    def check_compatible(self) -> None:
+        for who, model in (("student", self.student), ("teacher", self.teacher)):
+            if not isinstance(model, GeneralizedRCNN):
+                raise TypeError(f"RCNNDistiller needs a GeneralizedRCNN {who}; got {type(model).__name__}.")
+        if not self.distill_heads:
             raise ValueError(
-                f"apd_head.num_classes={head_classes} but the student has roi_heads.num_classes="
-                f"{num_classes} (include_background_proto={self.include_background_proto}: expected "
-                f"{expected_classes})."
+                "RCNNDistiller has nothing to distil (distill_heads is empty). Train the plain "
+                "GeneralizedRCNN config for a student-only baseline."
             )
-        ignore_value = self._apd_ignore_value = int(getattr(apd_head, "ignore_value", -1))
-        if 0 <= ignore_value < expected_classes:
-            raise ValueError(
-                f"apd_head.ignore_value={ignore_value} is a valid class id (0..{expected_classes - 1}); "
-                "use a negative value for background ROIs."
-            )
-        if getattr(apd_head, "adapter", "mlp") != "mlp":
-            raise ValueError(
-                f"apd_head.adapter={apd_head.adapter!r}: ROI vectors need APDHead(adapter='mlp')."
-            )
-        for side, heads in (("student", self.roi_heads), ("teacher", self.teacher.roi_heads)):
-            adapter = getattr(apd_head, f"{side}_adapter", None)
-            first = next((m for m in adapter.modules() if isinstance(m, nn.Linear)), None) if adapter else None
-            actual = _box_head_channels(heads)
-            if first is not None and first.in_features != actual:
-                raise ValueError(
-                    f"apd_head.{side}_channels={first.in_features} but the {side}'s box head outputs "
-                    f"{actual} channels per ROI."
-                )
+        k_s, k_t = self.student.roi_heads.num_classes, self.teacher.roi_heads.num_classes
+        if k_s != k_t:
+            raise ValueError(f"Student detects {k_s} classes but the teacher {k_t}: they must match.")
+        shapes = {"student": self.student.backbone.output_shape(), "teacher": self.teacher.backbone.output_shape()}
+        for name, head in self.distill_heads.items():
+            classes = getattr(head, "num_classes", k_s)
+            if classes != k_s:
+                raise ValueError(f"distill_heads['{name}'].num_classes={classes} but the student has {k_s} classes.")
+            for who in ("student", "teacher"):
+                for level in getattr(head, "levels", ()):
+                    if level not in shapes[who]:
+                        raise ValueError(
+                            f"distill_heads['{name}'] reads level '{level}' but the {who}'s backbone outputs "
+                            f"{sorted(shapes[who])}."
+                        )
+                    expected = getattr(head, f"{who}_channels", None)
+                    if getattr(head, "uses_rois", False):
+                        continue
+                    if expected is not None and expected != shapes[who][level].channels:
+                        raise ValueError(
+                            f"distill_heads['{name}'].{who}_channels={expected} but the {who}'s level '{level}' "
+                            f"has {shapes[who][level].channels} channels."
+                        )
+            if getattr(head, "uses_rois", False):
+                for who in ("student", "teacher"):
+                    roi_heads = getattr(self, who).roi_heads
+                    _check_roi_heads(roi_heads, who)
+                    expected = getattr(head, f"{who}_channels", None)
+                    actual = _box_head_channels(roi_heads)
+                    if expected is not None and expected != actual:
+                        raise ValueError(
+                            f"distill_heads['{name}'].{who}_channels={expected} but the {who}'s box head "
+                            f"outputs {actual} channels per ROI."
+                        )
 
     # -------------------------------------------------------------------------------- forward
-    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
-        """Training: dict of weighted losses (see class docstring). Inference: the student's output."""
-        if not self.training:
-            return self.inference(batched_inputs)
-        self.check_teacher_ready()
-
+    def forward_train(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         if "instances" not in batched_inputs[0]:
             raise ValueError("RCNNDistiller training needs 'instances' (ground truth) in batched_inputs.")
-        images = self.preprocess_image(batched_inputs)
+        student, teacher = self.student, self.teacher
+        images = student.preprocess_image(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        features = self.backbone(images.tensor)
-
-        if self.proposal_generator is not None:
-            proposals, losses = self.proposal_generator(images, features, gt_instances)
+        features = student.backbone(images.tensor)
+        if student.proposal_generator is not None:
+            proposals, losses = student.proposal_generator(images, features, gt_instances)
         else:
             proposals = [x["proposals"].to(self.device) for x in batched_inputs]
             losses = {}
-        sampled = self.roi_heads.label_and_sample_proposals(proposals, gt_instances)
-        boxes = [p.proposal_boxes for p in sampled]
+        losses = dict(losses)
 
-        teacher_roi_features, teacher_scores = self._teacher_rois(batched_inputs, images, boxes)
-        student_roi_features, predictions = self._student_rois(features, sampled)
+        s_out = DetectionOutputs(features=features)
+        targets = DetectionTargets(num_classes=self.num_classes)
+        if self.uses_rois:
+            sampled = self._student_roi_heads(features, proposals, gt_instances, s_out, targets, losses)
+        else:
+            sampled = None
+            _, detector_losses = student.roi_heads(images, features, proposals, gt_instances)
+            losses.update(detector_losses)
 
-        # Detectron2's box losses, mask/keypoint branches exactly as StandardROIHeads.forward.
-        heads = self.roi_heads
+        with torch.no_grad():
+            t_images = self.normalized_images(
+                teacher, batched_inputs, teacher.backbone.size_divisibility, teacher.backbone.padding_constraints
+            )
+            # Both models see the same (unpadded) image sizes, so boxes need no rescaling.
+            assert t_images.image_sizes == images.image_sizes, (t_images.image_sizes, images.image_sizes)
+            t_features = teacher.backbone(t_images.tensor)
+            t_out = DetectionOutputs(features=t_features)
+            if sampled is not None:
+                t_roi, (t_scores, _) = _box_branch(teacher.roi_heads, t_features, [p.proposal_boxes for p in sampled])
+                t_out.roi_features, t_out.roi_scores = t_roi, t_scores
+            if self.uses_class_maps:
+                targets.class_maps = batch_class_maps(
+                    gt_instances, images.tensor.shape[-2:], self.num_classes, self.class_map_from
+                )
+
+        if student.vis_period > 0:
+            storage = get_event_storage()
+            if storage.iter % student.vis_period == 0:
+                student.visualize_training(batched_inputs, proposals)
+        self._log_diagnostics(s_out, t_out, targets, len(batched_inputs))
+        return losses, s_out, t_out, targets
+
+    def _student_roi_heads(self, features, proposals, gt_instances, s_out, targets, losses) -> List[Instances]:
+        """The student's ROI heads in training, exactly as ``StandardROIHeads.forward``, keeping the
+        sampled proposals and the box branch's outputs for the ROI terms."""
+        heads = self.student.roi_heads
+        sampled = heads.label_and_sample_proposals(proposals, gt_instances)
+        roi_features, predictions = _box_branch(heads, features, [p.proposal_boxes for p in sampled])
         losses.update(heads.box_predictor.losses(predictions, sampled))
         if heads.train_on_pred_boxes:
             with torch.no_grad():
@@ -233,149 +260,101 @@ class RCNNDistiller(TeacherMixin, GeneralizedRCNN):
                     proposals_per_image.proposal_boxes = Boxes(boxes_per_image)
         losses.update(heads._forward_mask(features, sampled))
         losses.update(heads._forward_keypoint(features, sampled))
-
-        losses.update(
-            self._distill_losses(
-                student_roi_features, teacher_roi_features, predictions[0], teacher_scores, sampled
-            )
+        s_out.roi_features, s_out.roi_scores = roi_features, predictions[0]
+        targets.roi_labels = torch.cat([p.gt_classes for p in sampled])
+        targets.roi_image_ids = torch.cat(
+            [torch.full((len(p),), i, dtype=torch.long, device=targets.roi_labels.device) for i, p in enumerate(sampled)]
         )
-        if self.vis_period > 0:
-            storage = get_event_storage()
-            if storage.iter % self.vis_period == 0:
-                self.visualize_training(batched_inputs, proposals)
-        return losses
-
-    def _student_rois(
-        self, features: Dict[str, torch.Tensor], sampled: List[Instances]
-    ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """Student box branch, run once: (R×C_s box-head output, box predictor outputs)."""
-        heads = self.roi_heads
-        pooled = heads.box_pooler(
-            [features[f] for f in heads.box_in_features], [p.proposal_boxes for p in sampled]
-        )
-        roi_features = heads.box_head(pooled).flatten(1)
-        return roi_features, heads.box_predictor(roi_features)
-
-    def teacher_preprocess_image(self, batched_inputs: List[Dict[str, torch.Tensor]]) -> ImageList:
-        """The student's input images, normalised and padded as the teacher expects.
-
-        Channels are reversed when the two input formats are RGB and BGR (e.g. a model-zoo BGR/caffe
-        teacher with a torchvision-initialised RGB student).
-        """
-        teacher = self.teacher
-        images = []
-        for x in batched_inputs:
-            image = self._move_to_current_device(x["image"])
-            if self._swap_teacher_channels:
-                image = image.flip(0)
-            images.append((image - teacher.pixel_mean) / teacher.pixel_std)
-        return ImageList.from_tensors(
-            images,
-            teacher.backbone.size_divisibility,
-            padding_constraints=teacher.backbone.padding_constraints,
-        )
-
-    def teacher_for_student_inputs(self) -> nn.Module:
-        """The teacher as a model that reads the student's inputs (e.g. to evaluate it on the student's
-        test loader): the teacher itself, or a wrapper reversing RGB/BGR channels first."""
-        if not self._swap_teacher_channels:
-            return self.teacher
-        return ChannelSwappedModel(self.teacher)
-
-    def _teacher_rois(
-        self, batched_inputs, student_images: ImageList, boxes: List[Boxes]
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Teacher box-head outputs (R×C_t) and class scores (R×(K_t+1)) on the student's boxes."""
-        teacher = self.teacher
-        with torch.no_grad():
-            images = self.teacher_preprocess_image(batched_inputs)
-            # Both models see the same (unpadded) image sizes, so the boxes need no rescaling.
-            assert images.image_sizes == student_images.image_sizes, (
-                images.image_sizes,
-                student_images.image_sizes,
-            )
-            features = teacher.backbone(images.tensor)
-            heads = teacher.roi_heads
-            pooled = heads.box_pooler([features[f] for f in heads.box_in_features], boxes)
-            roi_features = heads.box_head(pooled).flatten(1)
-            scores, _ = heads.box_predictor(roi_features)
-        return roi_features, scores
-
-    def _distill_losses(
-        self,
-        student_roi_features: torch.Tensor,
-        teacher_roi_features: torch.Tensor,
-        student_scores: torch.Tensor,
-        teacher_scores: torch.Tensor,
-        sampled: List[Instances],
-    ) -> Dict[str, torch.Tensor]:
-        """Weighted APD / KD terms on the R sampled ROIs (background = K)."""
-        num_classes = self.roi_heads.num_classes
-        gt_classes = torch.cat([p.gt_classes for p in sampled])
-        image_ids = torch.cat(
-            [torch.full((len(p),), i, dtype=torch.long, device=gt_classes.device) for i, p in enumerate(sampled)]
-        )
-        losses = {}
-        scale = warmup_factor(current_iteration(), self.warmup_iters)
-        weights = {k: v if k in ADAPTER_ONLY_KEYS else v * scale for k, v in self.loss_weights.items()}
-        if self.apd_head is not None:
-            labels = gt_classes
-            if not self.include_background_proto:
-                labels = gt_classes.masked_fill(gt_classes == num_classes, self._apd_ignore_value)
-            terms = self.apd_head.forward_points(
-                student_roi_features, teacher_roi_features, labels, image_ids
-            )
-            for key in ("loss_apd", "loss_pa", "loss_adapt"):
-                losses[key] = terms[key] * weights[key]
-        if self.use_kd and len(gt_classes) == 0:
-            losses["loss_kd"] = student_scores.sum() * 0.0  # no ROI: zero that still backpropagates
-        elif self.use_kd:
-            # R×(K+1) scores as R×(K+1)×1×1 maps: element mean = per-ROI KL ÷ (K+1) (APD_SPEC §3d).
-            losses["loss_kd"] = weights["loss_kd"] * logit_kd_loss(
-                student_scores[:, :, None, None],
-                teacher_scores[:, :, None, None],
-                temperature=self.kd_temperature,
-            )
-        self._log_diagnostics(gt_classes, image_ids, student_scores, teacher_scores, len(sampled))
-        return losses
+        return sampled
 
     @torch.no_grad()
-    def _log_diagnostics(self, gt_classes, image_ids, student_scores, teacher_scores, num_images):
-        """Non-loss scalars: foreground ROIs and classes per image, teacher accuracy, agreement."""
-        num_classes = self.roi_heads.num_classes
-        storage = get_event_storage()
-        foreground = gt_classes < num_classes
-        present = torch.zeros(num_images, num_classes + 1, dtype=torch.bool, device=gt_classes.device)
-        present[image_ids[foreground], gt_classes[foreground]] = True
-        storage.put_scalar("distill/fg_rois_per_image", foreground.sum().item() / max(num_images, 1))
-        storage.put_scalar("distill/classes_per_image", present.sum().item() / max(num_images, 1))
-        if len(gt_classes) == 0:
+    def _log_diagnostics(self, s_out: DetectionOutputs, t_out: DetectionOutputs, targets: DetectionTargets, num_images: int):
+        """Non-loss scalars: warm-up factor, classes per image, teacher ROI accuracy and agreement."""
+        if current_iteration() is None:
             return
-        teacher_pred = teacher_scores.argmax(dim=1)
+        storage = get_event_storage()
+        k = self.num_classes
+        storage.put_scalar("distill/weight_scale", self.distill_scale())
+        if targets.class_maps is not None:
+            maps = targets.class_maps
+            present = torch.zeros(maps.shape[0], k + 1, dtype=torch.bool, device=maps.device)
+            valid = maps >= 0
+            rows = torch.arange(maps.shape[0], device=maps.device)[:, None, None].expand_as(maps)
+            present[rows[valid], maps[valid]] = True
+            storage.put_scalar("distill/classes_per_image", present.sum().item() / max(num_images, 1))
+        labels = targets.roi_labels
+        if labels is None or len(labels) == 0:
+            return
+        foreground = labels < k
+        storage.put_scalar("distill/fg_rois_per_image", foreground.sum().item() / max(num_images, 1))
+        teacher_pred = t_out.roi_scores.argmax(dim=1)
         # A teacher whose ROI accuracy is near the background fraction is not loaded properly.
-        storage.put_scalar("distill/teacher_roi_accuracy", (teacher_pred == gt_classes).float().mean().item())
-        if teacher_scores.shape[1] == student_scores.shape[1]:
-            agreement = (teacher_pred == student_scores.argmax(dim=1)).float().mean().item()
+        storage.put_scalar("distill/teacher_roi_accuracy", (teacher_pred == labels).float().mean().item())
+        if t_out.roi_scores.shape[1] == s_out.roi_scores.shape[1]:
+            agreement = (teacher_pred == s_out.roi_scores.argmax(dim=1)).float().mean().item()
             storage.put_scalar("distill/teacher_student_agreement", agreement)
 
 
-def rcnn_distiller_from_models(*, student: GeneralizedRCNN, teacher: GeneralizedRCNN, **kwargs) -> RCNNDistiller:
-    """Build an :class:`RCNNDistiller` from a built student GeneralizedRCNN and a teacher.
+def _upgrade_legacy_keys_hook(module, state_dict, prefix, *args):
+    renamed = upgrade_legacy_rcnn_keys(state_dict, prefix, module.roi_apd_name())
+    if renamed:
+        logger.info(
+            f"Loaded a checkpoint of the former RCNNDistiller layout: renamed {len(renamed)} keys "
+            "(backbone/proposal_generator/roi_heads → student.*, apd_head → distill_heads.<roi_apd>)"
+        )
 
-    The student's modules and preprocessing settings are taken over (not copied), so a config can
-    point ``student`` and ``teacher`` at two ordinary model nodes. ``kwargs`` are the remaining
-    keyword arguments of :class:`RCNNDistiller` (``teacher_weights``, ``apd_head``, ``loss_weights``, ...).
-    """
-    if not isinstance(student, GeneralizedRCNN):
-        raise TypeError(f"student must be a GeneralizedRCNN; got {type(student).__name__}.")
+
+def rcnn_distiller_from_models(
+    *,
+    student: GeneralizedRCNN,
+    teacher: GeneralizedRCNN,
+    teacher_weights: Optional[str] = None,
+    save_teacher: bool = False,
+    apd_head: Optional[nn.Module] = None,
+    loss_weights: Optional[Dict[str, float]] = None,
+    kd_temperature: float = 1.0,
+    use_kd: bool = False,
+    include_background_proto: bool = False,
+    warmup_iters: int = 0,
+) -> RCNNDistiller:
+    """The former configuration interface (``apd_head`` + ``use_kd``), kept so that saved configs of
+    earlier runs still build: ROI-level APD from an ``APDHead(adapter="mlp")`` (its adapters are taken
+    over) and logit KD on the ROI scores, as an :class:`RCNNDistiller` with ``distill_heads``
+    ``{"roi_apd": ROIAPDHead, "kd": ROILogitKDHead}``. Loss keys ``loss_apd`` / ``loss_pa`` /
+    ``loss_adapt`` of ``loss_weights`` become ``loss_roi_*``. New configs set ``distill_heads``."""
+    from ..distill.roi_terms import ROIAPDHead, ROILogitKDHead
+
+    heads: Dict[str, nn.Module] = {}
+    if apd_head is not None:
+        first, last = apd_head.student_adapter[0], apd_head.student_adapter[2]
+        classes = int(apd_head.num_classes) - (1 if include_background_proto else 0)
+        roi_apd = ROIAPDHead(
+            student_channels=first.in_features,
+            teacher_channels=apd_head.teacher_adapter[0].in_features,
+            num_classes=classes,
+            hidden_dim=first.out_features,
+            embed_dim=last.out_features,
+            tau=apd_head.tau,
+            include_background_proto=include_background_proto,
+        )
+        roi_apd.student_adapter.load_state_dict(apd_head.student_adapter.state_dict())
+        roi_apd.teacher_adapter.load_state_dict(apd_head.teacher_adapter.state_dict())
+        heads["roi_apd"] = roi_apd
+    if use_kd:
+        heads["kd"] = ROILogitKDHead(temperature=kd_temperature)
+    renames = {"loss_apd": "loss_roi_apd", "loss_pa": "loss_roi_pa", "loss_adapt": "loss_roi_adapt"}
+    weights = {}
+    for key, value in dict(loss_weights or {}).items():
+        key = renames.get(key, key)
+        if (key.startswith("loss_roi_") and apd_head is None) or (key == "loss_kd" and not use_kd):
+            continue  # the former interface allowed weights of disabled terms
+        weights[key] = value
     return RCNNDistiller(
-        backbone=student.backbone,
-        proposal_generator=student.proposal_generator,
-        roi_heads=student.roi_heads,
-        pixel_mean=tuple(student.pixel_mean.flatten().tolist()),
-        pixel_std=tuple(student.pixel_std.flatten().tolist()),
-        input_format=student.input_format,
-        vis_period=student.vis_period,
+        student=student,
         teacher=teacher,
-        **kwargs,
+        teacher_weights=teacher_weights,
+        distill_heads=heads,
+        loss_weights=weights,
+        save_teacher=save_teacher,
+        warmup_iters=warmup_iters,
     )
