@@ -87,6 +87,35 @@ def test_skd_relative_kernel_gives_three_by_three_nodes_on_odd_sizes():
     torch.testing.assert_close(pairwise_affinity_loss(s, t, 0.5), pairwise_affinity_loss(pool(s), pool(t), None))
 
 
+def _skd_authors(feat_s, feat_t, scale):
+    # Transcription of the SKD authors' pair-wise term: max-pool with kernel (⌊s·h⌋, ⌊s·w⌋), ceil mode;
+    # divide by the per-pixel L2 norm + 1e-8 with the norm detached; Gram matrices; the squared
+    # differences summed and divided by (n²·B), n = number of nodes.
+    h, w = feat_s.shape[-2:]
+    kernel = (int(h * scale), int(w * scale))
+    grams = []
+    for f in (feat_s, feat_t):
+        f = torch.nn.functional.max_pool2d(f, kernel, kernel, ceil_mode=True)
+        f = f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-8).detach()
+        f = f.flatten(2)
+        grams.append(f.transpose(1, 2) @ f)
+    n = grams[0].shape[-1]
+    return ((grams[1] - grams[0]) ** 2).sum() / (n**2) / feat_s.shape[0]
+
+
+@pytest.mark.parametrize("size", [(6, 8), (5, 7)])
+def test_skd_matches_transcription_of_authors_code(size):
+    s = torch.randn(2, 3, *size, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 4, *size, dtype=torch.float64)
+    ours = pairwise_affinity_loss(s, t, pool_scale=0.5)
+    theirs = _skd_authors(s, t, 0.5)
+    torch.testing.assert_close(ours, theirs, atol=1e-9, rtol=1e-7)
+    # Same value, different gradient: the authors stop it through the norms, ours lets it flow.
+    (g_ours,) = torch.autograd.grad(ours, s)
+    (g_theirs,) = torch.autograd.grad(theirs, s)
+    assert not torch.allclose(g_ours, g_theirs)
+
+
 def _skd_cirkd(feat_s, feat_t):
     # Transcription of CIRKD's CriterionStructuralKD: fixed 2×2 max-pool (ceil mode), channel L2
     # normalisation, Gram matrices over the pooled pixels, element mean of the squared difference.

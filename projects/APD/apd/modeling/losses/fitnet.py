@@ -1,7 +1,8 @@
 """Feature mimicking (FitNets: Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015).
 
 The regressor that maps student channels to teacher channels is a module
-(:class:`apd.modeling.distill.FitNetHead`); this is the pure loss on its output.
+(:class:`apd.modeling.distill.FitNetHead`, a 1×1 conv without bias by default, as CIRKD's
+``CriterionFitNet``); this is the pure loss on its output, the element mean of CIRKD's as well.
 Shape letters: B images, C teacher channels, h×w grid.
 """
 import torch
