@@ -73,20 +73,20 @@ def main(argv=None):
     os.environ.setdefault("DETECTRON2_DATASETS", os.path.join(ROOT, "datasets", "demo"))
 
     import torch  # noqa: F401
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import instantiate
     from detectron2.utils.env import seed_all_rng
     from detectron2.utils.events import EventStorage
 
     sys.path.insert(0, ROOT)
     import apd  # noqa: F401
+    from apd.checkpoint import AtomicCheckpointer
     from apd.config import load_config
 
     cfg = load_config(os.path.join(ROOT, args.config), args.opts)
     seed_all_rng(cfg.train.seed)
     model = instantiate(cfg.model)
     if args.checkpoint:
-        DetectionCheckpointer(model).load(args.checkpoint)
+        AtomicCheckpointer(model).load(args.checkpoint)  # the project's safe, verified reader
     model.train()
     params = student_parameters(model)
     loader = instantiate(cfg.dataloader.train)

@@ -29,7 +29,8 @@ from torch import nn
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
 from .modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
-from .modeling.meta_arch.teacher import check_state_dict, read_state_dict
+from .checkpoint.io import read_state_dict
+from .modeling.meta_arch.teacher import check_state_dict
 
 __all__ = [
     "StudentSpec",
