@@ -722,7 +722,8 @@ CITYSCAPES_CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt
 
 
 def write_cityscapes(root, seed, num_train, num_val, size=(256, 512)):
-    """Cityscapes layout (leftImg8bit + gtFine polygons/instanceIds), then prepare_cityscapes."""
+    """Cityscapes layout (leftImg8bit + gtFine polygons/instanceIds/labelIds, as the release ships
+    them), then prepare_cityscapes (which adds labelTrainIds and keeps the labelIds)."""
     from cityscapesscripts.helpers.labels import name2label
 
     H, W = size
@@ -758,6 +759,9 @@ def write_cityscapes(root, seed, num_train, num_val, size=(256, 512)):
             instance_ids = lut[objmap].astype(np.uint16)
             if not cv2.imwrite(os.path.join(gt_dir, f"{stem}_gtFine_instanceIds.png"), instance_ids):
                 raise OSError(f"could not write instanceIds for {stem}")
+            # labelIds ship with the release too (the official evaluation's ground truth)
+            label_ids = np.where(instance_ids >= 1000, instance_ids // 1000, instance_ids).astype(np.uint8)
+            Image.fromarray(label_ids).save(os.path.join(gt_dir, f"{stem}_gtFine_labelIds.png"))
     _load_sibling("prepare_cityscapes").prepare_cityscapes(base, ("train", "val"))
     return base
 

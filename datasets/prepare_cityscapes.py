@@ -5,10 +5,12 @@ For every ``gtFine/<split>/<city>/*_gtFine_polygons.json`` under the Cityscapes 
 next to it:
 
 - ``*_gtFine_labelTrainIds.png``: the 19 training classes as 0..18, everything else 255. This is
-  what Detectron2's ``cityscapes_fine_sem_seg_*`` datasets read.
-- ``*_gtFine_labelIds.png``: the 34 Cityscapes label ids, read by Detectron2's
-  ``CityscapesSemSegEvaluator`` (the official release already ships them; rewriting them from the
-  same polygons gives the same files).
+  what Detectron2's ``cityscapes_fine_sem_seg_*`` datasets read. Written every run (it is derived;
+  ``--skip-existing`` keeps existing ones).
+- ``*_gtFine_labelIds.png``: the 34 Cityscapes label ids, the ground truth of the official
+  evaluation (``CityscapesSemSegEvaluator``). The release ships these files, and they differ from a
+  redraw of the polygons at object edges, so an existing one is **never** overwritten: it is only
+  written where it is missing, and the run says how many it kept.
 
 Both are drawn by ``cityscapesscripts.preparation.json2labelImg`` (the official tool), so the
 output is exactly what ``createTrainIdLabelImgs.py`` produces.
@@ -29,6 +31,8 @@ from cityscapesscripts.preparation.json2labelImg import json2labelImg
 
 # label image suffix -> json2labelImg encoding
 ENCODINGS = {"labelTrainIds": "trainIds", "labelIds": "ids"}
+# label images the release ships: written only where missing, never overwritten
+SHIPPED = frozenset({"labelIds"})
 POLYGON_SUFFIX = "_polygons.json"
 
 
@@ -41,14 +45,21 @@ def label_files_for(json_file):
 
 
 def convert_json(json_file, skip_existing=False):
-    """Write the label images of one polygon file; returns the paths written."""
-    written = []
+    """Write the label images of one polygon file.
+
+    Shipped files (``SHIPPED``) that exist are kept; with ``skip_existing`` every existing file is.
+
+    Returns:
+        (list[str], list[str]): the paths written and the existing paths kept.
+    """
+    written, kept = [], []
     for suffix, out_file in label_files_for(json_file).items():
-        if skip_existing and os.path.exists(out_file):
+        if (skip_existing or suffix in SHIPPED) and os.path.exists(out_file):
+            kept.append(out_file)
             continue
         json2labelImg(json_file, out_file, ENCODINGS[suffix])
         written.append(out_file)
-    return written
+    return written, kept
 
 
 def find_polygon_files(root, splits):
@@ -70,28 +81,39 @@ def find_polygon_files(root, splits):
     return files
 
 
-def prepare_cityscapes(root, splits=("train", "val"), workers=0, skip_existing=False):
+def prepare_cityscapes(root, splits=("train", "val"), workers=0, skip_existing=False, report=None):
     """
-    Write labelTrainIds/labelIds PNGs for all polygon files of ``splits`` under ``root``.
+    Write labelTrainIds PNGs, and labelIds PNGs where missing, for all polygon files of ``splits``.
 
     Args:
         root (str): the Cityscapes folder (contains ``leftImg8bit/`` and ``gtFine/``).
         splits (iterable[str]): folders of ``gtFine`` to convert.
         workers (int): processes to use; 0 converts in this process.
-        skip_existing (bool): keep label images that already exist.
+        skip_existing (bool): keep every label image that already exists (existing labelIds files,
+            which the release ships, are always kept).
+        report (dict or None): filled with ``written`` and ``kept``, ``{suffix: count}``.
 
     Returns:
         int: number of polygon files processed.
     """
     files = find_polygon_files(root, splits)
     convert = functools.partial(convert_json, skip_existing=skip_existing)
+    counts = {"written": dict.fromkeys(ENCODINGS, 0), "kept": dict.fromkeys(ENCODINGS, 0)}
+
+    def count(result):
+        for key, paths in zip(("written", "kept"), result):
+            for path in paths:
+                counts[key][path[: -len(".png")].rsplit("_", 1)[-1]] += 1
+
     if workers > 0:
         with multiprocessing.Pool(workers) as pool:
-            for _ in pool.imap_unordered(convert, files, chunksize=16):
-                pass
+            for result in pool.imap_unordered(convert, files, chunksize=16):
+                count(result)
     else:
         for f in files:
-            convert(f)
+            count(convert(f))
+    if report is not None:
+        report.update(counts)
     return len(files)
 
 
@@ -103,13 +125,19 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=0, help="processes (0: no pool)")
     parser.add_argument("--skip-existing", action="store_true", help="keep existing label PNGs")
     args = parser.parse_args(argv)
+    report = {}
     try:
         n = prepare_cityscapes(
-            args.root, args.splits.split(","), workers=args.workers, skip_existing=args.skip_existing
+            args.root, args.splits.split(","), workers=args.workers, skip_existing=args.skip_existing,
+            report=report,
         )
     except FileNotFoundError as e:
         sys.exit(f"error: {e}")
-    print(f"Wrote labelTrainIds/labelIds for {n} annotations under {os.path.join(args.root, 'gtFine')}")
+    print(f"{n} polygon files under {os.path.join(args.root, 'gtFine')}:")
+    for suffix in ENCODINGS:
+        why = "shipped with the dataset, never overwritten" if suffix in SHIPPED else "--skip-existing"
+        print(f"  *_gtFine_{suffix}.png: wrote {report['written'][suffix]}, "
+              f"kept {report['kept'][suffix]} existing ({why})")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,9 @@ def prepare_pascal_context(src, dst, splits=("train", "val"), image_dir=None, ma
             default ``src/labels.txt`` if it exists.
         link (bool): symlink the images instead of copying them.
 
+    Nothing of the release is modified: the ``.mat`` files and images are only read, and an image
+    that already is its own output (``image_dir`` inside ``dst``) is left in place.
+
     Returns:
         dict[str, int]: number of images written per split.
     """
@@ -130,6 +133,7 @@ def prepare_pascal_context(src, dst, splits=("train", "val"), image_dir=None, ma
         check_labels_txt(labels_file)
 
     counts = {}
+    kept = 0
     for split in splits:
         ids = read_split(os.path.join(split_dir, f"{split}.txt"))
         out_images = os.path.join(dst, "images", split)
@@ -146,13 +150,19 @@ def prepare_pascal_context(src, dst, splits=("train", "val"), image_dir=None, ma
             Image.fromarray(pc60).save(os.path.join(out_labels[60], f"{image_id}.png"))
             Image.fromarray(pc60_to_pc59(pc60)).save(os.path.join(out_labels[59], f"{image_id}.png"))
             out_image = os.path.join(out_images, f"{image_id}.jpg")
-            if link:
+            if os.path.exists(out_image) and os.path.samefile(out_image, image_file):
+                # --images points into the output (or a link to it): the source is the output.
+                # Removing or copying over it would delete or fail on the only copy.
+                kept += 1
+            elif link:
                 if os.path.lexists(out_image):
                     os.remove(out_image)
                 os.symlink(os.path.abspath(image_file), out_image)
             else:
                 shutil.copyfile(image_file, out_image)
         counts[split] = len(ids)
+    if kept:
+        print(f"Kept {kept} image(s) already in {os.path.join(dst, 'images')} (they are the source files)")
     return counts
 
 
