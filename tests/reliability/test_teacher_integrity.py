@@ -5,6 +5,7 @@ listed, missing file, no weights refused, eval mode after train(), state_dict wi
 repeated; these tests go through train_net.py, the trainer and its hooks, and checkpoint loading.
 """
 import os
+import pickle
 import re
 
 import pytest
@@ -70,6 +71,40 @@ def test_train_net_refuses_mismatched_teacher_weights_before_training(
             in msg)
     assert "Traceback" not in msg
     assert "Starting training" not in (out / "log.txt").read_text()
+    assert not [f for f in os.listdir(out) if f.endswith(".pth")]
+
+
+class _RunsCode:
+    """Unpickling this object calls ``os.system(command)``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["model.teacher_weights", "train.init_checkpoint"])
+def test_train_net_refuses_a_crafted_pkl_without_running_it(
+        demo_datasets_root, teacher_weights, tmp_path, run_train_net, key):
+    """A model-zoo style .pkl whose unpickling would run a shell command, given as the teacher or as the
+    init checkpoint: exit status 2, one line naming the file and the global, and the command never ran."""
+    marker = tmp_path / "pwned"
+    state = {k: v.numpy() for k, v in torch.load(teacher_weights, weights_only=True)["model"].items()}
+    evil = str(tmp_path / "model_final.pkl")
+    with open(evil, "wb") as f:
+        pickle.dump({"model": dict(state, x=_RunsCode(f"touch {marker}")), "__author__": "zoo"}, f)
+    out = tmp_path / "run"
+    args = ["--config-file", APD_DEMO, f"train.output_dir={out}", f"{key}={evil}", "train.max_iter=1", *TINY]
+    if key != "model.teacher_weights":
+        args.append(f"model.teacher_weights={teacher_weights}")
+    proc = run_train_net(args, demo_datasets_root, check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("train_net.py: error:")]
+    assert len(errors) == 1 and evil in errors[0] and "'posix.system'" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists()
     assert not [f for f in os.listdir(out) if f.endswith(".pth")]
 
 

@@ -39,7 +39,8 @@ def converter_parser(doc: str, src_help: str) -> argparse.ArgumentParser:
                         "e.g. model.sem_seg_head.num_classes=150")
     parser.add_argument(
         "--allow-pickle", action="store_true",
-        help="load SRC with weights_only=False (only for files you trust: unpickling runs code)",
+        help="load SRC without the restriction to tensors, arrays and containers (plain pickle / "
+        "weights_only=False): only for files you trust, unpickling can run code",
     )
     return parser
 
