@@ -126,3 +126,23 @@ def test_crop_without_valid_pixel_or_object_gives_finite_losses(tmp_path, apd_de
     sum(losses.values()).backward()
     grads = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
     assert grads and [n for n, g in grads if not torch.isfinite(g).all()] == []
+
+
+@pytest.mark.slow  # one train_net.py run, ~20 s
+def test_cityscapes_protocol_scores_the_teacher_before_step_0_and_the_student_after(
+        demo_datasets_root, teacher_weights, tmp_path, run_train_net, metrics):
+    """The official Cityscapes evaluator (cityscapesscripts) end to end in train_net.py: before step 0
+    for the teacher, at the end for the student, with the per-class table in log.txt. With NumPy 2.4
+    this run died inside cityscapesscripts (np.in1d) after the teacher's inference pass."""
+    out = tmp_path / "run"
+    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}", f"model.teacher_weights={teacher_weights}",
+                   "train.max_iter=1", "train.eval_teacher=True",
+                   "dataloader.evaluator._target_=apd.evaluation.CityscapesSemSegEvaluator", *TINY],
+                  demo_datasets_root)
+    log = open(os.path.join(out, "log.txt")).read()
+    teacher = log.index("Teacher score before distillation: teacher/sem_seg/mIoU=")
+    assert teacher < log.index(" iter: 0 ")
+    assert log.count("Per-class results:") == 2 and "| road " in log
+    first = metrics(out)[0]
+    assert {"teacher/sem_seg/mIoU", "teacher/sem_seg/iIoU", "teacher/sem_seg/IoU-road"} <= set(first)
+    assert all(0.0 <= first[k] <= 100.0 for k in ("teacher/sem_seg/mIoU", "teacher/sem_seg/iIoU"))
