@@ -21,12 +21,16 @@ Usage::
     python datasets/prepare_cityscapes.py --root /data/cityscapes --workers 8
 """
 import argparse
+import contextlib
 import functools
 import glob
+import io
+import json
 import multiprocessing
 import os
 import sys
 
+from cityscapesscripts.helpers.labels import name2label
 from cityscapesscripts.preparation.json2labelImg import json2labelImg
 
 # label image suffix -> json2labelImg encoding
@@ -44,6 +48,37 @@ def label_files_for(json_file):
     return {suffix: f"{stem}_{suffix}.png" for suffix in ENCODINGS}
 
 
+def check_polygon_file(json_file):
+    """Raise ValueError naming ``json_file`` if it is not JSON or names a label cityscapesscripts
+    does not know (where cityscapesscripts itself prints a message and calls ``sys.exit``)."""
+    try:
+        with open(json_file) as f:
+            annotation = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{json_file}: not valid JSON ({e})") from None
+    unknown = set()
+    for obj in annotation.get("objects", []):
+        label = obj.get("label")
+        if label not in name2label and isinstance(label, str) and label.endswith("group"):
+            label = label[: -len("group")]
+        if label not in name2label:
+            unknown.add(str(obj.get("label")))
+    if unknown:
+        raise ValueError(f"{json_file}: unknown label(s) {sorted(unknown)} "
+                         "(not in cityscapesscripts.helpers.labels)")
+
+
+def _draw(json_file, out_file, encoding):
+    """json2labelImg, with its ``sys.exit`` on bad input turned into a ValueError naming the file."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            json2labelImg(json_file, out_file, encoding)
+    except SystemExit:
+        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+        raise ValueError(f"{json_file}: cityscapesscripts refused it: {lines[0] if lines else 'no message'}") from None
+
+
 def convert_json(json_file, skip_existing=False):
     """Write the label images of one polygon file.
 
@@ -53,11 +88,15 @@ def convert_json(json_file, skip_existing=False):
         (list[str], list[str]): the paths written and the existing paths kept.
     """
     written, kept = [], []
+    checked = False
     for suffix, out_file in label_files_for(json_file).items():
         if (skip_existing or suffix in SHIPPED) and os.path.exists(out_file):
             kept.append(out_file)
             continue
-        json2labelImg(json_file, out_file, ENCODINGS[suffix])
+        if not checked:
+            check_polygon_file(json_file)
+            checked = True
+        _draw(json_file, out_file, ENCODINGS[suffix])
         written.append(out_file)
     return written, kept
 
@@ -131,7 +170,7 @@ def main(argv=None):
             args.root, args.splits.split(","), workers=args.workers, skip_existing=args.skip_existing,
             report=report,
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(f"{n} polygon files under {os.path.join(args.root, 'gtFine')}:")
     for suffix in ENCODINGS:

@@ -118,13 +118,30 @@ def load_coco_json_checked(json_file: str, image_root: str, dataset_name: Option
     Args / returns: as ``detectron2.data.datasets.load_coco_json``; every annotation also keeps
     its json ``id``.
 
+    Raises:
+        ValueError: naming ``json_file``, when it is not JSON, has no ``images`` list, or has
+            annotations whose ``category_id`` is not in ``categories`` (Detectron2's KeyError does
+            not name the file).
+
     The json is read once more to find the unusable annotations (Detectron2's loader does not
     report which objects it drops), then those are removed from the records.
     """
     with PathManager.open(json_file, "r") as f:
-        raw = json.load(f)
-    dropped, _ = find_unusable_annotations(raw.get("annotations", []))
-    del raw
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{json_file}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("images"), list):
+        raise ValueError(f"{json_file}: not a COCO annotation file (no 'images' list)")
+    annotations = raw.get("annotations", [])
+    categories = {c.get("id") for c in raw.get("categories", [])}
+    unknown = [a.get("id") for a in annotations if a.get("category_id") not in categories]
+    if unknown and "annotations" in raw:
+        shown = ", ".join(str(i) for i in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        raise ValueError(f"{json_file}: {len(unknown)} annotation(s) (ids {shown}) have a category_id "
+                         "that is not in 'categories'")
+    dropped, _ = find_unusable_annotations(annotations)
+    del raw, annotations
     keys = list(extra_annotation_keys or [])
     if "id" not in keys:
         keys.append("id")
