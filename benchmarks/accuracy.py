@@ -1,60 +1,86 @@
 #!/usr/bin/env python
-"""Accuracy benchmark: APD against the distillation baselines on the generated Cityscapes-format data.
+"""Accuracy benchmark: APD against the distillation baselines in the demo's pretrained regime, paired seeds.
 
-    .venv/bin/python benchmarks/accuracy.py                      # the whole benchmark, one command
-    .venv/bin/python benchmarks/accuracy.py --seeds 1,2,3 --iters 300 --methods student,kd,apd_kd
+    .venv/bin/python benchmarks/accuracy.py                       # the core table: 8 methods × 5 seeds (CPU)
+    .venv/bin/python benchmarks/accuracy.py --preset ablation     # where APD pays: weights, scope, warm-up
+    .venv/bin/python benchmarks/accuracy.py --preset gpu          # longer schedule on one GPU
+    .venv/bin/python benchmarks/accuracy.py --seeds 1,2 --methods student,kd,apd_kd   # a subset
 
-Steps (each training run is a plain ``train_net.py`` subprocess, like tools/run_demo.py):
-  1. the demo data and the demo teacher: ``tools/run_demo.py --runs teacher`` (generates the data if it is
-     missing; reuses ``<demo-output>/teacher/model_final.pth`` when present, else trains it);
-  2. for every seed and method, train the demo student (``train.seed=<seed>``: model initialisation
-     (Detectron2's ``default_setup`` seeds all RNGs before the model is built), data order, augmentation
-     and dropout; the student's initial weights are the same for every method of one seed);
-  3. score the **final** checkpoint of every run on val (no checkpoint selection), and print
-     mIoU mean ± std over seeds per method, the per-seed differences to the student and to KD, and the
-     teacher's mIoU. Results go to ``<output>/results.json`` and ``<output>/table.md``.
-Finished runs (final checkpoint + final score present, same schedule) are reused unless --retrain.
+The regime is the recipe's, shrunk: every student starts from the ImageNet stand-in backbone
+(``checkpoints/demo/standin_r18_quarter*.pth``, loaded by ``train.init_checkpoint``; heads and adapters
+random) and learns from the converged demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``); both
+are made by ``tools/pretrain_standin.py``. Data: the demo's generated Cityscapes-format set (160 train / 128
+val images, ``tools/run_demo.py`` generates it). Every run is a plain ``train_net.py`` subprocess of a
+``configs/demo`` config with ``train.seed=<seed>``: the seed fixes the student's initialisation (heads; the
+backbone is the stand-in) and the data stream (order and augmentation, positional loader), so all methods of
+one seed are **paired**. Every method gets the same iterations, batch and data. The score is the **final**
+checkpoint's val mIoU (no checkpoint selection).
+
+Output (rewritten after every finished run, so an interrupted benchmark keeps what ran): ``results.json``
+(every run, the summary, the exact commands) and ``table.md``: per method the mean ± std over seeds, the
+per-seed values and, against the student, KD and the best baseline (the best of KD / CWD / DIST by mean), the
+mean paired difference with its 95% t-interval and the wins. Finished runs (final checkpoint + score, same
+command) are reused, so re-running the same command resumes; ``--retrain`` redoes them.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import run_demo  # noqa: E402  (tools/run_demo.py: the demo's data + teacher step and its metric reader)
+import run_demo  # noqa: E402  (tools/run_demo.py: the demo's data, teacher and metric reader)
 
-# name: (config, needs the teacher, label)
+_D = "configs/demo/"
+# name: (config, needs the teacher, label, extra overrides)
 METHODS = {
-    "student": (run_demo.RUNS["student"][0], False, "Student alone (no distillation)"),
-    "kd": (run_demo.RUNS["kd"][0], True, "+ logit KD (w 10, T 1)"),
-    "cwd": ("configs/demo/cwd_pspnet_r18_demo.py", True, "+ CWD (w 3, T 4)"),
-    "apd": ("configs/demo/apd_only_pspnet_r18_demo.py", True, "+ APD (APD + PA, w 10 each)"),
-    "apd_kd": (run_demo.RUNS["apd"][0], True, "+ APD + KD (official recipe)"),
+    "student": (_D + "pspnet_r18_demo.py", False, "Student alone (no distillation)", ()),
+    "kd": (_D + "kd_pspnet_r18_demo.py", True, "+ logit KD (w 10, T 1)", ()),
+    "cwd": (_D + "cwd_pspnet_r18_demo.py", True, "+ CWD (w 3, T 4)", ()),
+    "dist": (_D + "dist_pspnet_r18_demo.py", True, "+ DIST (w 1, τ 1)", ()),
+    "apd": (_D + "apd_only_pspnet_r18_demo.py", True, "+ APD + PA (w 10 each)", ()),
+    "apd_kd": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD (official recipe)", ()),
+    "apd_cwd": (_D + "apd_cwd_pspnet_r18_demo.py", True, "+ APD + CWD", ()),
+    "apd_dist": (_D + "apd_dist_pspnet_r18_demo.py", True, "+ APD + DIST", ()),
+    # where APD pays (issue 13 §6): the official recipe with one thing changed
+    "apd_kd_w1": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, APD/PA weight 1",
+                  ("model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0")),
+    "apd_kd_w3": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, APD/PA weight 3",
+                  ("model.loss_weights.loss_apd=3.0", "model.loss_weights.loss_pa=3.0")),
+    "apd_kd_batch": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, batch-scope prototypes",
+                     ("model.distill_heads.apd.scope=batch",)),
+    "apd_kd_warmup": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, distillation warm-up (1/3 of the run)",
+                      ("model.warmup_iters=100",)),
+    "kd_warmup": (_D + "kd_pspnet_r18_demo.py", True, "+ logit KD, distillation warm-up (1/3 of the run)",
+                  ("model.warmup_iters=100",)),
 }
-DEFAULT_ITERS = 300
+CORE = ["student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"]
+BASELINES = ["kd", "cwd", "dist"]  # what a user would pick instead of APD today
+PRESETS = {
+    # CPU: the demo configs as they are (300 iterations, batch 8, 128×256 crops), 2 one-thread jobs at a time.
+    "cpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
+    "ablation": dict(methods=["student", "kd", "apd_kd", "apd_kd_w1", "apd_kd_w3", "apd_kd_batch", "apd_kd_warmup",
+                              "kd_warmup"], seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
+    # One GPU: 3× the schedule, 8 runs at a time. Not run yet (no GPU in the session that wrote it).
+    "gpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=900, jobs=8,
+                opts=["train.device=cuda", "dataloader.train.num_workers=2"]),
+}
 WALL_FILE = "benchmark_wall_time.json"
+TEACHER = run_demo.SEG_TEACHER
 
 
 def run_dir(output: str, method: str, seed: int) -> str:
     return os.path.join(output, method, f"seed{seed}")
 
 
-def is_complete(out: str, iters: int) -> bool:
-    m = run_demo.final_metrics(out)
-    return (
-        m is not None
-        and m.get("iteration") in (iters - 1, iters)  # the final evaluation is logged at max_iter
-        and os.path.exists(os.path.join(out, "model_final.pth"))
-    )
-
-
 def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=()):
-    config, needs_teacher, _ = METHODS[method]
+    config, needs_teacher, _, extra = METHODS[method]
     cmd = [
         sys.executable, "train_net.py", "--config-file", config, "--overwrite",
         f"train.output_dir={out}",
@@ -66,14 +92,35 @@ def train_command(method: str, seed: int, out: str, iters: int, teacher: str, ev
     ]
     if needs_teacher:
         cmd.append(f"model.teacher_weights={teacher}")
-    return cmd + list(opts)
+    return cmd + list(extra) + list(opts)
+
+
+def _same_run(a, b) -> bool:
+    """Two commands train the same run (the interpreter path and whether the teacher is scored may differ)."""
+    def key(cmd):
+        return [c for c in cmd[1:] if not c.startswith("train.eval_teacher=")]
+    return key(a) == key(b)
+
+
+def is_complete(out: str, iters: int, cmd=None) -> bool:
+    m = run_demo.final_metrics(out)
+    if m is None or m.get("iteration") not in (iters - 1, iters) or not os.path.exists(
+            os.path.join(out, "model_final.pth")):
+        return False
+    if cmd is None:
+        return True
+    path = os.path.join(out, WALL_FILE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return _same_run(json.load(f).get("cmd", []), cmd)
 
 
 def launch(cmd, out: str, env) -> float:
     """Run one training subprocess, its console output in ``<out>/stdout.log``; returns wall seconds."""
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "stdout.log")
-    print("+ " + " ".join(cmd) + f"   > {os.path.relpath(log, ROOT)}", flush=True)
+    print("+ " + " ".join(cmd[1:]) + f"   > {os.path.relpath(log, ROOT)}", flush=True)
     start = time.time()
     with open(log, "w") as f:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -81,12 +128,12 @@ def launch(cmd, out: str, env) -> float:
         raise RuntimeError(f"training failed (exit {proc.returncode}): {' '.join(cmd)}; see {log}")
     wall = time.time() - start
     with open(os.path.join(out, WALL_FILE), "w") as f:
-        json.dump({"wall_s": wall, "cmd": cmd}, f)
+        json.dump({"wall_s": wall, "cmd": cmd, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())},
+                  f)
     return wall
 
 
 def recorded_wall(out: str):
-    """Wall time of a finished run, as recorded by :func:`launch` (None for runs made otherwise)."""
     path = os.path.join(out, WALL_FILE)
     if not os.path.exists(path):
         return None
@@ -98,6 +145,8 @@ def step_times(out: str):
     """Median training-step time and data-loading time per iteration of a run (metrics.json)."""
     times, data = [], []
     path = os.path.join(out, "metrics.json")
+    if not os.path.exists(path):
+        return None, None
     with open(path) as f:
         for line in f:
             try:
@@ -112,20 +161,16 @@ def step_times(out: str):
     return statistics.median(times), statistics.median(data)
 
 
-def teacher_score(output: str, methods, seeds, teacher: str):
-    """Teacher mIoU: logged by the distillation run that evaluated it, else the teacher's own run."""
+def teacher_score(output: str, methods, seeds):
+    """Teacher mIoU / pixel acc as a distillation run logged it before step 0 (``teacher/sem_seg/*``)."""
     for seed in seeds:
         for method in methods:
-            path = os.path.join(run_dir(output, method, seed), "metrics.json")
-            if not METHODS[method][1] or not os.path.exists(path):
+            if not METHODS[method][1]:
                 continue
-            with open(path) as f:
-                for line in f:
-                    entry = json.loads(line)
-                    if "teacher/sem_seg/mIoU" in entry:
-                        return entry["teacher/sem_seg/mIoU"], entry.get("teacher/sem_seg/pACC")
-    m = run_demo.final_metrics(os.path.dirname(teacher))
-    return (m["sem_seg/mIoU"], m.get("sem_seg/pACC")) if m else (None, None)
+            entry = run_demo.teacher_logged_score(run_dir(output, method, seed), "sem_seg/mIoU")
+            if entry is not None:
+                return entry["teacher/sem_seg/mIoU"], entry.get("teacher/sem_seg/pACC")
+    return None, None
 
 
 def mean_std(values):
@@ -134,143 +179,229 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
+def t_quantile(df: int, q: float = 0.975) -> float:
+    """Student-t quantile (scipy)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
+
+
+def paired(diffs):
+    """Mean paired difference, its 95% t-interval (lo, hi), std, wins and n."""
+    n = len(diffs)
+    mean, std = mean_std(diffs)
+    if n > 1:
+        half = t_quantile(n - 1) * std / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    else:
+        lo = hi = float("nan")
+    return {"mean": mean, "lo": lo, "hi": hi, "std": std, "wins": sum(d > 0 for d in diffs), "n": n}
+
+
 def summarize(results, methods, seeds):
-    """Per method: mIoU per seed, mean ± std, and paired per-seed differences to student / KD."""
+    """Per method: mIoU per seed, mean ± std, and paired per-seed differences (with 95% t-intervals) to the
+    student, to KD and to the best baseline (the best of KD / CWD / DIST by mean over the seeds they share)."""
+    miou = {m: {s: results[m][s]["mIoU"] for s in seeds if "mIoU" in results.get(m, {}).get(s, {})}
+            for m in methods}
+    base = [b for b in BASELINES if b in methods and miou[b]]
+    best = max(base, key=lambda b: statistics.mean(miou[b].values())) if base else None
     rows = []
     for method in methods:
-        miou = {s: results[method][s]["mIoU"] for s in seeds if s in results.get(method, {})}
-        row = {"method": method, "label": METHODS[method][2], "mIoU": miou}
-        row["mean"], row["std"] = mean_std(list(miou.values()))
-        row["pACC_mean"], _ = mean_std([results[method][s]["pACC"] for s in miou])
-        for ref in ("student", "kd"):
-            if ref in results and ref != method:
-                diffs = [miou[s] - results[ref][s]["mIoU"] for s in miou if s in results[ref]]
-                row[f"vs_{ref}"] = mean_std(diffs) + (sum(d > 0 for d in diffs), len(diffs))
+        row = {"method": method, "label": METHODS[method][2], "mIoU": miou[method],
+               "opts": list(METHODS[method][3])}
+        row["mean"], row["std"] = mean_std(list(miou[method].values()))
+        row["pACC_mean"], _ = mean_std([results[method][s]["pACC"] for s in miou[method]])
+        for name, ref in (("student", "student"), ("kd", "kd"), ("best", best)):
+            if ref is None or ref == method or ref not in miou:
+                continue
+            shared = [s for s in seeds if s in miou[method] and s in miou[ref]]
+            if shared:
+                row[f"vs_{name}"] = dict(paired([miou[method][s] - miou[ref][s] for s in shared]), ref=ref)
         for key in ("wall_s", "step_s", "data_s"):
-            vals = [results[method][s][key] for s in miou if results[method][s].get(key) is not None]
+            vals = [results[method][s][key] for s in miou[method] if results[method][s].get(key) is not None]
             row[key] = statistics.median(vals) if vals else None
         rows.append(row)
-    return rows
+    return rows, best
 
 
-def format_table(rows, teacher, iters, seeds) -> str:
+def _fmt_diff(d) -> str:
+    if not d:
+        return "—"
+    if d["n"] < 2:
+        return f"{d['mean']:+.2f} ({d['wins']}/{d['n']})"
+    mark = "**" if d["lo"] > 0 or d["hi"] < 0 else ""  # the interval excludes 0
+    return f"{mark}{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['wins']}/{d['n']}){mark}"
+
+
+def format_table(rows, teacher, iters, seeds, best=None) -> str:
     def pm(mean, std):
+        if mean != mean:
+            return "—"
         return f"{mean:.2f} ± {std:.2f}" if std == std else f"{mean:.2f}"
 
-    def diff(row, ref):
-        d = row.get(f"vs_{ref}")
-        return f"{d[0]:+.2f} ± {d[1]:.2f} ({d[2]}/{d[3]})" if d and d[3] else "—"
-
     seed_cols = " | ".join(f"seed {s}" for s in seeds)
+    best_label = f"Δ vs best baseline ({METHODS[best][2].lstrip('+ ')})" if best else "Δ vs best baseline"
     lines = [
-        f"| method | mIoU mean ± std | {seed_cols} | Δ vs student (wins) | Δ vs KD (wins) | pixel acc | "
-        "step time | data time | run wall time |",
+        f"| method | mIoU mean ± std | {seed_cols} | Δ vs student [95% CI] (wins) | Δ vs KD [95% CI] (wins) | "
+        f"{best_label} [95% CI] (wins) | pixel acc | step time | run wall time |",
         "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|---|",
     ]
     t_miou, t_pacc = teacher
     if t_miou is not None:
-        lines.append(f"| {run_demo.LABELS['teacher']} (one checkpoint) | {t_miou:.2f} | "
-                     + " | ".join("" for _ in seeds) + f" | | | {t_pacc or float('nan'):.2f} | | | |")
+        lines.append(f"| Teacher: {run_demo.LABELS['teacher']} (committed checkpoint) | {t_miou:.2f} | "
+                     + " | ".join("" for _ in seeds) + f" | | | | {t_pacc or float('nan'):.2f} | | |")
     for r in rows:
         per_seed = " | ".join(f"{r['mIoU'][s]:.2f}" if s in r["mIoU"] else "" for s in seeds)
         step = f"{r['step_s']:.2f} s" if r.get("step_s") is not None else ""
-        data = f"{r['data_s'] * 1e3:.0f} ms" if r.get("data_s") is not None else ""
         wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else ""
+        pacc = f"{r['pACC_mean']:.2f}" if r["pACC_mean"] == r["pACC_mean"] else ""
         lines.append(
-            f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {diff(r, 'student')} | {diff(r, 'kd')} | "
-            f"{r['pACC_mean']:.2f} | {step} | {data} | {wall} |"
+            f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {_fmt_diff(r.get('vs_student'))} | "
+            f"{_fmt_diff(r.get('vs_kd'))} | {_fmt_diff(r.get('vs_best'))} | {pacc} | {step} | {wall} |"
         )
     lines.append("")
-    lines.append(f"Final checkpoint of each run ({iters} iterations), val of the generated data, single scale; "
-                 f"seeds {', '.join(map(str, seeds))}; std = sample standard deviation over seeds; "
-                 "Δ = mean ± std of the per-seed difference (same initialisation and data order), "
-                 "wins = seeds where the method is better. Step / data time: medians of metrics.json "
-                 "(`time`, `data_time`: time the trainer waited for the loader) over all runs of a method; "
-                 "wall time: median per run (start-up and evaluation included).")
+    lines.append(
+        f"Final checkpoint of each run ({iters} iterations), val of the generated data (single scale); seeds "
+        f"{', '.join(map(str, seeds))} (an empty cell: that run has not finished); std = sample standard deviation "
+        "over seeds. Δ = mean of the per-seed paired difference (same student initialisation and data stream) "
+        "with its 95% t-interval; **bold** where the interval excludes 0; wins = seeds where the method is "
+        "better. Step time: median of metrics.json `time` over the runs of a method; wall time: median per run "
+        "(start-up and evaluation included).")
     return "\n".join(lines)
+
+
+def collect(output, methods, seeds, iters, results):
+    """Scores of every finished run (final checkpoint, the schedule asked for) into ``results``."""
+    for method in methods:
+        for seed in seeds:
+            out = run_dir(output, method, seed)
+            m = run_demo.final_metrics(out)
+            if m is None or m.get("iteration") not in (iters - 1, iters):
+                continue
+            step, data = step_times(out)
+            results.setdefault(method, {})[seed] = dict(
+                mIoU=m["sem_seg/mIoU"], pACC=m.get("sem_seg/pACC", float("nan")), iteration=m["iteration"],
+                step_s=step, data_s=data, wall_s=recorded_wall(out))
+    return results
+
+
+def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=False):
+    results = collect(output, methods, seeds, iters, {})
+    rows, best = summarize(results, methods, seeds)
+    tscore = teacher_score(output, methods, seeds)
+    table = format_table(rows, tscore, iters, seeds, best)
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "table.md"), "w") as f:
+        f.write(table + "\n")
+    done = sum(len(r) for r in results.values())
+    with open(os.path.join(output, "results.json"), "w") as f:
+        json.dump({"argv": argv, "iters": iters, "seeds": seeds, "methods": methods, "teacher": teacher,
+                   "teacher_mIoU": tscore[0], "best_baseline": best, "runs_finished": done,
+                   "runs_planned": len(methods) * len(seeds),
+                   "runs": {m: {str(s): v for s, v in r.items()} for m, r in results.items()},
+                   "commands": {m: {str(s): _recorded_cmd(run_dir(output, m, s)) for s in r}
+                                for m, r in results.items()},
+                   "summary": rows, "wall_s_this_invocation": time.time() - start}, f, indent=1)
+    if not quiet:
+        print("\n" + table)
+    return rows
+
+
+def _recorded_cmd(out):
+    path = os.path.join(out, WALL_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return " ".join(json.load(f).get("cmd", [])[1:])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", default="1,2,3", help="train.seed of the runs (comma list, at least 3)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma list from {list(METHODS)}")
-    parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="train.max_iter of every student run")
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "benchmarks", "accuracy"))
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
+                        help="cpu: the core table (default); ablation: APD/PA weight, scope, warm-up; gpu: one GPU")
+    parser.add_argument("--seeds", default=None, help="train.seed of the runs (comma list; preset: 1..5)")
+    parser.add_argument("--methods", default=None, help=f"comma list from {list(METHODS)}")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="train.max_iter of every run (default: the demo configs' own, 300)")
+    parser.add_argument("--output", default=None, help="default: output/benchmarks/accuracy_<preset>; the cpu "
+                        "and ablation presets share output/benchmarks/accuracy, so shared runs are reused")
     parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
-    parser.add_argument("--demo-output", default=os.path.join(ROOT, "output", "demo"),
-                        help="where tools/run_demo.py keeps (or trains) the teacher")
+    parser.add_argument("--teacher", default=TEACHER, help="teacher weights (default: the committed demo teacher)")
     parser.add_argument("--data-seed", type=int, default=0, help="dataset generation seed (as run_demo.py)")
-    parser.add_argument("--jobs", type=int, default=2,
-                        help="training runs at a time, CPU threads split evenly (two 1-thread runs use 2 cores "
-                             "better than one 2-thread run; results are bit-reproducible for the same --jobs)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="training runs at a time, CPU threads split evenly (results are bit-reproducible for "
+                             "the same --jobs)")
     parser.add_argument("--retrain", action="store_true", help="retrain runs that already finished")
-    parser.add_argument("--opts", nargs="*", default=[],
-                        help="extra train_net.py key=value overrides for every run (e.g. an ablation of the "
-                             "selected methods: --methods apd_kd --opts adapter_optimizer.lr=1e-3)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite results.json / table.md")
+    parser.add_argument("--opts", nargs="*", default=None,
+                        help="extra train_net.py key=value overrides for every run")
     args = parser.parse_args(argv)
+    preset = PRESETS[args.preset]
 
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else list(preset["seeds"])
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(preset["methods"])
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
     if len(set(seeds)) != len(seeds) or not seeds:
         parser.error(f"--seeds must be distinct integers, got {args.seeds!r}")
-    if args.iters < 1 or args.jobs < 1:
+    jobs = args.jobs or preset["jobs"]
+    opts = list(preset["opts"]) + list(args.opts or [])
+    iters = args.iters or preset["iters"] or run_demo.config_max_iter(METHODS["student"][0])
+    if iters < 1 or jobs < 1:
         parser.error("--iters and --jobs must be >= 1")
+    output = args.output or os.path.join(
+        ROOT, "output", "benchmarks", "accuracy" if args.preset in ("cpu", "ablation") else f"accuracy_{args.preset}")
+    teacher = os.path.abspath(os.path.join(ROOT, args.teacher))
     start = time.time()
+    argv_record = sys.argv[1:] if argv is None else list(argv)
+    if args.report_only:
+        return write_report(output, methods, seeds, iters, teacher, argv_record, start)
 
-    # 1. data + teacher, exactly as the demo makes them.
-    teacher = os.path.join(args.demo_output, "teacher", "model_final.pth")
-    if any(METHODS[m][1] for m in methods) or not os.path.isdir(os.path.join(args.data_root, "cityscapes")):
-        run_demo.main(["--runs", "teacher", "--data-root", args.data_root, "--output", args.demo_output,
-                       "--seed", str(args.data_seed)])
-
-    # 2. the student runs.
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    # 1. data (the demo's), and the teacher must exist.
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     env = dict(os.environ, DETECTRON2_DATASETS=args.data_root, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    jobs, results = [], {m: {} for m in methods}
+    run_demo.ensure_data(args.data_root, "seg", env, args.data_seed)
+    if any(METHODS[m][1] for m in methods) and not os.path.exists(teacher):
+        sys.exit(f"error: no teacher at {teacher}; make it with `.venv/bin/python tools/pretrain_standin.py`")
+
+    # 2. the runs, seed-major (complete seeds accumulate first); the report is rewritten after each.
+    plan = []
     first_distill = next((m for m in methods if METHODS[m][1]), None)
     for seed in seeds:
         for method in methods:
-            out = run_dir(args.output, method, seed)
-            eval_teacher = method == first_distill and seed == seeds[0]
-            if is_complete(out, args.iters) and not args.retrain:
-                print(f"[accuracy] {method} seed {seed}: finished run in {out}, reused (--retrain to redo)")
-                results[method][seed] = {"wall_s": recorded_wall(out)}
+            out = run_dir(output, method, seed)
+            cmd = train_command(method, seed, out, iters, teacher, method == first_distill and seed == seeds[0], opts)
+            if is_complete(out, iters, cmd) and not args.retrain:
+                print(f"[accuracy] {method} seed {seed}: finished run in {os.path.relpath(out, ROOT)}, reused")
                 continue
-            cmd = train_command(method, seed, out, args.iters, teacher, eval_teacher, args.opts)
-            jobs.append((method, seed, out, cmd))
+            plan.append((method, seed, out, cmd))
+    print(f"[accuracy] {len(plan)} runs to train ({len(methods)} methods × {len(seeds)} seeds, {iters} iterations, "
+          f"{jobs} at a time); results in {output}", flush=True)
+    lock = threading.Lock()
+    failures = []
 
     def work(job):
         method, seed, out, cmd = job
-        results[method][seed] = {"wall_s": launch(cmd, out, env)}
+        try:
+            wall = launch(cmd, out, env)
+        except RuntimeError as e:
+            failures.append(str(e))
+            print(f"[accuracy] {e}", flush=True)
+            return
+        with lock:
+            print(f"[accuracy] {method} seed {seed} done in {wall / 60:.1f} min", flush=True)
+            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True)
 
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for fut in [pool.submit(work, j) for j in jobs]:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for fut in [pool.submit(work, j) for j in plan]:
             fut.result()
 
-    # 3. scores of the final checkpoints.
-    for method in methods:
-        for seed in seeds:
-            out = run_dir(args.output, method, seed)
-            m = run_demo.final_metrics(out)
-            step, data = step_times(out)
-            results[method][seed].update(mIoU=m["sem_seg/mIoU"], pACC=m.get("sem_seg/pACC", float("nan")),
-                                         iteration=m["iteration"], step_s=step, data_s=data)
-    rows = summarize(results, methods, seeds)
-    tscore = teacher_score(args.output, methods, seeds, teacher)
-    table = format_table(rows, tscore, args.iters, seeds)
-    print("\n" + table)
-    os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "table.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.output, "results.json"), "w") as f:
-        json.dump({"argv": sys.argv[1:], "iters": args.iters, "seeds": seeds, "teacher": teacher,
-                   "teacher_mIoU": tscore[0], "runs": {m: {str(s): v for s, v in r.items()} for m, r in results.items()},
-                   "summary": rows, "total_wall_s": time.time() - start}, f, indent=1)
-    print(f"\n[accuracy] total {(time.time() - start) / 60:.1f} min; results in {args.output}")
+    rows = write_report(output, methods, seeds, iters, teacher, argv_record, start)
+    print(f"\n[accuracy] {(time.time() - start) / 60:.1f} min; results in {output}")
+    if failures:
+        sys.exit(f"{len(failures)} runs failed:\n" + "\n".join(failures))
     return rows
 
 

@@ -37,41 +37,91 @@ def test_accuracy_rejects_unknown_method_and_repeated_seeds(accuracy):
 
 
 def test_accuracy_command_seeds_the_run_and_gives_the_teacher_only_to_distillers(accuracy):
-    cmd = accuracy.train_command("apd", 7, "/tmp/o/apd/seed7", 120, "/t/model_final.pth", eval_teacher=False)
+    cmd = accuracy.train_command("apd", 7, "/tmp/o/apd/seed7", 120, "/t/teacher.pth", eval_teacher=False)
     assert cmd[cmd.index("--config-file") + 1] == "configs/demo/apd_only_pspnet_r18_demo.py"
     for item in ("train.seed=7", "train.max_iter=120", "train.eval_period=120", "train.output_dir=/tmp/o/apd/seed7",
-                 "model.teacher_weights=/t/model_final.pth", "train.eval_teacher=False"):
+                 "model.teacher_weights=/t/teacher.pth", "train.eval_teacher=False"):
         assert item in cmd
-    student = accuracy.train_command("student", 7, "/tmp/o/s", 120, "/t/model_final.pth", eval_teacher=False)
+    student = accuracy.train_command("student", 7, "/tmp/o/s", 120, "/t/teacher.pth", eval_teacher=False)
     assert not any(c.startswith("model.teacher_weights") for c in student)
+    # an ablation is the official recipe's config with its overrides, then the benchmark-wide ones
+    w1 = accuracy.train_command("apd_kd_w1", 7, "/tmp/o/w1", 120, "/t/teacher.pth", False, ["train.device=cpu"])
+    assert w1[cmd.index("--config-file") + 1] == "configs/demo/apd_pspnet_r18_demo.py"
+    assert w1[-3:] == ["model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0", "train.device=cpu"]
 
 
-def test_accuracy_method_configs_hold_the_intended_terms(accuracy):
+def test_accuracy_presets_pair_every_method_on_the_same_schedule(accuracy):
+    assert set(accuracy.CORE) == {"student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"}
+    for name, preset in accuracy.PRESETS.items():
+        assert len(preset["seeds"]) >= 5 and set(preset["methods"]) <= set(accuracy.METHODS), name
+        assert "student" in preset["methods"], name
+        # nothing method-specific in the preset-wide overrides: every method gets the same budget and data
+        assert not any(o.startswith(("model.", "dataloader.train.total_batch_size")) for o in preset["opts"]), name
+
+
+def test_accuracy_method_configs_hold_the_intended_terms_and_the_same_student(accuracy):
     from apd.config import load_config
 
-    expected = {"kd": {"loss_kd"}, "cwd": {"loss_cwd"}, "apd": {"loss_apd", "loss_pa", "loss_adapt"},
-                "apd_kd": {"loss_kd", "loss_apd", "loss_pa", "loss_adapt"}}
+    expected = {"kd": {"loss_kd"}, "cwd": {"loss_cwd"}, "dist": {"loss_dist"},
+                "apd": {"loss_apd", "loss_pa", "loss_adapt"}, "apd_kd": {"loss_kd", "loss_apd", "loss_pa", "loss_adapt"},
+                "apd_cwd": {"loss_cwd", "loss_apd", "loss_pa", "loss_adapt"},
+                "apd_dist": {"loss_dist", "loss_apd", "loss_pa", "loss_adapt"}}
+    base = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), [])
     for method, keys in expected.items():
         cfg = load_config(os.path.join(REPO, accuracy.METHODS[method][0]), ["model.teacher_weights=None"])
         assert set(cfg.model.loss_weights) == keys, method
         # the student node is the baseline's student: same architecture for every method
-        base = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), [])
         assert cfg.model.student == base.model, method
+        assert cfg.train.max_iter == base.train.max_iter and cfg.optimizer.lr == base.optimizer.lr, method
+        assert cfg.dataloader.train == base.dataloader.train, method
 
 
-def test_accuracy_summary_mean_std_and_paired_differences(accuracy):
+def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy):
     results = {
         "student": {1: {"mIoU": 40.0, "pACC": 80.0}, 2: {"mIoU": 42.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},
         "kd": {1: {"mIoU": 41.0, "pACC": 80.0}, 2: {"mIoU": 44.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},
+        "cwd": {1: {"mIoU": 45.0, "pACC": 80.0}, 2: {"mIoU": 46.0, "pACC": 81.0}, 3: {"mIoU": 47.0, "pACC": 82.0}},
+        "apd_kd": {1: {"mIoU": 46.0, "pACC": 80.0}, 2: {"mIoU": 47.0, "pACC": 81.0}},  # seed 3 not finished
     }
-    rows = {r["method"]: r for r in accuracy.summarize(results, ["student", "kd"], [1, 2, 3])}
+    methods = ["student", "kd", "cwd", "apd_kd"]
+    rows, best = accuracy.summarize(results, methods, [1, 2, 3])
+    rows = {r["method"]: r for r in rows}
+    assert best == "cwd"  # the best of KD / CWD / DIST by mean
     # student: mean 42, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2
     assert rows["student"]["mean"] == pytest.approx(42.0) and rows["student"]["std"] == pytest.approx(2.0)
-    # kd - student per seed: +1, +2, 0 -> mean 1, std 1, wins 2 of 3
-    mean, std, wins, n = rows["kd"]["vs_student"]
-    assert (mean, std, wins, n) == (pytest.approx(1.0), pytest.approx(1.0), 2, 3)
-    table = accuracy.format_table(list(rows.values()), (60.0, 90.0), 300, [1, 2, 3])
-    assert "42.00 ± 2.00" in table and "+1.00 ± 1.00 (2/3)" in table and "60.00" in table
+    # kd - student per seed: +1, +2, 0 -> mean 1, std 1, 95% t-interval 1 ± t(0.975, 2) / sqrt(3) = 1 ± 2.4841
+    d = rows["kd"]["vs_student"]
+    assert (d["mean"], d["std"], d["wins"], d["n"]) == (pytest.approx(1.0), pytest.approx(1.0), 2, 3)
+    assert d["lo"] == pytest.approx(1 - 4.302653 / 3 ** 0.5, abs=1e-4) and d["hi"] == pytest.approx(3.484, abs=1e-3)
+    # cwd - student: +5, +4, +3 -> interval 4 ± 2.4841 excludes 0
+    c = rows["cwd"]["vs_student"]
+    assert c["lo"] > 0 and "vs_best" not in rows["cwd"]
+    # apd_kd is paired only on the seeds it has: vs cwd +1, +1 -> std 0, interval [1, 1]
+    a = rows["apd_kd"]["vs_best"]
+    assert (a["n"], a["mean"], a["ref"]) == (2, pytest.approx(1.0), "cwd") and a["lo"] == pytest.approx(1.0)
+    table = accuracy.format_table(list(rows.values()), (60.0, 90.0), 300, [1, 2, 3], best)
+    assert "42.00 ± 2.00" in table and "+1.00 [-1.48, +3.48] (2/3)" in table and "60.00" in table
+    assert "**+4.00 [+1.52, +6.48] (3/3)**" in table and "Δ vs best baseline (CWD" in table
+
+
+def test_accuracy_reuses_a_run_only_for_the_same_command(accuracy, tmp_path):
+    import json
+
+    out = tmp_path / "kd" / "seed1"
+    out.mkdir(parents=True)
+    cmd = accuracy.train_command("kd", 1, str(out), 20, "/t.pth", eval_teacher=True)
+    assert not accuracy.is_complete(str(out), 20, cmd)
+    (out / "metrics.json").write_text(json.dumps({"iteration": 19, "sem_seg/mIoU": 50.0, "sem_seg/pACC": 90.0}) + "\n")
+    (out / "model_final.pth").write_bytes(b"")
+    (out / accuracy.WALL_FILE).write_text(json.dumps({"wall_s": 3.0, "cmd": ["/other/python"] + cmd[1:]}))
+    # another interpreter and whether the teacher is scored do not matter; the schedule and overrides do
+    other = accuracy.train_command("kd", 1, str(out), 20, "/t.pth", eval_teacher=False)
+    assert accuracy.is_complete(str(out), 20, other)
+    assert not accuracy.is_complete(str(out), 20, other + ["model.warmup_iters=5"])
+    assert not accuracy.is_complete(str(out), 30, accuracy.train_command("kd", 1, str(out), 30, "/t.pth", True))
+    res = accuracy.collect(str(tmp_path), ["kd", "student"], [1, 2], 20, {})
+    assert res == {"kd": {1: {"mIoU": 50.0, "pACC": 90.0, "iteration": 19, "step_s": None, "data_s": None,
+                              "wall_s": 3.0}}}
 
 
 # ---------------------------------------------------------------------------------------------- cost

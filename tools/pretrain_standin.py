@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Make the demo's pretrained weights: the ImageNet stand-in backbones and the converged demo teacher.
+
+    .venv/bin/python tools/pretrain_standin.py                   # everything (stand-ins, then the teacher)
+    .venv/bin/python tools/pretrain_standin.py --stage standin   # only the two stand-in backbones
+    .venv/bin/python tools/pretrain_standin.py --stage teacher   # only the teacher (needs the half stand-in)
+
+No ImageNet weights can be downloaded here, but the APD recipe fine-tunes ImageNet-initialised students
+from a converged teacher. The stand-in replaces ImageNet with a task and data the benchmark never sees:
+
+1. **Stand-in pre-training** (``--stage standin``). Generated ADE20K-format scenes
+   (``datasets/generate_demo_data.py --datasets ade20k --num-train 400 --num-val 40 --seed 100``: indoor
+   and outdoor scenes, 150 ADE classes; the benchmark is the Cityscapes-format street scenes, 19 classes)
+   train a PSPNet at the student's width (quarter-width ResNet-18) and at the teacher's width (half width):
+   ``configs/bench/standin_pspnet_r18_{quarter,half}_ade.py``, 200 iterations, batch 8, 128×128 crops.
+2. **Export exactly like an ImageNet checkpoint.** The backbone of the final checkpoint is saved as a plain
+   deep-stem ResNet state dict (the layout of semseg's ``initmodel/resnet18_v2.pth``) and converted by
+   ``tools/convert_torchvision_backbone.py --arch resnet18 --deep-stem``, checked against the demo config
+   that uses it. The heads are dropped; heads and adapters of every run that loads a stand-in start random.
+   Written (fp16, to keep the repository small; loading casts them to fp32):
+   ``checkpoints/demo/standin_r18_quarter.pth`` (``backbone.*``, for ``configs/demo/pspnet_r18_demo.py``),
+   ``checkpoints/demo/standin_r18_quarter_student.pth`` (``student.backbone.*``: the converter's
+   ``--prefix student.``, for the distillation configs) and ``checkpoints/demo/standin_r18_half.pth`` (the
+   teacher's). Configs load them through ``train.init_checkpoint``, the key a real config uses for ImageNet
+   weights.
+3. **The teacher** (``--stage teacher``): ``configs/demo/pspnet_r18_wide_demo.py`` from the half-width
+   stand-in on the demo data, evaluated every ``train.eval_period`` iterations. Its curve is printed and
+   written to ``<output>/teacher/curve.json``, with the convergence check (the last three evaluations within
+   ``--plateau`` mIoU of the best). The final checkpoint's weights are written to
+   ``checkpoints/demo/teacher_pspnet_r18_half.pth`` (``{"model": state}``, fp16), the ``model.teacher_weights``
+   of the demo distillation configs.
+
+Runs whose ``model_final.pth`` exists are reused (``--retrain`` redoes them). Training runs are plain
+``train_net.py`` subprocesses; their logs are in their run folders.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+WIDTHS = {
+    # width: stand-in config, the demo config whose backbone the weights must fit, file name
+    "quarter": ("configs/bench/standin_pspnet_r18_quarter_ade.py", "configs/demo/pspnet_r18_demo.py",
+                "standin_r18_quarter.pth"),
+    "half": ("configs/bench/standin_pspnet_r18_half_ade.py", "configs/demo/pspnet_r18_wide_demo.py",
+             "standin_r18_half.pth"),
+}
+STUDENT_PREFIXED = ("configs/demo/apd_pspnet_r18_demo.py", "standin_r18_quarter_student.pth")
+TEACHER_CONFIG = "configs/demo/pspnet_r18_wide_demo.py"
+TEACHER_FILE = "teacher_pspnet_r18_half.pth"
+ADE_ARGS = ["--datasets", "ade20k", "--num-train", "400", "--num-val", "40", "--seed", "100"]
+
+
+def log(msg):
+    print(f"[pretrain] {msg}", flush=True)
+
+
+def train(config, out, env, opts=(), retrain=False):
+    """One ``train_net.py`` run into ``out`` (console output to ``out/stdout.log``), unless it finished."""
+    final = os.path.join(out, "model_final.pth")
+    if os.path.exists(final) and not retrain:
+        log(f"{final} exists, reused (--retrain to redo)")
+        return final
+    os.makedirs(out, exist_ok=True)
+    cmd = [sys.executable, "train_net.py", "--config-file", config, "--overwrite", f"train.output_dir={out}"]
+    cmd += list(opts)
+    log("+ " + " ".join(cmd) + f"   > {os.path.relpath(os.path.join(out, 'stdout.log'), ROOT)}")
+    with open(os.path.join(out, "stdout.log"), "w") as f:
+        subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    return final
+
+
+def model_state(path):
+    from apd.checkpoint.io import read_state_dict
+
+    return read_state_dict(path)  # the project's one checkpoint reader (safe, verified)
+
+
+def half_precision(state):
+    return {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def export_backbone(final, config, dst, prefix=""):
+    """Backbone of a Segmentor checkpoint → ImageNet-style deep-stem state dict → the ImageNet converter."""
+    import torch
+    import convert_torchvision_backbone as converter
+
+    state = {k[len("backbone."):]: v for k, v in model_state(final).items() if k.startswith("backbone.")}
+    src = os.path.join(os.path.dirname(final), "backbone_imagenet_layout.pth")
+    torch.save(half_precision(state), src)  # what a downloaded resnet18_v2.pth looks like (plain state dict)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    argv = ["--arch", "resnet18", "--deep-stem", src, dst, "--config-file", config]
+    if prefix:
+        argv += ["--prefix", prefix]
+    log("+ tools/convert_torchvision_backbone.py " + " ".join(argv))
+    if converter.main(argv) != 0:
+        raise RuntimeError(f"the stand-in backbone {src} does not fit {config}")
+
+
+def teacher_curve(out, plateau):
+    """(iteration, mIoU) of every evaluation of the teacher run, and whether it stopped rising."""
+    curve = []
+    with open(os.path.join(out, "metrics.json")) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "sem_seg/mIoU" in entry:
+                curve.append((entry["iteration"], entry["sem_seg/mIoU"]))
+    best = max(m for _, m in curve) if curve else float("nan")
+    last = [m for _, m in curve[-3:]]
+    converged = len(curve) >= 3 and all(best - m <= plateau for m in last)
+    return curve, best, converged
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=("all", "standin", "teacher"), default="all")
+    parser.add_argument("--widths", default="quarter,half", help="stand-in widths to make (quarter,half)")
+    parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "standin"), help="training runs")
+    parser.add_argument("--dest", default=os.path.join(ROOT, "checkpoints", "demo"), help="exported weights")
+    parser.add_argument("--plateau", type=float, default=1.0,
+                        help="teacher convergence: the last three evaluations within this many mIoU of the best")
+    parser.add_argument("--retrain", action="store_true")
+    parser.add_argument("--opts", nargs="*", default=[], help="extra train_net.py overrides of the teacher run")
+    args = parser.parse_args(argv)
+    env = dict(os.environ, DETECTRON2_DATASETS=args.data_root)
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+
+    if args.stage in ("all", "standin"):
+        if not os.path.isdir(os.path.join(args.data_root, "ADEChallengeData2016", "annotations_detectron2")):
+            subprocess.run([sys.executable, "datasets/generate_demo_data.py", "--root", args.data_root] + ADE_ARGS,
+                           cwd=ROOT, env=env, check=True)
+        for width in [w.strip() for w in args.widths.split(",") if w.strip()]:
+            config, target, name = WIDTHS[width]
+            final = train(config, os.path.join(args.output, width), env, retrain=args.retrain)
+            export_backbone(final, target, os.path.join(args.dest, name))
+            if width == "quarter":
+                export_backbone(final, STUDENT_PREFIXED[0], os.path.join(args.dest, STUDENT_PREFIXED[1]),
+                                prefix="student.")
+
+    if args.stage in ("all", "teacher"):
+        import run_demo
+
+        run_demo.ensure_data(args.data_root, "seg", env)
+        out = os.path.join(args.output, "teacher")
+        final = train(TEACHER_CONFIG, out, env, opts=args.opts, retrain=args.retrain)
+        curve, best, converged = teacher_curve(out, args.plateau)
+        log("teacher val mIoU by iteration: " + ", ".join(f"{i}: {m:.2f}" for i, m in curve))
+        log(f"best {best:.2f}; last three within {args.plateau} of the best: {converged}")
+        with open(os.path.join(out, "curve.json"), "w") as f:
+            json.dump({"curve": curve, "best": best, "plateau": args.plateau, "converged": converged}, f, indent=1)
+        from apd.checkpoint.atomic import atomic_torch_save
+
+        dst = os.path.join(args.dest, TEACHER_FILE)
+        os.makedirs(args.dest, exist_ok=True)
+        atomic_torch_save({"model": half_precision(model_state(final))}, dst)
+        log(f"wrote {dst} ({os.path.getsize(dst) / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
