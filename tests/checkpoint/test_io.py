@@ -204,18 +204,22 @@ def _bad_files(tmp_path):
     files["text"].write_text("not a checkpoint\n")
     files["directory"] = tmp_path / "folder.pth"
     files["directory"].mkdir()
+    files["safetensors"] = tmp_path / "model.safetensors"
+    header = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    files["safetensors"].write_bytes(struct.pack("<Q", len(header)) + header + bytes(4))
     files["whole nn.Module"] = tmp_path / "module.pth"
     torch.save(small_model(), files["whole nn.Module"])
     return files
 
 
-def test_empty_truncated_text_directory_and_pickled_module_are_one_line_errors(tmp_path):
+def test_empty_truncated_text_directory_safetensors_and_pickled_module_are_one_line_errors(tmp_path):
     expected = {
         "empty": ("empty (0 bytes)", CorruptCheckpointError),
         "truncated zip": ("damaged zip archive", CorruptCheckpointError),
         "truncated pkl": ("truncated", CorruptCheckpointError),
         "text": ("Cannot read checkpoint", CorruptCheckpointError),
         "directory": ("is a directory", CorruptCheckpointError),
+        "safetensors": ("safetensors file", CorruptCheckpointError),
         "whole nn.Module": ("'torch.nn.modules.container.Sequential'", UnsafeCheckpointError),
     }
     for name, path in _bad_files(tmp_path).items():
@@ -262,9 +266,11 @@ def test_torch_archive_named_pkl_loads(tmp_path):
     model = small_model(seed=5)
     path = str(tmp_path / "teacher.pkl")
     torch.save({"model": model.state_dict()}, path)
-    teacher = small_model(seed=6)
+    teacher, init = small_model(seed=6), small_model(seed=7)
     load_teacher_weights(teacher, path)
-    assert all(torch.equal(teacher.state_dict()[k], v) for k, v in model.state_dict().items())
+    AtomicCheckpointer(init).load(path)
+    for loaded in (teacher, init):
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
 # ------------------------------------------------------------------------------- saving

@@ -13,6 +13,7 @@ file through :func:`apd.checkpoint.io.load_checkpoint`: restricted unpickling fo
 """
 import os
 import tempfile
+import zipfile
 from typing import Any, Dict
 from urllib.parse import urlparse
 
@@ -100,6 +101,9 @@ class AtomicCheckpointer(DetectionCheckpointer):
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
         """Detectron2's file formats, read through :func:`apd.checkpoint.io.load_checkpoint`."""
+        if filename.endswith(".pkl") and zipfile.is_zipfile(filename):  # a torch.save file named .pkl
+            data = self._torch_load(filename)
+            return data if "model" in data else {"model": data}
         if filename.endswith(".pkl"):
             data = load_checkpoint(filename)
             if not isinstance(data, dict):

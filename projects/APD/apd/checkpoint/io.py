@@ -330,6 +330,10 @@ def load_checkpoint(path: str, *, allow_pickle: bool = False, check_values: bool
     size = os.path.getsize(path)
     if size == 0:
         raise CorruptCheckpointError(f"Checkpoint '{path}' is empty (0 bytes): an interrupted copy or save?")
+    if path.endswith(".safetensors"):
+        raise CorruptCheckpointError(
+            f"Checkpoint '{path}' is a safetensors file, which this project does not read; convert it to a "
+            "torch state dict (safetensors.torch.load_file, then torch.save) first")
     with open(path, "rb") as f:
         magic = f.read(4)
     is_zip = magic == b"PK\x03\x04"
