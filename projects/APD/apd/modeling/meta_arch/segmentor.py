@@ -89,14 +89,26 @@ class Segmentor(SemanticSegmentor):
 
     def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
         """Normalise ``(x − mean) / std`` and pad to a batch (zeros, i.e. the mean, to
-        ``backbone.size_divisibility``)."""
-        images = [x["image"].to(self.device) for x in batched_inputs]
-        images = [(x - self.pixel_mean) / self.pixel_std for x in images]
-        return ImageList.from_tensors(
-            images,
-            self.backbone.size_divisibility,
-            padding_constraints=self.backbone.padding_constraints,
-        )
+        ``backbone.size_divisibility``): Detectron2's ``ImageList.from_tensors`` of the normalised images,
+        computed on the model's device and written once into the padded batch (no per-image temporaries,
+        no second copy for the padding)."""
+        images = [x["image"].to(self.device, non_blocking=True) for x in batched_inputs]
+        sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+        height, width = (max(s[0] for s in sizes), max(s[1] for s in sizes))
+        divisibility = self.backbone.size_divisibility
+        constraints = self.backbone.padding_constraints or {}
+        if constraints.get("square_size", 0) > 0:
+            height = width = constraints["square_size"]
+        divisibility = constraints.get("size_divisibility", divisibility)
+        if divisibility > 1:
+            height, width = (-(-height // divisibility) * divisibility, -(-width // divisibility) * divisibility)
+        mean, std = self.pixel_mean, self.pixel_std
+        batch = torch.zeros((len(images), images[0].shape[0], height, width), dtype=mean.dtype, device=self.device)
+        for i, (image, (h, w)) in enumerate(zip(images, sizes)):
+            out = batch[i, :, :h, :w]
+            torch.sub(image, mean, out=out)
+            out.div_(std)
+        return ImageList(batch, sizes)
 
     def preprocess_sem_seg(self, batched_inputs: List[Dict[str, Any]]) -> torch.Tensor:
         """B×H×W int64 labels padded like the images, with ``sem_seg_head.ignore_value``."""
@@ -135,7 +147,11 @@ class Segmentor(SemanticSegmentor):
         for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes):
             height = inputs.get("height", image_size[0])
             width = inputs.get("width", image_size[1])
-            processed.append({"sem_seg": sem_seg_postprocess(result, image_size, height, width)})
+            if (height, width) == tuple(image_size):
+                # sem_seg_postprocess would resize to the same size: for finite values an exact copy.
+                processed.append({"sem_seg": result[:, :height, :width]})
+            else:
+                processed.append({"sem_seg": sem_seg_postprocess(result, image_size, height, width)})
         return processed
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -152,7 +168,8 @@ class Segmentor(SemanticSegmentor):
         if divisibility > 1:
             pad_h = math.ceil(height / divisibility) * divisibility - height
             pad_w = math.ceil(width / divisibility) * divisibility - width
-            images = F.pad(images, (0, pad_w, 0, pad_h), value=0.0)
+            if pad_h or pad_w:  # (F.pad copies even with nothing to pad)
+                images = F.pad(images, (0, pad_w, 0, pad_h), value=0.0)
         outputs = self.sem_seg_head.layers(self.backbone(images))
         if not isinstance(outputs, SegHeadOutputs):
             raise TypeError(
