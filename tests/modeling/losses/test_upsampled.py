@@ -70,3 +70,14 @@ def test_no_valid_pixel_gives_zero_in_the_graph_and_half_inputs_run_in_fp32():
     assert kl.dtype == torch.float32
     kl.backward()
     assert s.grad.dtype == torch.bfloat16
+
+
+def test_fused_terms_switch_runs_the_separate_ops():
+    from apd.modeling.losses.upsampled import fused_terms
+
+    s = torch.randn(1, 3, 4, 4, requires_grad=True)
+    t = torch.randn(1, 3, 4, 4)
+    with fused_terms(False):
+        loss = upsampled_kl_div(s, t, (9, 9))
+    assert "Backward" in type(loss.grad_fn).__name__ and "Upsampled" not in type(loss.grad_fn).__name__
+    assert "Upsampled" in type(upsampled_kl_div(s, t, (9, 9)).grad_fn).__name__

@@ -16,8 +16,10 @@ The backward multiplies it by the incoming scalar gradient and resizes it back w
 :func:`apd.layers.resize.bilinear_resize_backward` (two matrix products on CUDA, no atomic scatter).
 Loss values are those of the separate ops bit for bit (same ops, same order); gradients agree to float
 rounding (``Σ_k p_t = 1`` is used exactly). Half-precision inputs are computed in fp32 (as
-``upcast_half`` does). Under ``torch.compile`` the separate ops run instead, for the compiler to fuse.
+``upcast_half`` does). Under ``torch.compile`` the separate ops run instead, for the compiler to fuse;
+``with fused_terms(False):`` runs them too (the "before" of ``benchmarks/cost.py --variants separate``).
 """
+import contextlib
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -26,7 +28,23 @@ from torch.autograd.function import once_differentiable
 
 from apd.layers.resize import bilinear_resize_backward
 
-__all__ = ["upsampled_kl_div", "upsampled_cross_entropy"]
+__all__ = ["upsampled_kl_div", "upsampled_cross_entropy", "fused_terms"]
+
+_FUSED = {"on": True}
+
+
+@contextlib.contextmanager
+def fused_terms(enabled: bool):
+    """Within the block, the two terms run fused (default) or as the separate PyTorch ops."""
+    previous, _FUSED["on"] = _FUSED["on"], bool(enabled)
+    try:
+        yield
+    finally:
+        _FUSED["on"] = previous
+
+
+def _separate(x: torch.Tensor) -> bool:
+    return not (_FUSED["on"] and x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling()
 
 
 def _fp32(x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +116,7 @@ def upsampled_kl_div(
     """
     size = (int(size[0]), int(size[1]))
     teacher_logits = teacher_logits.detach()
-    if not (student_logits.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+    if _separate(student_logits):
         return _kl_terms(student_logits, teacher_logits, size, bool(align_corners), float(temperature))[2]
     return _UpsampledKL.apply(student_logits, teacher_logits, size, bool(align_corners), float(temperature), impl)
 
@@ -149,6 +167,6 @@ def upsampled_cross_entropy(
     ``valid``. Returns a 0-dim float tensor (fp32 for half-precision logits).
     """
     labels = labels.long()
-    if not (logits.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+    if _separate(logits):
         return _ce_terms(logits, labels, valid, bool(align_corners))[1]
     return _UpsampledCE.apply(logits.contiguous(), labels, valid, bool(align_corners), impl)
