@@ -129,14 +129,25 @@ class _LossAndStatsSpy(hooks.HookBase):
             k for k, v in self.model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
 
 
-def _assert_only_first_checkpoint(out, error, tensor):
-    msg = str(error)
+def _train_until_the_checkpoint_is_refused(trainer, out, tensor, max_iter):
+    """Train with a checkpoint every step until the save of iteration 1 is refused for ``tensor``:
+    iteration 1's losses were finite, its step left ``tensor`` non-finite, only the (finite) checkpoint
+    of iteration 0 is on disk and tagged as the last one. Returns the spy."""
+    spy = _LossAndStatsSpy(trainer.model)
+    checkpointer = AtomicCheckpointer(trainer.model, out, trainer=trainer)
+    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(checkpointer, period=1)])
+    with pytest.raises(NonFiniteCheckpointError) as err:
+        trainer.train(0, max_iter)
+    assert all(math.isfinite(v) for v in spy.losses[1].values()), spy.losses[1]
+    assert spy.non_finite[0] == [] and tensor in spy.non_finite[1]
+    msg = str(err.value)
     assert "\n" not in msg and "Refusing to write checkpoint" in msg and "model_0000001.pth" in msg, msg
     assert f"model/{tensor} (" in msg and "last_checkpoint still names model_0000000.pth" in msg, msg
     assert sorted(f for f in os.listdir(out) if not f.startswith(".")) == ["last_checkpoint", "model_0000000.pth"]
     assert open(os.path.join(out, "last_checkpoint")).read() == "model_0000000.pth"
     state = torch.load(os.path.join(out, "model_0000000.pth"), weights_only=True)
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    return spy
 
 
 def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
@@ -154,14 +165,7 @@ def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
     opt = torch.optim.SGD([{"params": [conv1], "lr": 1e30}, {"params": others}], lr=0.01)
     trainer = DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0)
     out = str(tmp_path / "run")
-    spy = _LossAndStatsSpy(model)
-    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(AtomicCheckpointer(model, out, trainer=trainer), period=1)])
-    with pytest.raises(NonFiniteCheckpointError) as err:
-        trainer.train(0, 5)
-    # the fault as described: a finite loss at iteration 1, and inf BN statistics after it
-    assert all(math.isfinite(v) for v in spy.losses[1].values()), spy.losses[1]
-    assert spy.non_finite[0] == [] and "student.backbone.bn1.running_var" in spy.non_finite[1]
-    _assert_only_first_checkpoint(out, err.value, "student.backbone.bn1.running_var")
+    _train_until_the_checkpoint_is_refused(trainer, out, "student.backbone.bn1.running_var", max_iter=5)
     # --resume continues from the last finite checkpoint
     fresh = SemanticSegDistiller(student=toy_segmentor(seed=3), teacher=toy_segmentor(seed=2),
                                  teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
@@ -182,14 +186,7 @@ def test_huge_lr_on_the_demo_distiller_never_checkpoints_nan_weights(apd_demo_di
     optimizer, adapter_optimizer = instantiate(cfg.optimizer), instantiate(cfg.adapter_optimizer)
     batches = (toy_batch(batch_size=2, height=64, width=128, num_classes=19, seed=i) for i in itertools.count())
     trainer = DistillTrainer(model, batches, optimizer, adapter_optimizer, seed=0)
-    out = str(tmp_path / "run")
-    spy = _LossAndStatsSpy(model)
-    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(AtomicCheckpointer(model, out, trainer=trainer), period=1)])
-    with pytest.raises(NonFiniteCheckpointError) as err:
-        trainer.train(0, 4)
-    assert all(math.isfinite(v) for v in spy.losses[1].values()), spy.losses[1]
-    assert spy.non_finite[0] == [] and "student.backbone.conv1.weight" in spy.non_finite[1]
-    _assert_only_first_checkpoint(out, err.value, "student.backbone.conv1.weight")
+    _train_until_the_checkpoint_is_refused(trainer, str(tmp_path / "run"), "student.backbone.conv1.weight", max_iter=4)
 
 
 # ------------------------------------------------------------------ bf16 autocast on CPU
