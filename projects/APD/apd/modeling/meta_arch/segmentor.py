@@ -6,7 +6,7 @@ the head's ``ignore_value``, return the head's weighted loss dict. Inference ret
 over the whole (padded) image — class logits — or, with ``sliding_window``, from averaged crops —
 class *probabilities* (softmax averaged over crops and flips, as the APD repo's ``tool/test.py``);
 both suit argmax-based mIoU. Stable API: ``forward``, ``preprocess_image``,
-``preprocess_sem_seg``, ``predict_logits``, ``backbone``, ``sem_seg_head``, ``input_format``.
+``preprocess_sem_seg``, ``predict_logits``, ``postprocess``, ``backbone``, ``sem_seg_head``, ``input_format``.
 """
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -143,8 +143,15 @@ class Segmentor(SemanticSegmentor):
                 )[0]
                 for i, (h, w) in enumerate(images.image_sizes)
             ]
+        return self.postprocess(results, images.image_sizes, batched_inputs)
+
+    def postprocess(
+        self, results: Sequence[torch.Tensor], image_sizes: Sequence[Sequence[int]], batched_inputs: List[Dict[str, Any]]
+    ) -> List[Dict[str, torch.Tensor]]:
+        """``[{"sem_seg": K×height×width}]``: each K×H×W result cropped to its image size and resized to the
+        input's ``height``/``width`` (Detectron2's ``sem_seg_postprocess``; no resize when they match)."""
         processed = []
-        for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes):
+        for result, inputs, image_size in zip(results, batched_inputs, image_sizes):
             height = inputs.get("height", image_size[0])
             width = inputs.get("width", image_size[1])
             if (height, width) == tuple(image_size):
