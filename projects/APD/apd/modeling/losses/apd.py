@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .resize import ALIGN_CORNERS
 from .upsampled import upsampled_cross_entropy
 from .prototypes import (
     class_means,
@@ -181,7 +182,7 @@ def apd_loss_terms(
     u = u.reshape(b, h, w, num_classes).permute(0, 3, 1, 2)
     valid = valid_label_mask(labels, num_classes, ignore_value)
     # Upsampling (align_corners=True) + CE as one autograd node (apd.modeling.losses.upsampled).
-    loss_adapt = upsampled_cross_entropy(u, labels, valid, align_corners=True)
+    loss_adapt = upsampled_cross_entropy(u, labels, valid, align_corners=ALIGN_CORNERS)
     return {"loss_apd": loss_apd, "loss_pa": loss_pa, "loss_adapt": loss_adapt}
 
 

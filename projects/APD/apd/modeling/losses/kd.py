@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .resize import ALIGN_CORNERS
 from .upsampled import upsampled_kl_div
 
 __all__ = ["logit_kd_loss"]
@@ -16,7 +17,7 @@ def logit_kd_loss(
     teacher_logits: torch.Tensor,
     temperature: float = 1.0,
     out_size: Optional[Sequence[int]] = None,
-    align_corners: bool = True,
+    align_corners: bool = ALIGN_CORNERS,
 ) -> torch.Tensor:
     """KL(teacher‖student) of temperature-softened class distributions, per pixel.
 
@@ -26,7 +27,7 @@ def logit_kd_loss(
         temperature: T > 0; both logits are divided by T and the loss is multiplied by T².
         out_size: (H, W) to which both logits are bilinearly resized first (the official code uses the
             label size); None keeps their size, which must then match.
-        align_corners: passed to the bilinear resize.
+        align_corners: passed to the bilinear resize (default: the one rule, ``losses.resize.ALIGN_CORNERS``).
 
     Returns:
         0-dim tensor ``T² · Σ_{b,k,p} p_t (log p_t − log p_s) / (B·K·H·W)``: the element mean of
