@@ -183,9 +183,9 @@ def load_student(cfg, weights: str, device: str) -> Student:
     from detectron2.config import instantiate
     from detectron2.modeling import GeneralizedRCNN
 
+    from apd.checkpoint.io import read_state_dict
     from apd.export import DISTILLER_ONLY_PREFIXES, extract_student_state, student_config
     from apd.modeling.meta_arch.segmentor import Segmentor
-    from apd.modeling.meta_arch.teacher import read_state_dict
 
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"--weights: not found: '{weights}'")

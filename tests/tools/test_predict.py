@@ -35,9 +35,8 @@ def predict_tool():
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """{kind: path} of the same student (predicting PERSON everywhere) as a distiller training
-    checkpoint, the exported student checkpoint and the TorchScript export."""
+def distiller_checkpoint(tmp_path_factory):
+    """A distiller training checkpoint whose student predicts PERSON everywhere."""
     tmp = tmp_path_factory.mktemp("predict_weights")
     cfg = LazyConfig.load(os.path.join(ROOT, APD_DEMO))
     cfg.model.teacher_weights = None
@@ -50,7 +49,15 @@ def weights(tmp_path_factory):
         classifier.bias[PERSON] = 10.0
     checkpoint = str(tmp / "model_final.pth")
     torch.save({"model": distiller.state_dict(), "iteration": 5}, checkpoint)
-    export = str(tmp / "export")
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def weights(distiller_checkpoint, tmp_path_factory):
+    """{kind: path} of the same student as a distiller training checkpoint, the exported student
+    checkpoint and the TorchScript export (tools/export_student.py)."""
+    checkpoint = distiller_checkpoint
+    export = str(tmp_path_factory.mktemp("predict_export"))
     rc = load_tool("export_student").main([
         "--config-file", APD_DEMO, "--checkpoint", checkpoint, "--output-dir", export,
         "--format", "checkpoint,torchscript", "--height", "64", "--width", "128", NO_TEACHER,
@@ -95,25 +102,30 @@ def count_frames(path):
     return n
 
 
-@pytest.mark.parametrize("kind", ["distiller", "student", "torchscript"])
-def test_predict_images_and_video_with_each_kind_of_weights(predict_tool, weights, inputs, tmp_path, kind, capsys):
+def check_predictions(predict_tool, weights_file, expected_kind, inputs, out, capsys):
+    """Run predict.py on the image folder and the video; check every output."""
+    from cityscapesscripts.helpers.labels import trainId2label
+
+    from apd.visualization import overlay
+
     folder, video = inputs
-    out = str(tmp_path / "out")
     rc = predict_tool.main([
-        "--config-file", APD_DEMO, "--weights", weights[kind], "--input", folder,
+        "--config-file", APD_DEMO, "--weights", weights_file, "--input", folder,
         "--video-input", video, "--video-labels", "--output", out, NO_TEACHER,
     ])
     assert rc == 0, capsys.readouterr().err
-    expected_kind = {"distiller": "distiller checkpoint", "student": "student checkpoint",
-                     "torchscript": "TorchScript"}[kind]
     assert f"({expected_kind})" in capsys.readouterr().out
+    person = np.broadcast_to(np.array(trainId2label[PERSON].color, dtype=np.uint8), (HEIGHT, WIDTH, 3))
     for name in ("a", "b", "c"):
         train_ids = read_png(os.path.join(out, f"{name}_trainIds.png"))
         assert train_ids.shape == (HEIGHT, WIDTH) and train_ids.dtype == np.uint8
         assert np.all(train_ids == PERSON)
         label_ids = read_png(os.path.join(out, f"{name}_labelIds.png"))
         assert label_ids[HEIGHT // 2, WIDTH // 3] == PERSON_LABEL_ID
-        drawing = read_png(os.path.join(out, f"{name}.png"))
+        drawing = read_png(os.path.join(out, f"{name}.png"))  # half image, half the person colour
+        image = np.asarray(Image.open([os.path.join(folder, f) for f in os.listdir(folder) if f.startswith(name)][0]))
+        if name != "c":  # the JPEG is decoded by two libraries; the PNGs are exact
+            np.testing.assert_array_equal(drawing, overlay(image, person, 0.5))
         assert drawing.shape == (HEIGHT, WIDTH, 3)
     assert not os.path.exists(os.path.join(out, "notes.png"))
     assert count_frames(os.path.join(out, "clip.mp4")) == 4
@@ -122,19 +134,26 @@ def test_predict_images_and_video_with_each_kind_of_weights(predict_tool, weight
     assert np.all(read_png(os.path.join(out, "clip", "000003_trainIds.png")) == PERSON)
 
 
-def test_overlay_blends_the_dataset_colours_over_the_image(predict_tool, weights, inputs, tmp_path):
-    from cityscapesscripts.helpers.labels import trainId2label
+def test_predict_with_a_distiller_checkpoint(predict_tool, distiller_checkpoint, inputs, tmp_path, capsys):
+    check_predictions(predict_tool, distiller_checkpoint, "distiller checkpoint", inputs, str(tmp_path), capsys)
 
-    folder, _ = inputs
-    out = str(tmp_path / "out")
-    image = os.path.join(folder, "a.png")
-    assert predict_tool.main(["--config-file", APD_DEMO, "--weights", weights["student"], "--input", image,
-                              "--output", out, "--opacity", "1.0"]) == 0
-    person_rgb = np.array(trainId2label[PERSON].color, dtype=np.uint8)
-    assert np.all(read_png(os.path.join(out, "a.png")) == person_rgb)
-    assert predict_tool.main(["--config-file", APD_DEMO, "--weights", weights["student"], "--input", image,
-                              "--output", out, "--opacity", "0.0"]) == 0
-    np.testing.assert_array_equal(read_png(os.path.join(out, "a.png")), read_png(image))
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,expected", [("student", "student checkpoint"), ("torchscript", "TorchScript")])
+def test_predict_with_exported_weights(predict_tool, weights, inputs, tmp_path, kind, expected, capsys):
+    check_predictions(predict_tool, weights[kind], expected, inputs, str(tmp_path), capsys)
+
+
+def test_overlay_weights_image_and_colours():
+    from apd.visualization import overlay
+
+    image = np.array([[[0, 100, 255]]], dtype=np.uint8)
+    colors = np.array([[[255, 0, 0]]], dtype=np.uint8)
+    np.testing.assert_array_equal(overlay(image, colors, 0.0), image)
+    np.testing.assert_array_equal(overlay(image, colors, 1.0), colors)
+    np.testing.assert_array_equal(overlay(image, colors, 0.5), [[[128, 50, 128]]])  # 127.5 rounds to even
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(image, colors, 1.5)
 
 
 def test_expand_inputs_files_folders_globs_and_errors(predict_tool, inputs, tmp_path):
@@ -149,6 +168,7 @@ def test_expand_inputs_files_folders_globs_and_errors(predict_tool, inputs, tmp_
     assert predict_tool.unique_names(["x/a.png", "y/a.jpg", "a_1.png", "z/a.png"]) == ["a", "a_1", "a_1_1", "a_2"]
 
 
+@pytest.mark.slow
 def test_weights_kinds_are_told_apart(predict_tool, weights):
     assert predict_tool.is_torchscript(weights["torchscript"])
     assert not predict_tool.is_torchscript(weights["student"])
@@ -165,15 +185,43 @@ def test_label_id_table_only_for_cityscapes_classes(predict_tool):
     assert predict_tool.cityscapes_label_ids(150, names) is None
 
 
-def test_errors_name_the_problem(predict_tool, weights, inputs, tmp_path, capsys):
+def test_errors_name_the_problem(predict_tool, distiller_checkpoint, inputs, tmp_path, capsys):
     folder, _ = inputs
     out = str(tmp_path / "out")
     assert predict_tool.main(["--config-file", APD_DEMO, "--weights", str(tmp_path / "none.pth"),
                               "--input", folder, "--output", out]) == 2
     assert "none.pth" in capsys.readouterr().err
-    assert predict_tool.main(["--config-file", APD_DEMO, "--weights", weights["student"], "--output", out]) == 2
+    assert predict_tool.main(["--config-file", APD_DEMO, "--weights", distiller_checkpoint, "--output", out]) == 2
     assert "--input" in capsys.readouterr().err
-    wrong = "configs/demo/pspnet_r18_wide_demo.py"  # another width: the student's keys do not fit
-    assert predict_tool.main(["--config-file", wrong, "--weights", weights["student"], "--input", folder,
+    wrong = "configs/demo/pspnet_r18_wide_demo.py"  # another model: the student keys do not fit
+    assert predict_tool.main(["--config-file", wrong, "--weights", distiller_checkpoint, "--input", folder,
                               "--output", out]) == 2
-    assert "shape mismatch" in capsys.readouterr().err
+    assert "does not hold the weights of the configured student" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_with_an_rcnn_distiller_draws_instances(predict_tool, inputs, tmp_path, capsys):
+    """Mask R-CNN demo distiller (R34 → R18, random weights, the student's box classifier biased to
+    "person"): only the student is built, and the drawing is Detectron2's instance visualisation."""
+    config = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
+    cfg = LazyConfig.load(os.path.join(ROOT, config))
+    cfg.model.teacher_weights = None
+    torch.manual_seed(0)
+    distiller = instantiate(cfg.model)
+    student = getattr(distiller, "student", distiller)
+    with torch.no_grad():
+        student.roi_heads.box_predictor.cls_score.bias[0] = 20.0  # COCO class 0: person, score ≈ 1
+    checkpoint = str(tmp_path / "model_final.pth")
+    torch.save({"model": distiller.state_dict()}, checkpoint)
+    folder, _ = inputs
+    image = os.path.join(folder, "a.png")
+    out = str(tmp_path / "out")
+    rc = predict_tool.main(["--config-file", config, "--weights", checkpoint, "--input", image,
+                            "--output", out, NO_TEACHER])
+    assert rc == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "instances student" in printed and "(distiller checkpoint)" in printed
+    drawing = read_png(os.path.join(out, "a.png"))
+    assert drawing.shape == (HEIGHT, WIDTH, 3)
+    assert np.abs(drawing.astype(int) - read_png(image)).max() > 50  # boxes and labels drawn
+    assert not os.path.exists(os.path.join(out, "a_trainIds.png"))
