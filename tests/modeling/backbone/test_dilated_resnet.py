@@ -293,3 +293,18 @@ def test_output_stride_32_feeds_detectron2_fpn():
         "p4": (4, 4),
         "p5": (2, 2),
     }
+
+
+@pytest.mark.parametrize("depth,output_stride,deep_stem", [(18, 8, True), (34, 16, False), (50, 32, True)])
+def test_output_shape_function_matches_the_built_network(depth, output_stride, deep_stem):
+    from apd.modeling.backbone.dilated_resnet import dilated_resnet_output_shape
+
+    kwargs = dict(depth=depth, output_stride=output_stride, deep_stem=deep_stem, stem_width=4, base_channels=4,
+                  out_features=("stem", "res2", "res3", "res4", "res5"))
+    model = DilatedResNet(**kwargs).eval()
+    shapes = dilated_resnet_output_shape(**kwargs)
+    assert shapes == model.output_shape()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 96))
+    for name, shape in shapes.items():
+        assert out[name].shape[1:] == (shape.channels, math.ceil(64 / shape.stride), math.ceil(96 / shape.stride)), name

@@ -193,3 +193,16 @@ def test_lazyconfig_instantiate():
     model = instantiate(L(DilatedMobileNetV2)(output_stride=16))
     assert isinstance(model, DilatedMobileNetV2)
     assert model.output_shape()["res5"] == ShapeSpec(channels=320, stride=16)
+
+
+@pytest.mark.parametrize("output_stride,width_mult", [(8, 0.5), (16, 1.0), (32, 0.25)])
+def test_output_shape_function_matches_the_built_network(output_stride, width_mult):
+    from apd.modeling.backbone.mobilenet_v2 import dilated_mobilenet_v2_output_shape
+
+    model = DilatedMobileNetV2(output_stride=output_stride, width_mult=width_mult).eval()
+    shapes = dilated_mobilenet_v2_output_shape(output_stride=output_stride, width_mult=width_mult)
+    assert shapes == model.output_shape()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 96))
+    for name, shape in shapes.items():
+        assert out[name].shape[1] == shape.channels and out[name].shape[2] == -(-64 // shape.stride), name

@@ -68,6 +68,7 @@ __all__ = [
     "BasicBlock",
     "Bottleneck",
     "DilatedResNet",
+    "dilated_resnet_output_shape",
 ]
 
 # depth -> (block type, number of blocks per stage)
@@ -85,6 +86,39 @@ _OUTPUT_STRIDE_SETTINGS = {
     32: ((2, 1), (2, 1)),
 }
 _STAGE_NAMES = ("res2", "res3", "res4", "res5")
+
+
+def dilated_resnet_output_shape(
+    *,
+    depth: int,
+    output_stride: int = 8,
+    deep_stem: bool = True,
+    stem_width: int = 64,
+    base_channels: int = 64,
+    out_features: Sequence[str] = _STAGE_NAMES,
+) -> Dict[str, ShapeSpec]:
+    """``DilatedResNet(...).output_shape()`` for these arguments, without building the network.
+
+    For configs: a head's ``input_shape`` can follow the backbone node by interpolation
+    (``L(dilated_resnet_output_shape)(depth="${...backbone.depth}", ...)``), so a new depth or width
+    is one assignment. Stage k (res2..res5) has ``base_channels·2^k`` channels (×4 for Bottleneck).
+    """
+    if depth not in _DEPTH_SETTINGS:
+        raise ValueError(f"DilatedResNet: depth={depth!r} is not one of {sorted(_DEPTH_SETTINGS)}")
+    if output_stride not in _OUTPUT_STRIDE_SETTINGS:
+        raise ValueError(
+            f"DilatedResNet: output_stride={output_stride!r} is not one of {sorted(_OUTPUT_STRIDE_SETTINGS)}"
+        )
+    expansion = 1 if _DEPTH_SETTINGS[depth][0] == "basic" else 4
+    (s3, _), (s4, _) = _OUTPUT_STRIDE_SETTINGS[output_stride]
+    strides = (4, 8, 8 * s3, 8 * s3 * s4)
+    shapes = {"stem": ShapeSpec(channels=2 * stem_width if deep_stem else stem_width, stride=4)}
+    for k, name in enumerate(_STAGE_NAMES):
+        shapes[name] = ShapeSpec(channels=base_channels * 2**k * expansion, stride=strides[k])
+    unknown = [f for f in out_features if f not in shapes]
+    if unknown:
+        raise ValueError(f"DilatedResNet: unknown out_features {unknown}; choose from {tuple(shapes)}")
+    return {f: shapes[f] for f in out_features}
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -243,8 +277,6 @@ class DilatedResNet(Backbone):
         self.deep_stem = deep_stem
         self.torchvision_dilation = torchvision_dilation
         self._out_features = list(out_features)
-        self._out_feature_strides: Dict[str, int] = {}
-        self._out_feature_channels: Dict[str, int] = {}
 
         # ---- stem (stride 4) ----
         if deep_stem:
@@ -265,15 +297,13 @@ class DilatedResNet(Backbone):
         self._stem_names = ["conv1", "bn1"]
         if deep_stem:
             self._stem_names += ["conv2", "bn2", "conv3", "bn3"]
-        self._out_feature_strides["stem"] = 4
-        self._out_feature_channels["stem"] = channels
 
         # ---- stages ----
         (s3, d3), (s4, d4) = _OUTPUT_STRIDE_SETTINGS[output_stride]
         stage_specs = [(1, 1), (2, 1), (s3, d3), (s4, d4)]  # (stride, dilation) of layer1..layer4
         num_stages = max(_STAGE_NAMES.index(f) + 1 if f != "stem" else 0 for f in out_features)
         self.stage_names: List[str] = []
-        current_stride, previous_dilation = 4, 1
+        previous_dilation = 1
         for idx in range(num_stages):
             stride, dilation = stage_specs[idx]
             planes = base_channels * (2**idx)
@@ -305,14 +335,14 @@ class DilatedResNet(Backbone):
             layer_name = f"layer{idx + 1}"
             self.add_module(layer_name, nn.Sequential(*blocks))
             self.stage_names.append(layer_name)
-            current_stride *= stride
-            self._out_feature_strides[_STAGE_NAMES[idx]] = current_stride
-            self._out_feature_channels[_STAGE_NAMES[idx]] = channels
             previous_dilation = dilation
 
-        # drop bookkeeping for features not requested
-        self._out_feature_strides = {f: self._out_feature_strides[f] for f in self._out_features}
-        self._out_feature_channels = {f: self._out_feature_channels[f] for f in self._out_features}
+        shapes = dilated_resnet_output_shape(
+            depth=depth, output_stride=output_stride, deep_stem=deep_stem, stem_width=stem_width,
+            base_channels=base_channels, out_features=out_features,
+        )
+        self._out_feature_strides: Dict[str, int] = {f: shapes[f].stride for f in self._out_features}
+        self._out_feature_channels: Dict[str, int] = {f: shapes[f].channels for f in self._out_features}
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

@@ -38,7 +38,7 @@ The official APD student loads mmcls weights named ``conv1.{conv,bn}`` and
 ``layer{g}.{i}.conv.{j}.{conv,bn}`` (g = group 1..7, i = block in group); features.N is the N-th
 block counting groups in order (layer1.0 = features.1, layer2.{0,1} = features.{2,3}, ...).
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -49,6 +49,7 @@ from detectron2.modeling import Backbone
 __all__ = [
     "InvertedResidual",
     "DilatedMobileNetV2",
+    "dilated_mobilenet_v2_output_shape",
 ]
 
 # (expand ratio t, output channels c, number of blocks n, stride s) of the seven block groups
@@ -63,6 +64,37 @@ _INVERTED_RESIDUAL_SETTINGS = (
 )
 # last features.N index of each output stage
 _STAGE_ENDS = {"res2": 3, "res3": 6, "res4": 13, "res5": 17}
+
+
+def _group_plan(output_stride: int, width_mult: float) -> List[Tuple[int, int, int, int, int, int]]:
+    """Per block group: (expand ratio, output channels, blocks, stride, dilation, running stride
+    after the group). Past ``output_stride`` a group keeps stride 1 and multiplies the dilation."""
+    plan = []
+    current_stride, dilation = 2, 1  # after the stride-2 stem
+    for t, c, n, s in _INVERTED_RESIDUAL_SETTINGS:
+        if current_stride * s > output_stride:
+            group_stride, dilation = 1, dilation * s
+        else:
+            group_stride, current_stride = s, current_stride * s
+        plan.append((t, _make_divisible(c * width_mult), n, group_stride, dilation, current_stride))
+    return plan
+
+
+def dilated_mobilenet_v2_output_shape(
+    *, output_stride: int = 8, width_mult: float = 1.0, out_features: Sequence[str] = ("res2", "res3", "res4", "res5")
+) -> Dict[str, ShapeSpec]:
+    """``DilatedMobileNetV2(...).output_shape()`` for these arguments, without building the network.
+
+    For configs: a head's ``input_shape`` can follow the backbone node by interpolation, e.g.
+    ``L(dilated_mobilenet_v2_output_shape)(width_mult="${...backbone.width_mult}", ...)``.
+    """
+    shapes, index = {}, 0
+    for _, channels, n, _, _, stride in _group_plan(output_stride, width_mult):
+        index += n
+        for name, end in _STAGE_ENDS.items():
+            if end == index:
+                shapes[name] = ShapeSpec(channels=channels, stride=stride)
+    return {f: shapes[f] for f in out_features}
 
 
 def _make_divisible(value: float, divisor: int = 8) -> int:
@@ -205,15 +237,7 @@ class DilatedMobileNetV2(Backbone):
         features: List[nn.Module] = [
             _conv_norm_relu6(in_channels, channels, kernel_size=3, stride=2, norm=norm)
         ]
-        strides = {0: 2}  # features index -> running stride after it
-        out_channels = {0: channels}
-        current_stride, dilation = 2, 1
-        for t, c, n, s in _INVERTED_RESIDUAL_SETTINGS:
-            group_channels = _make_divisible(c * width_mult)
-            if current_stride * s > output_stride:
-                group_stride, dilation = 1, dilation * s
-            else:
-                group_stride, current_stride = s, current_stride * s
+        for t, group_channels, n, group_stride, dilation, _ in _group_plan(output_stride, width_mult):
             for i in range(n):
                 if len(features) > last_index:
                     break
@@ -229,16 +253,12 @@ class DilatedMobileNetV2(Backbone):
                     )
                 )
                 channels = group_channels
-                strides[len(features) - 1] = current_stride
-                out_channels[len(features) - 1] = channels
         self.features = nn.Sequential(*features)
 
-        self._out_feature_strides: Dict[str, int] = {
-            f: strides[_STAGE_ENDS[f]] for f in self._out_features
-        }
-        self._out_feature_channels: Dict[str, int] = {
-            f: out_channels[_STAGE_ENDS[f]] for f in self._out_features
-        }
+        shapes = dilated_mobilenet_v2_output_shape(
+            output_stride=output_stride, width_mult=width_mult, out_features=out_features)
+        self._out_feature_strides: Dict[str, int] = {f: shapes[f].stride for f in self._out_features}
+        self._out_feature_channels: Dict[str, int] = {f: shapes[f].channels for f in self._out_features}
         self._index_to_name = {_STAGE_ENDS[f]: f for f in self._out_features}
 
         for m in self.modules():
