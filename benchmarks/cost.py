@@ -27,9 +27,29 @@ Peak memory: one fresh subprocess per (pair, mode): peak RSS (VmHWM, reset after
 kernel allows, else ru_maxrss) minus RSS after model construction on CPU; on CUDA,
 ``max_memory_allocated`` over one step after the warm-up steps (``cudnn.benchmark`` off: its algorithm
 search allocates trial workspaces no step holds) minus allocated-after-construction.
-``--profile ITEMS`` prints a torch.profiler table of one run of each item (kept in the JSON).
+``--profile ITEMS`` prints a torch.profiler table of one run of each item (kept in the JSON); ``ITEM@VARIANT``
+profiles it under a variant.
+Inference split (segmentation pairs), batch 1, eval mode, no grad:
+  pre_*    ``Segmentor.preprocess_image``: uint8 image → normalised, padded batch on the device
+  net_*    the network alone: backbone + ``sem_seg_head.layers`` on that batch (h×w logits)
+  post_*   bilinear resize of the logits to the padded size, crop, ``Segmentor.postprocess``
+  infer_*  the whole ``model(batched_inputs)`` call
+Variants (``--variants``, each item timed under each, round-robin in the same process; results keyed
+``ITEM`` for ``default`` and ``ITEM@VARIANT`` otherwise; the teacher forward only under the first):
+  default   the code as it is: fused full-resolution terms (apd.modeling.losses.upsampled), resize backward
+            "auto" (matrix products on CUDA, PyTorch's scatter elsewhere)
+  separate  the full-resolution terms as separate PyTorch ops with PyTorch's resize backward (the code
+            before 2026-11-30: the "before" of the fused terms)
+  matmul    fused terms with the matrix-product resize backward on any device
+  compiled  ``train.compile``: torch.compile (``--compile-backend``) of the student's backbone, head
+            ``layers``/``losses`` and the distillation terms (apd.engine.distill_trainer.compile_model),
+            switched on only while this variant runs
+``--memory-inline`` (CUDA): after the timing, per step mode and variant, ``max_memory_allocated`` during one
+step minus allocated just before it, every ``.grad`` freed first (the step's own activations, gradients and
+temporaries; optimiser state excluded), in the timing process instead of one process per mode.
 Loader: ``--loader-iters N`` times the real ResumableTrainLoader of configs/demo (generated data).
 """
+import contextlib
 import argparse
 import itertools
 import json
@@ -56,7 +76,9 @@ PAIRS = {
 }
 DEFAULT_PAIRS = ("deeplab", "pspnet", "mask_rcnn")
 STEPS = ("student", "teacher_fwd", "floor", "kd", "apd")
-PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher")
+INFER_PARTS = ("pre_student", "net_student", "post_student", "pre_teacher", "net_teacher", "post_teacher")
+PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher") + INFER_PARTS
+VARIANTS = ("default", "separate", "matmul", "compiled")
 MEMORY_MODES = ("student", "teacher_fwd", "floor", "kd", "apd")
 NUM_BOXES = 5  # synthetic ground-truth instances per image (Mask R-CNN)
 LOADER_CONFIG = "configs/demo/pspnet_r18_demo.py"
@@ -120,7 +142,8 @@ def to_device(batch, device):
 class Bench:
     """The pair of one config, with every variant sharing the same student and teacher modules."""
 
-    def __init__(self, pair: str, height: int, width: int, batch: int, device: str, amp: str = "off"):
+    def __init__(self, pair: str, height: int, width: int, batch: int, device: str, amp: str = "off",
+                 compile_backend: str = "inductor"):
         import torch
         from detectron2.config import instantiate
         from detectron2.utils.env import seed_all_rng
@@ -155,6 +178,9 @@ class Bench:
                 self._set_score_threshold(model)
         self.models = {"student": self.student, "floor": self.floor, "kd": self.kd, "apd": self.apd}
         self.trainers = {}
+        self.compile_backend = compile_backend
+        self._compiled = None  # [(owner, name, compiled callable)] once the "compiled" variant ran
+        self._infer_cache = {}
         torch.manual_seed(0)
 
     def _calibrate_norms(self):
@@ -383,6 +409,69 @@ class Bench:
         if who == "student":
             model.train()
 
+    def infer_part(self, part: str, who: str):
+        """One part of the eval call of ``who`` (see the module docstring): pre, net or post."""
+        import torch
+
+        from apd.modeling.heads.base import upsample_logits
+
+        if self.kind != "seg":
+            raise ValueError("the inference split (pre_/net_/post_) is for segmentation pairs")
+        model = self.student if who == "student" else self.teacher
+        model.eval()
+        try:
+            with torch.no_grad():
+                if part == "pre":
+                    return model.preprocess_image(self.infer_batch)
+                if who not in self._infer_cache:
+                    images = model.preprocess_image(self.infer_batch)
+                    self._infer_cache[who] = (images, model.sem_seg_head.layers(model.backbone(images.tensor)).logits)
+                images, low = self._infer_cache[who]
+                if part == "net":
+                    return model.sem_seg_head.layers(model.backbone(images.tensor))
+                # post: the rest of Segmentor.predict_logits (resize to the padded size, crop) + postprocess
+                h, w = images.tensor.shape[-2:]
+                logits = upsample_logits(low, (h, w), getattr(model.sem_seg_head, "align_corners", False))
+                return model.postprocess(logits, images.image_sizes, self.infer_batch)
+        finally:
+            if who == "student":
+                model.train()
+
+    @contextlib.contextmanager
+    def variant(self, name: str):
+        """The context of one ``--variants`` entry (see the module docstring)."""
+        from apd.layers.resize import resize_impl
+        from apd.modeling.losses.upsampled import fused_terms
+
+        if name == "default":
+            yield
+        elif name == "separate":
+            with fused_terms(False), resize_impl("interpolate"):
+                yield
+        elif name == "matmul":
+            with resize_impl("matmul"):
+                yield
+        elif name == "compiled":
+            self._set_compiled(True)
+            try:
+                yield
+            finally:
+                self._set_compiled(False)
+        else:
+            raise ValueError(f"unknown variant '{name}'; choose from {VARIANTS}")
+
+    def _set_compiled(self, on: bool):
+        """Switch train.compile's compiled callables on (set as instance attributes) or off (removed)."""
+        from apd.engine.distill_trainer import compile_model
+
+        if self._compiled is None:
+            self._compiled = compile_model(self.apd, backend=self.compile_backend)  # sets them
+        for owner, name, fn in self._compiled:
+            if on:
+                object.__setattr__(owner, name, fn)
+            elif name in vars(owner):
+                delattr(owner, name)
+
     def autocast(self):
         """The autocast context of ``--amp`` for the items the trainer does not wrap itself."""
         import torch
@@ -408,6 +497,9 @@ class Bench:
             return self.infer("student")
         if name == "infer_teacher":
             return self.infer("teacher")
+        if name in INFER_PARTS:
+            part, who = name.split("_")
+            return self.infer_part(part, who)
         raise ValueError(f"unknown item '{name}'")
 
 
@@ -450,23 +542,62 @@ def worker_time(args) -> dict:
     from detectron2.utils.events import EventStorage
 
     items = [i for i in args.items.split(",") if i]
+    variants = [v for v in getattr(args, "variants", "default").split(",") if v]
+    args.compile_backend = getattr(args, "compile_backend", "inductor")
+    args.memory_inline = getattr(args, "memory_inline", False)
     height, width = args.height, args.width
     with EventStorage(0):
-        bench = Bench(args.configs, height, width, args.batch, args.device, args.amp)
+        bench = Bench(args.configs, height, width, args.batch, args.device, args.amp, args.compile_backend)
         if any(i in PARTS[:2] for i in items):
             bench.prepare_terms()  # (a training-mode forward: needs batch > 1 for the PSP 1×1 bin)
         check = _teacher_no_grad_check(bench) if "apd" in items else {}
-        times = {i: [] for i in items}
+        runs = [(i, v) for i in items for v in variants if v == variants[0] or i != "teacher_fwd"]
+        times = {key(i, v): [] for i, v in runs}
         for round_ in range(args.warmup + args.repeats):
-            for item in items:
-                _sync(args.device)
-                start = time.perf_counter()
-                bench.run(item)
-                _sync(args.device)
-                if round_ >= args.warmup:
-                    times[item].append(time.perf_counter() - start)
+            for item, v in runs:
+                with bench.variant(v):
+                    _sync(args.device)
+                    start = time.perf_counter()
+                    bench.run(item)
+                    _sync(args.device)
+                    if round_ >= args.warmup:
+                        times[key(item, v)].append(time.perf_counter() - start)
         profile = _profile(bench, args) if args.profile else None
-    return {"times": times, "teacher_check": check, "threads": torch.get_num_threads(), "profile": profile}
+        memory = _memory_inline(bench, runs) if args.memory_inline and args.device.startswith("cuda") else None
+    out = {"times": times, "teacher_check": check, "threads": torch.get_num_threads(), "profile": profile,
+           "variants": variants}
+    if memory is not None:
+        out["memory_inline"] = memory
+    return out
+
+
+def key(item: str, variant: str) -> str:
+    """The result key of ``item`` timed under ``variant``."""
+    return item if variant == "default" else f"{item}@{variant}"
+
+
+def _memory_inline(bench: "Bench", runs) -> dict:
+    """CUDA: peak allocated during one run of each step mode / variant above allocated just before it."""
+    import gc
+
+    import torch
+
+    out = {}
+    for item, v in runs:
+        if item not in MEMORY_MODES:
+            continue
+        with bench.variant(v):
+            for model in (bench.apd, bench.student, bench.floor, bench.kd):
+                for p in model.parameters():
+                    p.grad = None
+            gc.collect()
+            torch.cuda.synchronize()
+            base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            bench.run(item)
+            torch.cuda.synchronize()
+            out[key(item, v)] = torch.cuda.max_memory_allocated() - base
+    return out
 
 
 def _profile(bench: "Bench", args) -> str:
@@ -477,8 +608,9 @@ def _profile(bench: "Bench", args) -> str:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     tables = []
     for item in [i for i in args.profile.split(",") if i]:
-        with profile(activities=activities) as prof:
-            bench.run(item)
+        name, _, v = item.partition("@")
+        with bench.variant(v or "default"), profile(activities=activities) as prof:
+            bench.run(name)
             _sync(args.device)
         key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
         tables.append(f"--- profile of '{item}' (one run, sorted by {key})\n"
@@ -505,7 +637,7 @@ def worker_memory(args) -> dict:
     mode = args.items
     cuda = args.device.startswith("cuda")
     with EventStorage(0):
-        bench = Bench(args.configs, args.height, args.width, args.batch, args.device, args.amp)
+        bench = Bench(args.configs, args.height, args.width, args.batch, args.device, args.amp, args.compile_backend)
         if mode in bench.models:
             bench.trainer(mode)  # optimiser built before the baseline; its state is part of the step
         gc.collect()
@@ -576,7 +708,10 @@ def _spawn(args, worker: str, pair: str, items: str, env=None) -> dict:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", worker, "--configs", pair, "--items", items,
                "--height", str(args.height), "--width", str(args.width), "--batch", str(args.batch),
                "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--threads", str(args.threads),
-               "--device", args.device, "--amp", args.amp, "--profile", args.profile, "--loader-iters", str(args.loader_iters), "--worker-out", out]
+               "--device", args.device, "--amp", args.amp, "--profile", args.profile, "--loader-iters", str(args.loader_iters),
+               "--variants", args.variants, "--compile-backend", args.compile_backend, "--worker-out", out]
+        if args.memory_inline:
+            cmd.append("--memory-inline")
         subprocess.run(cmd, cwd=ROOT, env=env or _env(args), check=True)
         with open(out) as f:
             return json.load(f)
@@ -600,6 +735,11 @@ def _fmt_spread(s):
     return f"{s['min'] * 1e3:,.0f}–{s['max'] * 1e3:,.0f}" if s["max"] < 10 else f"{s['min']:.1f}–{s['max']:.1f} s"
 
 
+def _split(k: str):
+    item, _, v = k.partition("@")
+    return item, v or "default"
+
+
 def report_pair(name: str, res: dict) -> str:
     """Markdown table of one pair."""
     t = {k: summarize(v) for k, v in res["times"].items() if v}
@@ -608,21 +748,22 @@ def report_pair(name: str, res: dict) -> str:
              f"{res['device']}, amp {res.get('amp', 'off')}, {res['threads']} threads, {res['repeats']} repeats after {res['warmup']} warm-up",
              "", "| item | median | min–max | × floor (median of per-round ratios) | peak memory |",
              "|---|---|---|---|---|"]
-    mem = res.get("memory", {})
-    for item in STEPS + PARTS:
-        if item not in t:
-            continue
+    mem = dict(res.get("memory", {}))
+    mem.update(res.get("memory_inline", {}))
+    order = {i: n for n, i in enumerate(STEPS + PARTS)}
+    for k in sorted(t, key=lambda k: (order.get(_split(k)[0], 99), VARIANTS.index(_split(k)[1]) if _split(k)[1] in VARIANTS else 9)):
+        item, v = _split(k)
         ratio = ""
-        if item in ("student", "floor", "kd", "apd") and "floor" in raw and raw["floor"]:
-            ratio = statistics.median(a / b for a, b in zip(raw[item], raw["floor"]))
-            ratio = f"{ratio:.3f}"
-        m = mem.get(item)
+        floor = key("floor", v) if key("floor", v) in raw else "floor"
+        if item in ("student", "floor", "kd", "apd") and raw.get(floor):
+            ratio = f"{statistics.median(a / b for a, b in zip(raw[k], raw[floor])):.3f}"
+        m = mem.get(k)
         m = f"{m / 2**30:.2f} GiB" if m is not None else ""
-        lines.append(f"| {item} | {_fmt_t(t[item])} | {_fmt_spread(t[item])} | {ratio} | {m} |")
+        lines.append(f"| {k} | {_fmt_t(t[k])} | {_fmt_spread(t[k])} | {ratio} | {m} |")
     lines.append("")
     d = derived(res)
-    for key, value in d.items():
-        lines.append(f"- {key}: {value}")
+    for k, value in d.items():
+        lines.append(f"- {k}: {value}")
     check = res.get("teacher_check")
     if check:
         lines.append(f"- teacher no-grad check (one APD step, hook on the teacher backbone): {check}")
@@ -637,19 +778,38 @@ def derived(res: dict) -> dict:
         r = [x / y for x, y in zip(raw[a], raw[b])]
         return f"{statistics.median(r):.3f} (rounds: {', '.join(f'{x:.3f}' for x in r)})"
 
-    if "apd" in med and "floor" in med:
-        out["APD step / floor"] = paired("apd", "floor")
-    if "kd" in med and "floor" in med:
-        out["KD step / floor"] = paired("kd", "floor")
-    if "apd" in med and "kd" in med:
-        out["APD's own share of the APD step ((apd − kd) / apd, medians)"] = f"{(med['apd'] - med['kd']) / med['apd']:.1%}"
-    if "apd_term" in med and "apd" in med:
-        out["APD term fwd+bwd alone / APD step"] = f"{med['apd_term'] / med['apd']:.1%}"
-    if "infer_student" in med and "infer_teacher" in med:
-        out["inference images/s student / teacher"] = (
-            f"{1 / med['infer_student']:.3f} / {1 / med['infer_teacher']:.3f} = "
-            f"{med['infer_teacher'] / med['infer_student']:.2f}×")
-    mem = res.get("memory", {})
+    for v in res.get("variants", ["default"]):
+        tag = "" if v == "default" else f" [{v}]"
+        apd, kd = key("apd", v), key("kd", v)
+        floor = key("floor", v) if key("floor", v) in med else "floor"
+        if apd in med and floor in med:
+            out[f"APD step / floor{tag}"] = paired(apd, floor)
+        if kd in med and floor in med:
+            out[f"KD step / floor{tag}"] = paired(kd, floor)
+        if apd in med and kd in med:
+            out[f"APD's own share of the APD step ((apd − kd) / apd, medians){tag}"] = f"{(med[apd] - med[kd]) / med[apd]:.1%}"
+        if key("apd_term", v) in med and apd in med:
+            out[f"APD term fwd+bwd alone / APD step{tag}"] = f"{med[key('apd_term', v)] / med[apd]:.1%}"
+        if key("kd_term", v) in med and apd in med:
+            out[f"KD term fwd+bwd alone / APD step{tag}"] = f"{med[key('kd_term', v)] / med[apd]:.1%}"
+        if v != "default":
+            for item in ("kd_term", "apd_term", "student", "floor", "kd", "apd", "infer_student", "net_student"):
+                if item in raw and key(item, v) in raw:
+                    out[f"{item}: {v} / default (per round)"] = paired(key(item, v), item)
+        for what, prefix in (("", "infer"), (", network alone", "net")):
+            s, t = key(f"{prefix}_student", v), key(f"{prefix}_teacher", v)
+            if s in med and t in med:
+                out[f"inference images/s student / teacher{what}{tag}"] = (
+                    f"{1 / med[s]:.3f} / {1 / med[t]:.3f} = {med[t] / med[s]:.2f}×")
+        for who in ("student", "teacher"):
+            parts = [key(f"{p}_{who}", v) for p in ("pre", "net", "post")]
+            whole = key(f"infer_{who}", v)
+            if all(p in med for p in parts) and whole in med:
+                out[f"inference split {who}{tag}: pre / net / post / whole"] = (
+                    " / ".join(_fmt_t(summarize(raw[p])) for p in parts + [whole])
+                    + f" (pre + post = {(med[parts[0]] + med[parts[2]]) / med[whole]:.1%} of the whole call)")
+    mem = dict(res.get("memory", {}))
+    mem.update(res.get("memory_inline", {}))
     if all(k in mem for k in ("apd", "student", "teacher_fwd")):
         budget = mem["student"] + mem["teacher_fwd"]
         out["APD peak / (student peak + teacher-forward peak)"] = f"{mem['apd'] / budget:.3f} (target ≤ 1.10)"
@@ -673,7 +833,11 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--amp", choices=("off", "fp16", "bf16"), default="off",
                         help="torch.autocast dtype for every item (training steps: the trainer's AMP path)")
-    parser.add_argument("--profile", default="", help="comma list of items to profile once (torch.profiler table)")
+    parser.add_argument("--profile", default="", help="comma list of ITEM or ITEM@VARIANT to profile once (torch.profiler table)")
+    parser.add_argument("--variants", default="default", help=f"comma list from {list(VARIANTS)} (see above)")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend of the 'compiled' variant")
+    parser.add_argument("--memory-inline", action="store_true",
+                        help="CUDA: per-mode step memory in the timing process (see above); implies --no-memory")
     parser.add_argument("--json", default=None, help="write all results to this JSON file")
     parser.add_argument("--worker", choices=("time", "memory", "loader"), help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -703,6 +867,11 @@ def main(argv=None):
     bad = [i for i in items if i not in STEPS + PARTS]
     if bad:
         parser.error(f"unknown --items {bad}; choose from {list(STEPS + PARTS)}")
+    bad = [v for v in args.variants.split(",") if v and v not in VARIANTS]
+    if bad or not args.variants.strip(","):
+        parser.error(f"unknown --variants {bad}; choose from {list(VARIANTS)}")
+    if args.memory_inline:
+        args.no_memory = True
     if args.repeats < 1 or args.warmup < 0 or args.batch < 1:
         parser.error("--repeats and --batch must be >= 1, --warmup >= 0")
 

@@ -203,3 +203,40 @@ def test_loss_balance_gradients_norms_and_cosines_on_a_known_example():
     assert rows["loss_sem_seg"]["norm"] == pytest.approx(5.0) and rows["loss_pa"]["norm"] == pytest.approx(2.0)
     assert rows["loss_pa"]["cos_task"] == pytest.approx(0.0) and rows["loss_aux"]["cos_task"] == pytest.approx(-1.0)
     assert rows["loss_sem_seg"]["share"] == pytest.approx(5.0 / (5.0 + 2.0 + 2.5))
+
+
+def test_cost_variant_keys_ratios_and_inference_split_report(cost):
+    res = {"times": {"floor": [1.0, 2.0], "apd": [1.2, 2.2], "floor@separate": [1.0, 2.0], "apd@separate": [1.5, 2.4],
+                     "kd_term": [0.1, 0.2], "kd_term@separate": [0.2, 0.3], "pre_student": [0.1], "net_student": [1.0],
+                     "post_student": [0.4], "infer_student": [1.6], "net_teacher": [4.0], "infer_teacher": [4.8]},
+           "variants": ["default", "separate"], "memory_inline": {"apd": 2 * 2**30, "apd@separate": 3 * 2**30},
+           "height": 8, "width": 8, "batch": 2, "device": "cpu", "threads": 1, "repeats": 2, "warmup": 0}
+    d = cost.derived(res)
+    assert d["APD step / floor"].startswith("1.150") and d["APD step / floor [separate]"].startswith("1.350")
+    assert d["kd_term: separate / default (per round)"].startswith("1.750")  # median of 2.0, 1.5
+    assert d["inference images/s student / teacher, network alone"].endswith("4.00×")
+    assert d["inference images/s student / teacher"].endswith("3.00×")  # 4.8 / 1.6
+    assert "(pre + post = 31.2% of the whole call)" in d["inference split student: pre / net / post / whole"]
+    table = cost.report_pair("pspnet", res)
+    assert "| apd@separate | 1,950 ms | 1,500–2,400 | 1.350 | 3.00 GiB |" in table
+    with pytest.raises(SystemExit):
+        cost.main(["--configs", "demo", "--variants", "warp"])
+
+
+@pytest.mark.slow
+def test_cost_variants_and_inference_split_run_and_are_reported(cost):
+    args = argparse.Namespace(configs="demo", height=64, width=128, batch=2, device="cpu", warmup=0, repeats=1,
+                              items="teacher_fwd,kd_term,pre_student,net_student,post_student,infer_student",
+                              amp="off", profile="kd_term@separate", variants="default,separate")
+    out = cost.worker_time(args)
+    assert set(out["times"]) == {"teacher_fwd", "kd_term", "kd_term@separate", "pre_student", "pre_student@separate",
+                                 "net_student", "net_student@separate", "post_student", "post_student@separate",
+                                 "infer_student", "infer_student@separate"}
+    assert "profile of 'kd_term@separate'" in out["profile"]
+    res = dict(out, height=64, width=128, batch=2, device="cpu", repeats=1, warmup=0)
+    d = cost.derived(res)
+    assert "kd_term: separate / default (per round)" in d
+    assert "inference split student: pre / net / post / whole" in d
+    assert "| kd_term@separate |" in cost.report_pair("demo", res)
+    with pytest.raises(SystemExit):
+        cost.main(["--configs", "demo", "--variants", "warp"])
