@@ -604,14 +604,8 @@ def _prefix_hint(missing: Sequence[str], unexpected: Sequence[str]) -> Optional[
 def compare_with_model(state: Mapping[str, torch.Tensor], model: nn.Module) -> ModelComparison:
     """Compare converted keys and shapes with ``model.state_dict()`` (see :class:`ModelComparison`)."""
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    missing, unexpected, mismatched = checkpoint_io.compare_state_dicts(expected, state, ("num_batches_tracked",))
     extra_buffers = [k for k in state if k not in expected and k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected and not k.endswith("num_batches_tracked")]
-    mismatched = [
-        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
-        for k in state
-        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
     return ModelComparison(missing, unexpected, mismatched, extra_buffers)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "check_finite",
     "verify_zip_archive",
     "format_keys",
+    "compare_state_dicts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,25 @@ def format_keys(keys: Iterable[str], limit: int = 20) -> str:
     keys = list(keys)
     shown = ", ".join(str(k) for k in keys[:limit])
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def compare_state_dicts(
+    expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], benign_unexpected: Iterable[str] = ()
+) -> Tuple[List[str], List[str], List[str]]:
+    """``state`` against ``expected`` (a model's ``state_dict()``): (missing, unexpected, shape-mismatched).
+
+    ``num_batches_tracked`` is never missing (bookkeeping, not a weight); unexpected keys containing one of
+    ``benign_unexpected`` are left out. Mismatches read ``"key (checkpoint (a, b) vs model (c, d))"``.
+    """
+    benign = tuple(benign_unexpected)
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected and not any(b in k for b in benign)]
+    mismatched = [
+        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
+        for k in state
+        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    return missing, unexpected, mismatched
 
 
 # ------------------------------------------------------------------------------ restricted unpickling

@@ -72,17 +72,7 @@ def check_state_dict(
     model: nn.Module, state: Mapping[str, torch.Tensor]
 ) -> Tuple[List[str], List[str], List[str]]:
     """Compare a state dict with a model: returns (missing, unexpected, shape-mismatched) key lists."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith(_BENIGN_MISSING_SUFFIXES)]
-    unexpected = [
-        k for k in state if k not in expected and not any(s in k for s in _BENIGN_UNEXPECTED_SUBSTRINGS)
-    ]
-    mismatched = [
-        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    return missing, unexpected, mismatched
+    return checkpoint_io.compare_state_dicts(model.state_dict(), state, _BENIGN_UNEXPECTED_SUBSTRINGS)
 
 
 def load_teacher_weights(model: nn.Module, path: str) -> None:
