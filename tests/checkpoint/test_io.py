@@ -109,6 +109,24 @@ def test_detectron2_model_zoo_pkl_still_loads(tmp_path, numpy_path, protocol):
     assert read_state_dict(str(path))["1.num_batches_tracked"].shape == ()  # 0-d stays 0-d
 
 
+def test_protocol_2_bytes_and_pycls_pyth_load_through_the_checkpointer(tmp_path):
+    """Python 3 pickles bytes at protocol 2 as ``_codecs.encode(text, 'latin1')``; pycls ``.pyth`` files keep
+    their weights under ``model_state``."""
+    path = _write_pickle(tmp_path / "bytes.pkl", {"model": {"a": np.ones(2)}, "__author__": b"zoo"}, protocol=2)
+    assert b"_codecs\nencode" in open(path, "rb").read()
+    assert load_checkpoint(path)["__author__"] == b"zoo"
+    other_codec = tmp_path / "codec.pkl"  # _codecs.encode("abc", "zlib"): a codec lookup, refused
+    other_codec.write_bytes(b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x04\x00\x00\x00zlib\x86R.")
+    with pytest.raises(UnsafeCheckpointError, match=r"codec\.pkl'.*'zlib'"):
+        load_checkpoint(str(other_codec))
+    source = small_model(seed=11)
+    pyth = str(tmp_path / "model.pyth")
+    torch.save({"model_state": source.state_dict(), "epoch": 3}, pyth)
+    target = small_model(seed=12)
+    AtomicCheckpointer(target).load(pyth)
+    assert torch.equal(target[0].weight, source[0].weight)
+
+
 # ------------------------------------------------------------------------------- damaged archives
 def _member_data_offset(raw: bytes, info: zipfile.ZipInfo) -> int:
     name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])

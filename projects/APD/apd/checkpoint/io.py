@@ -112,15 +112,24 @@ def _numpy_core(submodule: str):
         return importlib.import_module(f"numpy.core.{submodule}")  # numpy 1.x
 
 
-def _allowed_globals() -> Dict[Tuple[str, str], Any]:
-    import codecs
+class _Refused(Exception):
+    """Raised inside the unpickler; :meth:`RestrictedUnpickler.load` adds the file name."""
 
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for ``bytes`` (latin1 only: no codec lookup)."""
+    if encoding not in ("latin1", "latin-1"):
+        raise _Refused(f"it calls _codecs.encode with the encoding {encoding!r} (only latin1 is allowed)")
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> Dict[Tuple[str, str], Any]:
     multiarray, numeric = _numpy_core("multiarray"), _numpy_core("numeric")
     allowed = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("collections", "OrderedDict"): OrderedDict,
-        ("_codecs", "encode"): codecs.encode,
+        ("_codecs", "encode"): _latin1_encode,
     }
     # numpy 1.x pickles name numpy.core.*, numpy 2.x numpy._core.*; both resolve to the installed numpy.
     for core in ("numpy.core", "numpy._core"):
@@ -154,6 +163,12 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         raise UnsafeCheckpointError(f"Refusing to load '{self.source}': it uses pickle persistent ids")
+
+    def load(self):
+        try:
+            return super().load()
+        except _Refused as e:
+            raise UnsafeCheckpointError(f"Refusing to load '{self.source}': {e}") from None
 
 
 def load_pickle(path: str, *, allow_pickle: bool = False) -> Any:
