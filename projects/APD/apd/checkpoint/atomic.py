@@ -118,7 +118,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
         if filename.endswith(".pyth"):  # pycls
             data = load_checkpoint(filename)
             if not isinstance(data, dict) or "model_state" not in data:
-                raise CheckpointError(f"Cannot load .pyth file '{filename}': pycls checkpoints must contain 'model_state'")
+                raise CheckpointError(
+                    f"Cannot load .pyth file '{filename}': pycls checkpoints must contain 'model_state'")
             state = {k: v for k, v in data["model_state"].items() if not k.endswith("num_batches_tracked")}
             return {"model": state, "__author__": "pycls", "matching_heuristics": True}
         return super()._load_file(filename)  # calls self._torch_load for .pth and the rest
