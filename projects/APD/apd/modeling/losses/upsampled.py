@@ -28,6 +28,8 @@ from torch.autograd.function import once_differentiable
 
 from apd.layers.resize import bilinear_resize_backward
 
+from .resize import ALIGN_CORNERS
+
 __all__ = ["upsampled_kl_div", "upsampled_cross_entropy", "fused_terms"]
 
 _FUSED = {"on": True}
@@ -97,7 +99,7 @@ def upsampled_kl_div(
     student_logits: torch.Tensor,
     teacher_logits: torch.Tensor,
     size: Sequence[int],
-    align_corners: bool = True,
+    align_corners: bool = ALIGN_CORNERS,
     temperature: float = 1.0,
     impl: Optional[str] = None,
 ) -> torch.Tensor:
@@ -158,7 +160,7 @@ def upsampled_cross_entropy(
     logits: torch.Tensor,
     labels: torch.Tensor,
     valid: torch.Tensor,
-    align_corners: bool = True,
+    align_corners: bool = ALIGN_CORNERS,
     impl: Optional[str] = None,
 ) -> torch.Tensor:
     """Cross-entropy of B×K×h×w ``logits`` bilinearly resized to the B×H×W ``labels``, mean over ``valid``.
