@@ -1,46 +1,56 @@
-"""APD on COCO detection: Faster R-CNN R101-FPN 3x teacher → R50-FPN 1x student.
+"""APD on COCO detection: Faster R-CNN R101-FPN 3x teacher → R50-FPN 1x student (dense APD on FPN + KD).
 
-APD_SPEC §6 ([P]: the paper's detection setup is unconfirmed): both models are pooled on the student's
-sampled proposals; per image, class prototypes of the box-head ROI vectors (background ROIs: no
-prototype, but KL rows); plus logit KD on the (K+1)-way box scores, as the segmentation recipe (§3).
-The student's recipe (data, 1x schedule, SGD) is the run's recipe. Baselines: the student alone
-(``faster_rcnn_R_50_FPN_1x.py``, model zoo 37.9 AP) and KD alone (``kd_faster_rcnn_R101_to_R50_FPN_1x.py``).
+docs/METHOD.md §6b ([P]: the paper's detection setup is unconfirmed). Per image and FPN level (p2–p6, all
+the levels the RPN and the ROI heads read), a class map from the ground truth (filled boxes here; instance
+masks in the Mask R-CNN configs; smaller objects over larger; uncovered in-image pixels = a background class
+with its own prototype; padding ignored); then the segmentation APD (§2–§3, ``apd_loss_terms``) on each
+level with one adapter pair shared across levels (1×1 conv 256→512→512), averaged over levels; the teacher
+adapter is trained by ``loss_adapt`` with its own Adam. Plus logit KD on the box classifier's (K+1)-way
+scores of the student's sampled ROIs, as the segmentation recipe pairs APD with KD.
+
+Weights: the segmentation recipe's reductions, with the weights chosen so that at initialisation no
+distillation term's gradient outweighs the detector's own (benchmarks/loss_balance.py, docs/BENCHMARKS.md).
+``model.warmup_iters`` (0 here, the official schedule) ramps the distillation weights linearly.
+Baselines: the student alone (``faster_rcnn_R_50_FPN_1x.py``, model zoo 37.9 AP), KD alone
+(``kd_faster_rcnn_R101_to_R50_FPN_1x.py``) and FPN imitation (``fpnmimic_faster_rcnn_R101_to_R50_FPN_1x.py``).
 """
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig
 
-from apd.modeling.distill.apd_head import APDHead
-from apd.modeling.meta_arch.rcnn_distiller import rcnn_distiller_from_models
+from apd.modeling.distill.fpn_terms import FPN_LEVELS, FPNAPDHead
+from apd.modeling.distill.roi_terms import ROILogitKDHead
+from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller
 from apd.solver.param_groups import student_param_groups
 
 from ..common.optim import AdapterAdam as adapter_optimizer
 from .faster_rcnn_R_50_FPN_1x import dataloader, lr_multiplier, optimizer, train
 from .faster_rcnn_R_50_FPN_1x import model as _student
 
-model = L(rcnn_distiller_from_models)(
+model = L(RCNNDistiller)(
     student=_student,
     teacher=LazyConfig.load_rel("faster_rcnn_R_101_FPN_3x.py", "model"),
     # Model zoo COCO-Detection/faster_rcnn_R_101_FPN_3x (42.0 box AP); Detectron2 downloads and caches
     # it. Offline: download it once and give the local .pkl path instead.
     teacher_weights="detectron2://COCO-Detection/faster_rcnn_R_101_FPN_3x/137851257/model_final_f6e8b1.pkl",
-    apd_head=L(APDHead)(
-        student_channels="${..student.roi_heads.box_predictor.input_shape.channels}",
-        teacher_channels="${..teacher.roi_heads.box_predictor.input_shape.channels}",
-        num_classes="${..student.roi_heads.num_classes}",
-        hidden_dim=512,
-        embed_dim=512,
-        tau=10.0,
-        ignore_value=-1,  # background ROIs (gt_classes == K) are mapped to it
-        adapter="mlp",
-    ),
-    # Detection loss weights are unconfirmed (APD_SPEC §6): start at 1.0 each.
-    loss_weights=dict(loss_apd=1.0, loss_pa=1.0, loss_adapt=1.0, loss_kd=1.0),
-    kd_temperature=1.0,
-    use_kd=True,
+    distill_heads={
+        "kd": L(ROILogitKDHead)(temperature=1.0),
+        "apd": L(FPNAPDHead)(
+            student_channels="${...student.backbone.out_channels}",
+            teacher_channels="${...teacher.backbone.out_channels}",
+            num_classes="${...student.roi_heads.num_classes}",
+            levels=list(FPN_LEVELS),
+            hidden_dim=512,
+            embed_dim=512,
+            tau=10.0,
+        ),
+    },
+    loss_weights={"loss_kd": 10.0, "loss_apd": 1.0, "loss_pa": 1.0, "loss_adapt": 1.0},
+    warmup_iters=0,
+    class_map_from="auto",  # masks when the loader gives gt_masks (Mask R-CNN), else boxes
 )
 
 # Detectron2's SGD groups (no weight decay on norms, one LR for all), minus the teacher adapter,
-# which only `adapter_optimizer` (Adam, lr 1e-5, APD_SPEC §3c) steps.
+# which only `adapter_optimizer` (Adam, lr 1e-5, docs/METHOD.md §3c) steps.
 optimizer.params = L(student_param_groups)(
     model=None,
     base_lr="${..lr}",

@@ -1,7 +1,8 @@
 """APD on COCO instance segmentation: Mask R-CNN R101-FPN 3x teacher → R50-FPN 1x student.
 
-The detection method unchanged (``../COCO-Detection/apd_faster_rcnn_R101_to_R50_FPN_1x.py``): APD and KD
-on the box head's ROI vectors; the mask head trains with its own loss only (APD_SPEC §6 default).
+The detection method (``../COCO-Detection/apd_faster_rcnn_R101_to_R50_FPN_1x.py``: dense APD on the FPN
+levels + logit KD on the ROI scores), with the class maps drawn from the instance masks (the loader gives
+``gt_masks``); the mask head trains with its own loss only.
 """
 from detectron2.config import LazyConfig
 
@@ -17,4 +18,5 @@ model.teacher = LazyConfig.load_rel("mask_rcnn_R_101_FPN_3x.py", "model")
 model.teacher_weights = (
     "detectron2://COCO-InstanceSegmentation/mask_rcnn_R_101_FPN_3x/138205316/model_final_a3ec72.pkl"
 )
+model.class_map_from = "masks"
 train.output_dir = "./output/COCO-InstanceSegmentation/apd_mask_rcnn_R101_to_R50_FPN_1x"

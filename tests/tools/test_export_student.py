@@ -104,7 +104,7 @@ def test_student_config_of_each_kind_of_config():
     assert seg.prefix == "student." and seg.distiller == "SemanticSegDistiller"
     assert seg.node.backbone.depth == 18
     rcnn = student_config(LazyConfig.load("configs/COCO-Detection/apd_faster_rcnn_R101_to_R50_FPN_1x.py").model)
-    assert rcnn.prefix == "" and rcnn.distiller == "RCNNDistiller"
+    assert rcnn.prefix == "student." and rcnn.distiller == "RCNNDistiller"
     assert rcnn.node.backbone.bottom_up.stages.depth == 50
     plain = student_config(LazyConfig.load(STUDENT_DEMO).model)
     assert plain.prefix == "" and plain.distiller is None
@@ -205,19 +205,27 @@ def test_export_model_takes_images_in_input_format(demo_distiller):
 
 
 # ------------------------------------------------------------------------------------ R-CNN student
-def test_rcnn_distiller_exports_generalized_rcnn_checkpoint(export_tool, tmp_path, capsys):
-    config = "configs/COCO-Detection/apd_faster_rcnn_R101_to_R50_FPN_1x_demo.py"
+@pytest.mark.parametrize("layout", ["current", "former"])
+def test_rcnn_distiller_exports_generalized_rcnn_checkpoint(export_tool, tmp_path, capsys, layout):
+    """An R-CNN distiller checkpoint (keys student.*, distill_heads.*) and one of the former layout (student
+    keys at the top level, ROI APD adapters under apd_head.*) export to the plain student's keys."""
+    config = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
     ckpt = str(tmp_path / "rcnn.pth")
     distiller = distiller_checkpoint(config, ckpt)
-    assert any(k.startswith("apd_head.") for k in torch.load(ckpt, weights_only=True)["model"])
+    saved = torch.load(ckpt, weights_only=True)["model"]
+    assert any(k.startswith("distill_heads.apd.") for k in saved) and any(k.startswith("student.") for k in saved)
+    if layout == "former":
+        saved = {(k[len("student."):] if k.startswith("student.") else k.replace("distill_heads.apd.", "apd_head.")): v
+                 for k, v in saved.items()}
+        torch.save({"model": saved}, ckpt)
     out = tmp_path / "exported"
     assert export_tool.main(["--config-file", config, "--checkpoint", ckpt, "--output-dir", str(out),
                              "--format", "checkpoint"]) == 0
     state = torch.load(out / "model_student.pth", weights_only=True)["model"]
-    plain = instantiate(LazyConfig.load("configs/COCO-Detection/faster_rcnn_R_50_FPN_1x_demo.py").model)
+    plain = instantiate(LazyConfig.load("configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_demo.py").model)
     assert set(state) == set(plain.state_dict())
     plain.load_state_dict(state, strict=True)
-    trained = distiller.state_dict()
+    trained = distiller.student.state_dict()
     for key in ("backbone.bottom_up.stem.conv1.weight", "roi_heads.box_predictor.cls_score.weight"):
         torch.testing.assert_close(plain.state_dict()[key], trained[key], rtol=0, atol=0)
 

@@ -3,8 +3,8 @@
 Three pieces, used by ``tools/export_student.py`` and ``tools/visualize.py``:
 
 - :func:`student_config` finds the student's model node inside a config's ``model``: the ``student``
-  child of a :class:`SemanticSegDistiller`, the student of an :class:`RCNNDistiller` (whose modules
-  live at the top level), or ``model`` itself for a plain (non-distillation) config.
+  child of any :class:`~apd.modeling.meta_arch.distiller.Distiller` (segmentation or R-CNN), or ``model``
+  itself for a plain (non-distillation) config.
 - :func:`extract_student_state` takes a training checkpoint apart: it keeps exactly the student's keys
   (prefix removed), drops the teacher, the distillation heads and the adapters, and names every
   missing or shape-mismatched student key. The result loads strictly into the plain student config.
@@ -26,9 +26,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
-from .modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from .checkpoint.io import read_state_dict
 from .modeling.meta_arch.teacher import check_state_dict
 
@@ -46,19 +46,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Top-level modules of a distiller that are not part of the student.
+# Top-level modules of a distiller that are not part of the student ("apd_head.": the ROI APD adapters of
+# checkpoints written before RCNNDistiller wrapped its student, whose student keys had no prefix).
 DISTILLER_ONLY_PREFIXES = ("teacher.", "distill_heads.", "apd_head.")
-# RCNNDistiller arguments that a plain GeneralizedRCNN does not take.
-_RCNN_DISTILLER_ARGS = (
-    "teacher",
-    "teacher_weights",
-    "save_teacher",
-    "apd_head",
-    "loss_weights",
-    "kd_temperature",
-    "use_kd",
-    "include_background_proto",
-)
 
 
 class StudentWeightsError(RuntimeError):
@@ -71,8 +61,9 @@ class StudentSpec:
 
     Attributes:
         node: the LazyCall node that builds the student alone (``instantiate(node)``).
-        prefix: prefix of the student's keys in the training checkpoint ("student." for a
-            ``SemanticSegDistiller``, "" for an ``RCNNDistiller`` or a plain model).
+        prefix: prefix of the student's keys in the training checkpoint ("student." for a distiller,
+            "" for a plain model). Checkpoints of the former RCNNDistiller (student keys without a prefix)
+            are recognised by :func:`extract_student_state`.
         distiller: name of the distiller class, or None for a plain model config.
     """
 
@@ -104,19 +95,10 @@ def student_config(model_cfg: DictConfig) -> StudentSpec:
     target = _target(model_cfg)
     if target is None:
         raise TypeError(f"cfg.model is not a LazyCall node (no _target_): {type(model_cfg).__name__}")
-    if isinstance(target, type) and issubclass(target, SemanticSegDistiller):
+    if isinstance(target, type) and issubclass(target, Distiller):
         return StudentSpec(model_cfg.student, "student.", target.__name__)
-    if target is rcnn_distiller_from_models:
-        return StudentSpec(model_cfg.student, "", RCNNDistiller.__name__)
-    if isinstance(target, type) and issubclass(target, RCNNDistiller):
-        from detectron2.modeling import GeneralizedRCNN
-
-        node = copy.deepcopy(model_cfg)
-        node._target_ = GeneralizedRCNN
-        for key in _RCNN_DISTILLER_ARGS:
-            if key in node:
-                del node[key]
-        return StudentSpec(node, "", target.__name__)
+    if target is rcnn_distiller_from_models:  # the former R-CNN config interface
+        return StudentSpec(model_cfg.student, "student.", RCNNDistiller.__name__)
     return StudentSpec(model_cfg, "", None)
 
 
