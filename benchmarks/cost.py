@@ -41,6 +41,9 @@ Variants (``--variants``, each item timed under each, round-robin in the same pr
   separate  the full-resolution terms as separate PyTorch ops with PyTorch's resize backward (the code
             before 2026-11-30: the "before" of the fused terms)
   matmul    fused terms with the matrix-product resize backward on any device
+  d2proc    segmentation pre-/post-processing as Detectron2 writes it (normalise each image, then
+            ``ImageList.from_tensors``; ``sem_seg_postprocess`` even to the same size): the "before" of
+            Segmentor's single-write versions (2026-11-30)
   compiled  ``train.compile``: torch.compile (``--compile-backend``) of the student's backbone, head
             ``layers``/``losses`` and the distillation terms (apd.engine.distill_trainer.compile_model),
             switched on only while this variant runs
@@ -49,8 +52,9 @@ step minus allocated just before it, every ``.grad`` freed first (the step's own
 temporaries; optimiser state excluded), in the timing process instead of one process per mode.
 Loader: ``--loader-iters N`` times the real ResumableTrainLoader of configs/demo (generated data).
 """
-import contextlib
 import argparse
+import contextlib
+import functools
 import itertools
 import json
 import os
@@ -78,7 +82,7 @@ DEFAULT_PAIRS = ("deeplab", "pspnet", "mask_rcnn")
 STEPS = ("student", "teacher_fwd", "floor", "kd", "apd")
 INFER_PARTS = ("pre_student", "net_student", "post_student", "pre_teacher", "net_teacher", "post_teacher")
 PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher") + INFER_PARTS
-VARIANTS = ("default", "separate", "matmul", "compiled")
+VARIANTS = ("default", "separate", "matmul", "compiled", "d2proc")
 MEMORY_MODES = ("student", "teacher_fwd", "floor", "kd", "apd")
 NUM_BOXES = 5  # synthetic ground-truth instances per image (Mask R-CNN)
 LOADER_CONFIG = "configs/demo/pspnet_r18_demo.py"
@@ -170,7 +174,7 @@ class Bench:
             self.infer_batch = [{k: v for k, v in x.items() if k != "sem_seg"} for x in self.batch[:1]]
         else:
             self._build_rcnn()
-            self.batch = to_device(rcnn_batch(batch, height, width, self.apd.roi_heads.num_classes), device)
+            self.batch = to_device(rcnn_batch(batch, height, width, self.apd.num_classes), device)
             self.infer_batch = [{k: v for k, v in x.items() if k != "instances"} for x in self.batch[:1]]
         self._calibrate_norms()
         if self.kind == "rcnn":
@@ -233,31 +237,25 @@ class Bench:
         self.kd_weight = m.loss_weights["loss_kd"]
 
     def _build_rcnn(self):
-        from detectron2.modeling import GeneralizedRCNN
-
-        from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
+        from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller
 
         class FloorRCNNDistiller(RCNNDistiller):
-            """The distiller's step with the distillation terms left out (teacher still runs)."""
+            """The distiller's step with the distillation terms left out (the teacher still runs, with
+            the same inputs prepared for the terms)."""
 
-            def _distill_losses(self, *args, **kwargs):
+            def distillation_losses(self, *args, **kwargs):
                 return {}
 
         m = self.apd
-        parts = dict(backbone=m.backbone, proposal_generator=m.proposal_generator, roi_heads=m.roi_heads,
-                     pixel_mean=tuple(m.pixel_mean.flatten().tolist()),
-                     pixel_std=tuple(m.pixel_std.flatten().tolist()), input_format=m.input_format)
-        self.student = GeneralizedRCNN(**parts).to(self.device)  # its own pixel_mean/std buffers
-        self.teacher = m.teacher
-        self.floor = FloorRCNNDistiller(**parts, teacher=m.teacher, teacher_weights=None, use_kd=True)
-        self.kd = rcnn_distiller_from_models(
-            student=self.student, teacher=m.teacher, teacher_weights=None, use_kd=True,
-            loss_weights={"loss_kd": m.loss_weights["loss_kd"]},
-        )
+        self.student, self.teacher = m.student, m.teacher
+        self.floor = FloorRCNNDistiller(student=m.student, teacher=m.teacher, teacher_weights=None,
+                                        distill_heads=dict(m.distill_heads.items()))
+        self.kd = RCNNDistiller(student=m.student, teacher=m.teacher, teacher_weights=None,
+                                distill_heads={"kd": m.distill_heads["kd"]},
+                                loss_weights={"loss_kd": m.loss_weights["loss_kd"]})
         for v in (self.floor, self.kd):
             v.teacher_loaded = True
-            v.to(self.device)  # their own pixel_mean/std buffers are built on the CPU
-        self.apd_weights = {k: m.loss_weights[k] for k in ("loss_apd", "loss_pa", "loss_adapt")}
+        self.apd_weights = {k: m.loss_weights.get(k, 1.0) for k in m.distill_heads["apd"].loss_keys}
         self.kd_weight = m.loss_weights["loss_kd"]
 
     def _set_score_threshold(self, model, candidates: int = 1000):
@@ -324,9 +322,12 @@ class Bench:
             if self.kind == "seg":
                 t = self.teacher
                 return t.sem_seg_head.layers(t.backbone(t.preprocess_image(self.batch).tensor))
-            m = self.apd
-            images = m.preprocess_image(self.batch)
-            return m._teacher_rois(self.batch, images, self._roi_boxes(images))
+            from apd.modeling.meta_arch.rcnn_distiller import _box_branch
+
+            m, t = self.apd, self.teacher
+            images = m.normalized_images(t, self.batch, t.backbone.size_divisibility, t.backbone.padding_constraints)
+            features = t.backbone(images.tensor)
+            return features, _box_branch(t.roi_heads, features, self._roi_boxes(images))
 
     def _roi_boxes(self, images):
         """512 random boxes per image (d2's ROI batch size), for the teacher's box head."""
@@ -336,7 +337,7 @@ class Bench:
         g = torch.Generator().manual_seed(1)
         out = []
         for h, w in images.image_sizes:
-            n = self.apd.roi_heads.batch_size_per_image
+            n = self.student.roi_heads.batch_size_per_image
             xy = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.8, h * 0.8])
             wh = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.2, h * 0.2]) + 8
             out.append(Boxes(torch.cat([xy, xy + wh], 1).to(self.device)))
@@ -354,18 +355,19 @@ class Bench:
                 self._t_out = self.teacher_forward()
                 self._targets = torch.stack([x["sem_seg"] for x in self.batch])
         else:
-            heads_s, heads_t = self.apd.roi_heads, self.teacher.roi_heads
-            n = heads_s.batch_size_per_image * len(self.batch)
+            from apd.modeling.distill.class_maps import batch_class_maps
+            from apd.modeling.distill.detection_inputs import DetectionTargets
+
+            with torch.no_grad():
+                s = self.student
+                images = s.preprocess_image(self.batch)
+                self._s_feats = s.backbone(images.tensor)
+                self._t_feats, _ = self.teacher_forward()
+                k = s.roi_heads.num_classes
+                self._targets = DetectionTargets(num_classes=k, class_maps=batch_class_maps(
+                    [x["instances"] for x in self.batch], images.tensor.shape[-2:], k))
+            n = s.roi_heads.batch_size_per_image * len(self.batch)
             g = torch.Generator().manual_seed(2)
-            k = heads_s.num_classes
-            fg = torch.rand(n, generator=g) < heads_s.positive_fraction
-            labels = torch.where(fg, torch.randint(0, k, (n,), generator=g), torch.full((n,), k))
-            self._labels = labels.masked_fill(labels == k, self.apd._apd_ignore_value).to(self.device)
-            self._image_ids = (torch.arange(n) // heads_s.batch_size_per_image).to(self.device)
-            cs = heads_s.box_head.output_shape.channels
-            ct = heads_t.box_head.output_shape.channels
-            self._s_emb = torch.randn(n, cs, generator=g).relu().to(self.device)
-            self._t_emb = torch.randn(n, ct, generator=g).relu().to(self.device)
             self._s_scores = torch.randn(n, k + 1, generator=g).to(self.device)
             self._t_scores = torch.randn(n, k + 1, generator=g).to(self.device)
 
@@ -377,10 +379,11 @@ class Bench:
             s = replace(self._s_out, feature=self._s_out.feature.detach().requires_grad_())
             terms = head(s, self._t_out, self._targets)
         else:
-            head = self.apd.apd_head
-            terms = head.forward_points(
-                self._s_emb.detach().requires_grad_(), self._t_emb, self._labels, self._image_ids
-            )
+            from apd.modeling.distill.detection_inputs import DetectionOutputs
+
+            head = self.apd.distill_heads["apd"]
+            s_feats = {k: v.detach().requires_grad_() for k, v in self._s_feats.items()}
+            terms = head(DetectionOutputs(s_feats), DetectionOutputs(self._t_feats), self._targets)
         loss = sum(v * self.apd_weights.get(k, 1.0) for k, v in terms.items())
         loss.backward()
         head.zero_grad(set_to_none=True)
@@ -451,6 +454,20 @@ class Bench:
         elif name == "matmul":
             with resize_impl("matmul"):
                 yield
+        elif name == "d2proc":
+            saved = [(m, vars(m).get("preprocess_image"), vars(m).get("postprocess")) for m in (self.student, self.teacher)]
+            for m in (self.student, self.teacher):
+                object.__setattr__(m, "preprocess_image", functools.partial(_d2_preprocess, m))
+                object.__setattr__(m, "postprocess", _d2_postprocess)
+            try:
+                yield
+            finally:
+                for m, pre, post in saved:
+                    for attr, value in (("preprocess_image", pre), ("postprocess", post)):
+                        if value is None:
+                            vars(m).pop(attr, None)
+                        else:
+                            object.__setattr__(m, attr, value)
         elif name == "compiled":
             self._set_compiled(True)
             try:
@@ -501,6 +518,23 @@ class Bench:
             part, who = name.split("_")
             return self.infer_part(part, who)
         raise ValueError(f"unknown item '{name}'")
+
+
+def _d2_preprocess(model, batched_inputs):
+    """Detectron2's SemanticSegmentor.preprocess_image (normalise each image, then pad and batch)."""
+    from detectron2.structures import ImageList
+
+    images = [(x["image"].to(model.device) - model.pixel_mean) / model.pixel_std for x in batched_inputs]
+    return ImageList.from_tensors(images, model.backbone.size_divisibility,
+                                  padding_constraints=model.backbone.padding_constraints)
+
+
+def _d2_postprocess(results, image_sizes, batched_inputs):
+    """Detectron2's SemanticSegmentor post-processing: sem_seg_postprocess of every result."""
+    from detectron2.modeling.postprocessing import sem_seg_postprocess
+
+    return [{"sem_seg": sem_seg_postprocess(r, s, x.get("height", s[0]), x.get("width", s[1]))}
+            for r, s, x in zip(results, image_sizes, batched_inputs)]
 
 
 # ----------------------------------------------------------------------------------------- workers
@@ -750,7 +784,8 @@ def report_pair(name: str, res: dict) -> str:
              "|---|---|---|---|---|"]
     mem = dict(res.get("memory", {}))
     mem.update(res.get("memory_inline", {}))
-    order = {i: n for n, i in enumerate(STEPS + PARTS)}
+    order = {i: n for n, i in enumerate(STEPS + PARTS[:2] + INFER_PARTS[:3] + ("infer_student",) + INFER_PARTS[3:]
+                                         + ("infer_teacher",))}
     for k in sorted(t, key=lambda k: (order.get(_split(k)[0], 99), VARIANTS.index(_split(k)[1]) if _split(k)[1] in VARIANTS else 9)):
         item, v = _split(k)
         ratio = ""
@@ -793,7 +828,8 @@ def derived(res: dict) -> dict:
         if key("kd_term", v) in med and apd in med:
             out[f"KD term fwd+bwd alone / APD step{tag}"] = f"{med[key('kd_term', v)] / med[apd]:.1%}"
         if v != "default":
-            for item in ("kd_term", "apd_term", "student", "floor", "kd", "apd", "infer_student", "net_student"):
+            for item in ("kd_term", "apd_term", "student", "floor", "kd", "apd") + INFER_PARTS[:3] + (
+                    "infer_student",) + INFER_PARTS[3:] + ("infer_teacher",):
                 if item in raw and key(item, v) in raw:
                     out[f"{item}: {v} / default (per round)"] = paired(key(item, v), item)
         for what, prefix in (("", "infer"), (", network alone", "net")):
