@@ -34,8 +34,9 @@ Inference split (segmentation pairs), batch 1, eval mode, no grad:
   net_*    the network alone: backbone + ``sem_seg_head.layers`` on that batch (h×w logits)
   post_*   bilinear resize of the logits to the padded size, crop, ``Segmentor.postprocess``
   infer_*  the whole ``model(batched_inputs)`` call
-Variants (``--variants``, each item timed under each, round-robin in the same process; results keyed
-``ITEM`` for ``default`` and ``ITEM@VARIANT`` otherwise; the teacher forward only under the first):
+Variants (``--variants``, each item timed under each variant that changes it (``AFFECTED``; the others under
+the first variant only), round-robin in the same process; results keyed ``ITEM`` for ``default`` and
+``ITEM@VARIANT`` otherwise):
   default   the code as it is: fused full-resolution terms (apd.modeling.losses.upsampled), resize backward
             "auto" (matrix products on CUDA, PyTorch's scatter elsewhere)
   separate  the full-resolution terms as separate PyTorch ops with PyTorch's resize backward (the code
@@ -83,6 +84,12 @@ STEPS = ("student", "teacher_fwd", "floor", "kd", "apd")
 INFER_PARTS = ("pre_student", "net_student", "post_student", "pre_teacher", "net_teacher", "post_teacher")
 PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher") + INFER_PARTS
 VARIANTS = ("default", "separate", "matmul", "compiled", "d2proc")
+# The items each variant changes: the others are timed under the first variant only.
+_TERMS = ("kd", "apd", "kd_term", "apd_term")
+AFFECTED = {"default": STEPS + PARTS, "separate": _TERMS, "matmul": _TERMS,
+            "compiled": ("student", "floor", "kd", "apd", "kd_term", "apd_term", "infer_student", "pre_student",
+                         "net_student", "post_student"),
+            "d2proc": ("infer_student", "infer_teacher", "pre_student", "post_student", "pre_teacher", "post_teacher")}
 MEMORY_MODES = ("student", "teacher_fwd", "floor", "kd", "apd")
 NUM_BOXES = 5  # synthetic ground-truth instances per image (Mask R-CNN)
 LOADER_CONFIG = "configs/demo/pspnet_r18_demo.py"
@@ -585,7 +592,7 @@ def worker_time(args) -> dict:
         if any(i in PARTS[:2] for i in items):
             bench.prepare_terms()  # (a training-mode forward: needs batch > 1 for the PSP 1×1 bin)
         check = _teacher_no_grad_check(bench) if "apd" in items else {}
-        runs = [(i, v) for i in items for v in variants if v == variants[0] or i != "teacher_fwd"]
+        runs = [(i, v) for i in items for v in variants if v == variants[0] or i in AFFECTED[v]]
         times = {key(i, v): [] for i, v in runs}
         for round_ in range(args.warmup + args.repeats):
             for item, v in runs:
