@@ -4,20 +4,22 @@
     python train_net.py --config-file configs/apd_deeplab_r18.py --num-gpus 8
     python train_net.py --config-file configs/apd_deeplab_r18.py --eval-only train.init_checkpoint=PATH
     python train_net.py --config-file ... --resume            # continue output_dir's last checkpoint
-    python train_net.py --config-file ... key=value ...       # LazyConfig overrides
+    python train_net.py --config-file ... --overwrite         # old run moved to output_dir/previous_<time>/
+    python train_net.py --config-file ... key=value ...       # LazyConfig overrides (type-checked)
 
-Config contract (LazyConfig, see configs/common/): ``model``; ``dataloader.{train,test,evaluator}``;
-``optimizer`` (its ``params.model`` is set here once the model exists); ``lr_multiplier``; ``train``
-(output_dir, init_checkpoint, max_iter, amp, ddp, checkpointer, eval_period, log_period, device, seed,
-eval_teacher); and for APD ``adapter_optimizer`` (the teacher adapter's own optimiser, or None).
+The shape of Detectron2's tools/lazyconfig_train_net.py. Config contract (LazyConfig, see configs/common/):
+``model``; ``dataloader.{train,test,evaluator}``; ``optimizer`` (its ``params.model`` is set here once the
+model exists); ``lr_multiplier``; ``train`` (see configs/common/train.py); and for APD
+``adapter_optimizer`` (the teacher adapter's own optimiser, or None).
+
+Every user mistake (paths, keys, value types, weights, class counts) is one line
+``train_net.py: error: ...`` and exit status 2, found before any process is spawned or file written.
 """
 import contextlib
 import logging
 import sys
 
-import torch
 from detectron2.config import instantiate
-from detectron2.data import MetadataCatalog
 from detectron2.engine import (
     create_ddp_model,
     default_argument_parser,
@@ -29,31 +31,44 @@ from detectron2.engine import (
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from omegaconf import OmegaConf
 
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
-from apd.config import ConfigKeyError, load_config
-from apd.data.datasets import check_dataset_root
+from apd.checkpoint.io import CheckpointError
+from apd.config import (
+    ConfigKeyError,
+    ConfigMismatchError,
+    ConfigValueError,
+    check_batch_per_process,
+    check_datasets,
+    check_model_matches_data,
+    check_weights,
+    load_config,
+    resolve_device,
+)
 from apd.engine.distill_trainer import DistillTrainer
-from apd.engine.hooks import TeacherEvalHook, check_output_dir, keep_run_config
-from apd.engine.sync_batchnorm import naive_sync_batchnorm
+from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook
+from apd.engine.run_dir import check_output_dir, keep_run_config, move_previous_run, truncate_metrics
+from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
-from apd.modeling.meta_arch.teacher import TeacherWeightsError, needs_channel_swap
+from apd.export import StudentWeightsError, read_student_state, student_config
+from apd.modeling.meta_arch.distiller import Distiller
+from apd.modeling.meta_arch.teacher import TeacherWeightsError
 
 logger = logging.getLogger("apd")
+
+# Mistakes of the user (paths, keys, values, weights): one clear line and exit status 2, no traceback.
+USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, ConfigValueError, ConfigMismatchError,
+               TeacherWeightsError, CheckpointError, StudentWeightsError)
 
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
-def resolve_device(device: str) -> str:
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={device} but CUDA is not available; use train.device=cpu (or auto)")
-    return device
+def _frozen(model):
+    """Sub-modules that never train (a distiller's teacher): no BN synchronisation, no batch check."""
+    return [model.teacher] if isinstance(model, Distiller) else []
 
 
 def do_test(cfg, model, *, log_prefix: str = ""):
@@ -72,136 +87,119 @@ def do_test(cfg, model, *, log_prefix: str = ""):
     return results
 
 
-def check_datasets(cfg) -> None:
-    """Fail fast, with the expected path and the prepare script, when a dataset is not on disk."""
-    for split in ("train", "test"):
-        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
-        if names is None:
-            continue
-        for name in [names] if isinstance(names, str) else list(names):
-            check_dataset_root(name)
-
-
-class ConfigMismatchError(ValueError):
-    """Two config values that must agree do not (class counts, pixel formats)."""
-
-
-def check_model_matches_data(cfg) -> None:
-    """Fail fast when the model and the data disagree on the class count or the pixel format.
-
-    Compares (when present) ``model[.student|.teacher].sem_seg_head.num_classes``,
-    ``dataloader.{train,test}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's
-    metadata; ``dataloader.{train,test}.mapper.image_format`` with the student's ``input_format``, which
-    the teacher's must equal or be convertible to (RGB<->BGR).
-    """
-    student = "model.student" if OmegaConf.select(cfg, "model.student", default=None) is not None else "model"
-    counts = {}
-    for key in (f"{student}.sem_seg_head.num_classes", "model.teacher.sem_seg_head.num_classes",
-                "dataloader.train.mapper.num_classes", "dataloader.test.mapper.num_classes"):
-        value = OmegaConf.select(cfg, key, default=None)
-        if value is not None:
-            counts[key] = int(value)
-    for split in ("train", "test"):
-        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None) or []
-        for name in [names] if isinstance(names, str) else list(names):
-            classes = MetadataCatalog.get(name).get("stuff_classes", None)
-            if classes is not None:
-                counts[f"len(MetadataCatalog.get('{name}').stuff_classes)"] = len(classes)
-    if counts and len(set(counts.values())) > 1:
-        (ref, n), *others = counts.items()
-        bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
-        raise ConfigMismatchError(f"Class counts disagree: {ref}={n} but {bad}.")
-    fmt_key = f"{student}.input_format"
-    fmt = OmegaConf.select(cfg, fmt_key, default=None)
-    for split in ("train", "test"):
-        key = f"dataloader.{split}.mapper.image_format"
-        data_fmt = OmegaConf.select(cfg, key, default=None)
-        if fmt is not None and data_fmt is not None and data_fmt != fmt:
-            raise ConfigMismatchError(f"Pixel formats disagree: {key}={data_fmt} but {fmt_key}={fmt}.")
-    teacher_fmt = OmegaConf.select(cfg, "model.teacher.input_format", default=None)
-    try:
-        needs_channel_swap(fmt, teacher_fmt)
-    except ValueError as e:
-        raise ConfigMismatchError(f"model.teacher.input_format={teacher_fmt}, {fmt_key}={fmt}: {e}") from e
-
-
 def build_model(cfg, device: str):
+    """``instantiate(cfg.model)`` on ``device``; with several processes its BN layers (not the frozen
+    teacher's) are synchronised unless ``train.sync_bn=False`` (apd/engine/sync_batchnorm.py)."""
     model = instantiate(cfg.model)
     model.to(device)
-    if device == "cpu" and comm.get_world_size() > 1:
-        # torch's SyncBatchNorm is CUDA-only: use Detectron2's NaiveSyncBatchNorm over gloo instead.
-        model = naive_sync_batchnorm(model)
+    if comm.get_world_size() > 1:
+        if cfg.train.get("sync_bn", True):
+            model = convert_sync_batchnorm(model, device, skip=_frozen(model))
+        elif device == "cpu":  # norm="SyncBN" set by the config: torch's is CUDA-only
+            model = naive_sync_batchnorm(model)
     logger.info("Model:\n{}".format(model) if comm.is_main_process() and cfg.train.get("log_model", False) else
                 f"Model: {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters")
     return model
 
 
-def do_train(args, cfg, device: str):
-    check_datasets(cfg)
-    check_model_matches_data(cfg)
-    model = build_model(cfg, device)
-    if hasattr(model, "check_teacher_ready"):
-        model.check_teacher_ready()  # refuse a random teacher before any heavy work
-
+def build_optimizers(cfg, model):
+    """The student's optimiser and the teacher adapter's (None when the config has none)."""
     cfg.optimizer.params.model = model
-    optimizer = instantiate(cfg.optimizer)
     adapter_optimizer = None
     if cfg.get("adapter_optimizer") is not None:
         cfg.adapter_optimizer.params.model = model
         adapter_optimizer = instantiate(cfg.adapter_optimizer)
+    return instantiate(cfg.optimizer), adapter_optimizer
 
-    train_loader = instantiate(cfg.dataloader.train)
-    ddp_kwargs = dict(cfg.train.ddp)
-    if device == "cpu":
-        ddp_kwargs["device_ids"] = None
-    model = create_ddp_model(model, **ddp_kwargs)
-    trainer = DistillTrainer(
-        model,
-        train_loader,
-        optimizer,
-        adapter_optimizer,
-        amp=cfg.train.amp.enabled,
-        amp_dtype=cfg.train.amp.get("dtype", "float16"),
-        seed=cfg.train.get("seed", None),
-        compile=cfg.train.get("compile", False),
-    )
-    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+
+def build_hooks(cfg, model, checkpointer):
     bare = _unwrap(model)
     teacher_hook = None
-    if cfg.train.get("eval_teacher", False) and hasattr(bare, "teacher"):
-        teacher = bare.teacher_for_student_inputs() if hasattr(bare, "teacher_for_student_inputs") else bare.teacher
+    if cfg.train.get("eval_teacher", False) and isinstance(bare, Distiller):
+        teacher = bare.teacher_for_student_inputs()
         teacher_hook = TeacherEvalHook(lambda: do_test(cfg, teacher, log_prefix="Teacher"))
-    trainer.register_hooks(
-        [
-            hooks.IterationTimer(),
-            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
-            teacher_hook,
-            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
-            if comm.is_main_process()
-            else None,
-            hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
-            hooks.PeriodicWriter(
-                default_writers(cfg.train.output_dir, cfg.train.max_iter),
-                period=cfg.train.log_period,
-            )
-            if comm.is_main_process()
-            else None,
-        ]
-    )
+    main = comm.is_main_process()
+    return [
+        hooks.IterationTimer(),
+        hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        teacher_hook,
+        PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if main else None,
+        hooks.EvalHook(cfg.train.eval_period, lambda: do_test(cfg, model)),
+        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
+        if main else None,
+    ]
+
+
+def do_train(args, cfg, device: str):
+    model = build_model(cfg, device)
+    check_batch_per_process(cfg, model, world_size=comm.get_world_size(), synced=cfg.train.get("sync_bn", True),
+                            skip=_frozen(model))
+    if isinstance(model, Distiller):
+        model.check_teacher_ready()  # refuse a random teacher before any heavy work
+    optimizer, adapter_optimizer = build_optimizers(cfg, model)
+    train_loader = instantiate(cfg.dataloader.train)
+    model = create_ddp_model(model, **{**cfg.train.ddp, **({"device_ids": None} if device == "cpu" else {})})
+    trainer = DistillTrainer(model, train_loader, optimizer, adapter_optimizer, amp=cfg.train.amp.enabled,
+                             amp_dtype=cfg.train.amp.get("dtype", "float16"), seed=cfg.train.get("seed", None),
+                             compile=cfg.train.get("compile", False))
+    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    trainer.register_hooks(build_hooks(cfg, model, checkpointer))
 
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-    if args.resume and checkpointer.has_checkpoint():
-        start_iter = trainer.iter + 1
-    else:
-        start_iter = 0
-    if hasattr(train_loader, "set_start_iter"):
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if comm.is_main_process() and truncate_metrics(cfg.train.output_dir, start_iter):
+        logger.info(f"metrics.json: dropped the records of iterations >= {start_iter} (they are logged again)")
+    if hasattr(train_loader, "set_start_iter"):  # apd's positional loader; d2's R-CNN loaders have none
         train_loader.set_start_iter(start_iter)
     trainer.train(start_iter, cfg.train.max_iter)
     return trainer
 
 
-# Mistakes of the user (paths, keys, weights): one clear line and exit status 2, no traceback.
-USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, ConfigMismatchError, TeacherWeightsError)
+def build_eval_model(cfg, device: str):
+    """The model ``--eval-only`` scores, with the weights of ``train.init_checkpoint``.
+
+    A distiller's inference is its student's, so for a distiller config only the student is built
+    (``apd.export.student_config``) and loaded from the checkpoint's ``student.*`` keys (a distiller
+    training checkpoint) or from an exported student checkpoint; every student key must be there. The
+    teacher file is not read. Other configs: the model, loaded by the checkpointer.
+    """
+    spec = student_config(cfg.model)
+    if spec.distiller is None:
+        model = build_model(cfg, device)
+        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
+        return model
+    model = instantiate(spec.node)
+    model.load_state_dict(read_student_state(cfg.train.init_checkpoint, model, spec.prefix))
+    logger.info(f"--eval-only of a {spec.distiller} config: evaluating its student "
+                f"({type(model).__name__}) from {cfg.train.init_checkpoint}; the teacher is not built")
+    return model.to(device)
+
+
+def do_eval(cfg, device: str):
+    model = build_eval_model(cfg, device)
+    model = create_ddp_model(model, **({"device_ids": None} if device == "cpu" else {}))
+    return do_test(cfg, model)
+
+
+def check_run(args):
+    """Every check that needs no model, run once before any process is spawned: returns the config.
+
+    Raises one of ``USER_ERRORS``. With ``--overwrite`` the old run is moved aside here (the path goes to
+    ``args.previous_run`` and into log.txt).
+    """
+    cfg = load_config(args.config_file, args.opts)
+    resolve_device(cfg.train.get("device", "auto"))
+    # --eval-only scores a distiller's student on the test split: no teacher file, no training split.
+    splits = ("test",) if args.eval_only else ("train", "test")
+    check_weights(cfg, eval_only=args.eval_only, resume=args.resume, need_teacher=not args.eval_only)
+    check_datasets(cfg, splits)
+    check_model_matches_data(cfg, splits)
+    args.previous_run = None
+    if not args.eval_only and args.machine_rank == 0:
+        check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
+        if args.overwrite:
+            args.previous_run = move_previous_run(cfg.train.output_dir)
+    return cfg
 
 
 def main(args):
@@ -214,8 +212,6 @@ def main(args):
 
 def _main(args):
     cfg = load_config(args.config_file, args.opts)
-    if not args.eval_only and comm.is_main_process():
-        check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
     # --eval-only into a training folder: default_setup would overwrite the run's config.yaml.
     keep = args.eval_only and comm.is_main_process()
     with keep_run_config(cfg.train.output_dir) if keep else contextlib.nullcontext():
@@ -223,15 +219,11 @@ def _main(args):
     # Detectron2 only sets up its own loggers: without this, apd's INFO lines (the teacher's score,
     # skipped samples, ...) reach neither the console nor log.txt.
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="apd")
+    if getattr(args, "previous_run", None):
+        logger.info(f"--overwrite: the previous run in {cfg.train.output_dir} was moved to {args.previous_run}")
     device = resolve_device(cfg.train.get("device", "auto"))
-
     if args.eval_only:
-        check_datasets(cfg)
-        check_model_matches_data(cfg)
-        model = build_model(cfg, device)
-        model = create_ddp_model(model, **({"device_ids": None} if device == "cpu" else {}))
-        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
-        return do_test(cfg, model)
+        return do_eval(cfg, device)
     do_train(args, cfg, device)
     return None
 
@@ -241,13 +233,19 @@ def argument_parser():
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="allow a new run to write into an output_dir that holds another run's checkpoints",
+        help="start a new run in an output_dir that holds another run: the old run's files are moved "
+        "into output_dir/previous_<UTC time>/ first",
     )
     return parser
 
 
 def invoke_main() -> None:
     args = argument_parser().parse_args()
+    try:
+        check_run(args)
+    except USER_ERRORS as e:
+        print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
     launch(
         main,
         args.num_gpus,

@@ -1,6 +1,14 @@
 """train_net.py end to end on generated Cityscapes-format data (subprocesses, a few iterations each)."""
+import argparse
+import importlib.util
 import json
 import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from detectron2.config import LazyConfig, instantiate
 
 from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
 
@@ -53,3 +61,68 @@ def test_missing_dataset_root_is_one_clear_line(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert "nowhere/cityscapes/leftImg8bit/train" in last and "prepare_cityscapes.py" in last
     assert "Traceback" not in proc.stderr
+
+
+def _train_net_module():
+    spec = importlib.util.spec_from_file_location("train_net", os.path.join(REPO, "train_net.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _test_split_only(demo_root, dest):
+    """The demo Cityscapes without its training split."""
+    for sub in ("leftImg8bit/val", "gtFine/val"):
+        shutil.copytree(os.path.join(demo_root, "cityscapes", sub), os.path.join(dest, "cityscapes", sub))
+    return dest
+
+
+APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
+
+
+@pytest.mark.slow
+def test_eval_only_of_a_distiller_needs_neither_teacher_file_nor_training_split(
+        demo_datasets_root, register_datasets_at, tmp_path):
+    train_net = _train_net_module()
+    teacher_file = tmp_path / "teacher.pth"
+    torch.manual_seed(0)
+    teacher = instantiate(LazyConfig.load("configs/demo/pspnet_r18_wide_demo.py").model)
+    torch.save({"model": teacher.state_dict()}, teacher_file)
+    cfg = LazyConfig.load(APD_DEMO)
+    cfg.model.teacher_weights = str(teacher_file)
+    torch.manual_seed(1)
+    distiller = instantiate(cfg.model)
+    with torch.no_grad():  # BN statistics that differ from a fresh model's
+        for name, buf in distiller.student.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_()
+    checkpoint = tmp_path / "model_final.pth"
+    torch.save({"model": distiller.state_dict(), "iteration": 9}, checkpoint)
+    assert any(k.startswith("distill_heads.") for k in distiller.state_dict())
+    exported = tmp_path / "student.pth"
+    torch.save({"model": distiller.student.state_dict()}, exported)
+
+    # Oracle: the full distiller (teacher loaded) evaluated on the full demo data.
+    register_datasets_at(demo_datasets_root)
+    cfg.dataloader.test.num_workers = 0
+    expected = train_net.do_test(cfg, distiller.eval())
+    assert 0 < expected["sem_seg"]["mIoU"] < 100
+
+    # No teacher file, no training split on disk.
+    teacher_file.unlink()
+    register_datasets_at(_test_split_only(demo_datasets_root, tmp_path / "data"))
+    args = argparse.Namespace(config_file=APD_DEMO, eval_only=True, resume=False, overwrite=False, machine_rank=0,
+                              opts=[f"model.teacher_weights={teacher_file}", f"train.init_checkpoint={checkpoint}",
+                                    "dataloader.test.num_workers=0", f"train.output_dir={tmp_path / 'out'}"])
+    cfg = train_net.check_run(args)  # passes: the test split and the checkpoint are all it needs
+    for path in (checkpoint, exported):
+        cfg.train.init_checkpoint = str(path)
+        student = train_net.build_eval_model(cfg, "cpu")
+        assert type(student) is type(distiller.student)
+        np.testing.assert_equal(train_net.do_test(cfg, student), expected)  # NaN (absent class) == NaN
+    # Training does need both (the negative control of the two checks skipped above).
+    with pytest.raises(FileNotFoundError, match="Teacher weights not found"):
+        train_net.check_run(argparse.Namespace(**{**vars(args), "eval_only": False}))
+    with pytest.raises(FileNotFoundError, match="leftImg8bit/train"):
+        train_net.check_run(argparse.Namespace(**{**vars(args), "eval_only": False,
+                                                  "opts": args.opts[1:] + [f"model.teacher_weights={exported}"]}))

@@ -1,43 +1,53 @@
-"""apd.engine.hooks: the output-folder guards (refuse to start over checkpoints; keep a run's config)."""
-import pytest
+"""apd.engine.hooks: checkpoint pruning that counts the checkpoints written before a resume."""
+from types import SimpleNamespace
 
-from apd.engine.hooks import check_output_dir, keep_run_config
+from detectron2.engine import hooks as d2_hooks
+from torch import nn
 
-
-def test_check_output_dir_refuses_a_folder_with_checkpoints(tmp_path):
-    check_output_dir(str(tmp_path / "new"), resume=False, overwrite=False)  # missing folder: fine
-    (tmp_path / "log.txt").write_text("x")
-    check_output_dir(str(tmp_path), resume=False, overwrite=False)  # no checkpoint: fine
-    (tmp_path / "model_0000999.pth").write_bytes(b"0")
-    with pytest.raises(FileExistsError, match="--resume"):
-        check_output_dir(str(tmp_path), resume=False, overwrite=False)
-    check_output_dir(str(tmp_path), resume=True, overwrite=False)
-    check_output_dir(str(tmp_path), resume=False, overwrite=True)
+from apd.checkpoint import AtomicCheckpointer
+from apd.engine.hooks import PeriodicCheckpointer
 
 
-def test_keep_run_config_restores_the_runs_config_and_keeps_the_new_one_aside(tmp_path):
-    (tmp_path / "config.yaml").write_text("train: run\n")
-    with keep_run_config(str(tmp_path)):
-        (tmp_path / "config.yaml").write_text("train: eval\n")  # what default_setup does
-    assert (tmp_path / "config.yaml").read_text() == "train: run\n"
-    assert (tmp_path / "config_eval.yaml").read_text() == "train: eval\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "config_eval.yaml"]  # no temp files
+def _folder_with_checkpoints(tmp_path, iterations):
+    checkpointer = AtomicCheckpointer(nn.Linear(2, 2), str(tmp_path))
+    for it in iterations:
+        checkpointer.save(f"model_{it:07d}", iteration=it)
+    return checkpointer
 
 
-def test_keep_run_config_is_a_no_op_without_a_previous_config_or_change(tmp_path):
-    with keep_run_config(str(tmp_path)):
-        (tmp_path / "config.yaml").write_text("train: first\n")
-    assert (tmp_path / "config.yaml").read_text() == "train: first\n"
-    assert not (tmp_path / "config_eval.yaml").exists()
-    with keep_run_config(str(tmp_path)):
-        pass
-    assert not (tmp_path / "config_eval.yaml").exists()
+def _resumed(hook_class, checkpointer, start_iter):
+    hook = hook_class(checkpointer, period=2, max_to_keep=2)
+    hook.trainer = SimpleNamespace(max_iter=100, iter=start_iter - 1, start_iter=start_iter)
+    hook.before_train()
+    return hook
 
 
-def test_keep_run_config_restores_even_when_the_block_fails(tmp_path):
-    (tmp_path / "config.yaml").write_text("train: run\n")
-    with pytest.raises(RuntimeError):
-        with keep_run_config(str(tmp_path)):
-            (tmp_path / "config.yaml").write_text("train: eval\n")
-            raise RuntimeError("boom")
-    assert (tmp_path / "config.yaml").read_text() == "train: run\n"
+def _periodic(tmp_path):
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("model_0"))
+
+
+def test_max_to_keep_prunes_checkpoints_written_before_the_resume(tmp_path):
+    # The killed run left iterations 1, 3, 5 (it ran with max_to_keep=3); resumed at 6 with max_to_keep=2.
+    checkpointer = _folder_with_checkpoints(tmp_path, [1, 3, 5])
+    hook = _resumed(PeriodicCheckpointer, checkpointer, 6)
+    assert _periodic(tmp_path) == ["model_0000003.pth", "model_0000005.pth"]  # what a run keeps: 2
+    hook.step(7)
+    hook.step(9)
+    assert _periodic(tmp_path) == ["model_0000007.pth", "model_0000009.pth"]
+
+
+def test_detectron2s_hook_forgets_them_the_fault_this_hook_fixes(tmp_path):
+    checkpointer = _folder_with_checkpoints(tmp_path, [1, 3])
+    hook = _resumed(d2_hooks.PeriodicCheckpointer, checkpointer, 4)
+    for it in (5, 7, 9):
+        hook.step(it)
+    assert _periodic(tmp_path) == ["model_0000001.pth", "model_0000003.pth", "model_0000007.pth",
+                                   "model_0000009.pth"]
+
+
+def test_fresh_run_prunes_as_detectron2_does(tmp_path):
+    checkpointer = _folder_with_checkpoints(tmp_path, [])
+    hook = _resumed(PeriodicCheckpointer, checkpointer, 0)
+    for it in (1, 3, 5):
+        hook.step(it)
+    assert _periodic(tmp_path) == ["model_0000003.pth", "model_0000005.pth"]

@@ -1,4 +1,5 @@
-"""Reliability §5: a 2-process CPU (gloo) run follows the 1-process loss curve; SyncBN works in both.
+"""Reliability §5: multi-process runs synchronise BN by default; a 2-process CPU (gloo) run follows the
+1-process loss curve; one image per process under plain BN is refused before the loader is built.
 
 ``train_net.py --num-gpus 2`` on a machine without CUDA: Detectron2's ``launch`` spawns 2 processes and
 initialises ``torch.distributed`` with the gloo backend (detectron2/engine/launch.py picks NCCL only when
@@ -14,19 +15,165 @@ import copy
 import glob
 import os
 import shutil
+import textwrap
 
 import numpy as np
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import NaiveSyncBatchNorm
 from PIL import Image
 from torch import nn
 
-from apd.engine.sync_batchnorm import naive_sync_batchnorm
+from apd.config import ConfigMismatchError, check_batch_per_process
+from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm, single_value_batchnorms
 from apd.utils.testing import toy_segmentor
 
-from reliability_helpers import APD_DEMO, TINY, read_metrics
+from reliability_helpers import APD_DEMO, REPO, TINY, read_metrics
+
+STUDENT_DEMO = "configs/demo/pspnet_r18_demo.py"
+
+
+def _deeplab_demo_config(folder):
+    """A LazyConfig file: the demo PSPNet-R18 student with DeepLabV3's ASPP head (as
+    configs/common/models/deeplabv3.py derives DeepLabV3 from PSPNet), at demo width."""
+    path = os.path.join(str(folder), "deeplabv3_r18_demo.py")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(f"""
+            from detectron2.config import LazyConfig
+            from apd.modeling.heads.aspp_head import ASPPHead
+
+            _base = LazyConfig.load({os.path.join(REPO, STUDENT_DEMO)!r})
+            model, dataloader, optimizer, lr_multiplier, train = (
+                _base.model, _base.dataloader, _base.optimizer, _base.lr_multiplier, _base.train)
+            model.sem_seg_head._target_ = ASPPHead
+            del model.sem_seg_head.bins
+            model.sem_seg_head.dilations = (2, 4, 6)
+            model.sem_seg_head.aspp_channels = 32
+            """))
+    return path
+
+
+def test_sync_bn_conversion_covers_student_and_adapters_not_the_teacher():
+    class Distiller(nn.Module):  # the attribute names of the distillers
+        def __init__(self):
+            super().__init__()
+            self.student = toy_segmentor(seed=0)
+            self.adapter = nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))
+            self.teacher = toy_segmentor(seed=1).eval()
+
+    for device, sync_type in (("cpu", NaiveSyncBatchNorm), ("cuda", nn.SyncBatchNorm)):
+        model = Distiller()
+        params = dict(model.named_parameters())
+        buffers = dict(model.named_buffers())
+        assert convert_sync_batchnorm(model, device, skip=[model.teacher]) is model
+        assert type(model.student.backbone.bn1) is sync_type and model.student.backbone.bn1.training
+        assert type(model.adapter[1]) is sync_type
+        assert type(model.teacher.backbone.bn1) is nn.BatchNorm2d and not model.teacher.backbone.bn1.training
+        # Same Parameter and buffer objects: optimisers and checkpoints stay valid, state_dict keys unchanged.
+        assert all(p is params[n] for n, p in model.named_parameters())
+        assert all(b is buffers[n] for n, b in model.named_buffers())
+
+
+def test_pooled_batchnorms_of_pspnet_and_aspp_and_the_one_image_refusal(tmp_path):
+    cfg = LazyConfig.load(STUDENT_DEMO)
+    psp = instantiate(cfg.model)
+    assert single_value_batchnorms(psp) == ["sem_seg_head.ppm.stages.0.1.norm"]  # the 1×1 bin only
+    deeplab = instantiate(LazyConfig.load(_deeplab_demo_config(tmp_path)).model)
+    assert single_value_batchnorms(deeplab) == ["sem_seg_head.aspp.image_pool.1.norm"]
+    # The oracle: that layer really cannot train on one image.
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        psp.sem_seg_head.ppm.stages[0](torch.randn(1, 128, 8, 8))
+    assert single_value_batchnorms(psp.eval()) == []  # eval mode uses running statistics
+
+    psp.train()
+    cfg.dataloader.train.total_batch_size = 1
+    with pytest.raises(ConfigMismatchError, match=r"total_batch_size=1 with 1 process gives 1 image per process.*"
+                                                  r"sem_seg_head\.ppm\.stages\.0\.1\.norm"):
+        check_batch_per_process(cfg, psp, world_size=1, synced=True)
+    cfg.dataloader.train.total_batch_size = 2
+    check_batch_per_process(cfg, psp, world_size=1, synced=True)
+    check_batch_per_process(cfg, psp, world_size=2, synced=True)  # 1 per process, synchronised: fine
+    with pytest.raises(ConfigMismatchError, match="without train.sync_bn"):
+        check_batch_per_process(cfg, psp, world_size=2, synced=False)
+
+
+def _naive_bn_worker(rank, folder, cases):
+    """Process ``rank`` of 2 (gloo): NaiveSyncBatchNorm forward + backward on image ``rank`` of each case."""
+    dist.init_process_group("gloo", init_method="file://" + os.path.join(folder, "init"), rank=rank, world_size=2)
+    out = []
+    for inputs, grads in cases:
+        bn = NaiveSyncBatchNorm(inputs.shape[1], momentum=0.5)
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(0.5, 2.0, inputs.shape[1]))
+            bn.bias.copy_(torch.linspace(-1.0, 1.0, inputs.shape[1]))
+        x = inputs[rank:rank + 1].clone().requires_grad_(True)
+        y = bn(x)
+        (y * grads[rank:rank + 1]).sum().backward()
+        out.append({"y": y.detach(), "dx": x.grad, "dw": bn.weight.grad, "db": bn.bias.grad,
+                    "running_mean": bn.running_mean, "running_var": bn.running_var})
+    torch.save(out, os.path.join(folder, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_naive_sync_batchnorm_with_one_image_per_process_uses_global_batch_statistics(tmp_path):
+    # PSPNet's 1×1 bin at one image per process: each process holds one value per channel (size 1);
+    # a 3×3 map as a second case. Oracle: BatchNorm2d on the 2-image batch in one process (output,
+    # input gradient; the weight/bias gradients are the sum of the processes'), and the global biased
+    # variance in running_var (NaiveSyncBatchNorm stores the biased one).
+    torch.manual_seed(0)
+    cases = [(torch.randn(2, 4, s, s) * 3 + 1, torch.randn(2, 4, s, s)) for s in (1, 3)]
+    # Forked (not spawned) workers: a spawned one re-imports torch, ~10 s on two busy cores.
+    mp.start_processes(_naive_bn_worker, args=(str(tmp_path), cases), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+    for i, (inputs, grads) in enumerate(cases):
+        ref = nn.BatchNorm2d(4, momentum=0.5)
+        with torch.no_grad():
+            ref.weight.copy_(torch.linspace(0.5, 2.0, 4))
+            ref.bias.copy_(torch.linspace(-1.0, 1.0, 4))
+        x = inputs.clone().requires_grad_(True)
+        y = ref(x)
+        (y * grads).sum().backward()
+        r0, r1 = ranks[0][i], ranks[1][i]
+        torch.testing.assert_close(torch.cat([r0["y"], r1["y"]]), y.detach(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.cat([r0["dx"], r1["dx"]]), x.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(r0["dw"] + r1["dw"], ref.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(r0["db"] + r1["db"], ref.bias.grad, rtol=1e-4, atol=1e-5)
+        biased_var = inputs.var(dim=(0, 2, 3), unbiased=False)
+        for r in (r0, r1):
+            torch.testing.assert_close(r["running_mean"], 0.5 * inputs.mean(dim=(0, 2, 3)), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(r["running_var"], 0.5 + 0.5 * biased_var, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["pspnet", "deeplabv3"])
+def test_two_processes_one_image_each_train_with_the_configs_plain_bn(
+        model, demo_datasets_root, tmp_path, run_train_net):
+    # The headline command at demo size: configs say norm="BN"; total batch 2 over 2 processes.
+    config = STUDENT_DEMO if model == "pspnet" else _deeplab_demo_config(tmp_path)
+    out = tmp_path / "run"
+    run_train_net(["--num-gpus", "2", "--dist-url", "auto", "--config-file", config, *TINY,
+                   "train.max_iter=2", f"train.output_dir={out}"], demo_datasets_root)
+    assert "World size: 2" in (out / "log.txt").read_text()
+    assert [m["iteration"] for m in read_metrics(out) if "total_loss" in m] == [0, 1]
+    weights = torch.load(out / "model_final.pth", weights_only=True)["model"]
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_one_image_in_one_process_stops_before_the_loader(demo_datasets_root, tmp_path, run_train_net):
+    out = tmp_path / "run"
+    proc = run_train_net(["--config-file", STUDENT_DEMO, *TINY, "dataloader.train.total_batch_size=1",
+                          f"train.output_dir={out}"], demo_datasets_root, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "total_batch_size=1 with 1 process gives 1 image per process" in last
+    assert "sem_seg_head.ppm.stages.0.1.norm" in last and "--num-gpus" in last
+    assert "Starting training" not in (out / "log.txt").read_text()
 
 
 def test_naive_sync_batchnorm_takes_over_parameters_buffers_and_mode():

@@ -96,12 +96,11 @@ _LOGGED = ("total_loss", "loss_sem_seg", "loss_aux", "loss_kd", "loss_apd", "los
 
 
 def _curve(output_dir):
-    """iteration → logged losses; for a resumed run the last record of each iteration wins."""
-    curve = {}
-    for m in read_metrics(output_dir):
-        if "total_loss" in m:
-            curve[m["iteration"]] = {k: m[k] for k in _LOGGED}
-    return curve
+    """iteration → logged losses; each iteration must be logged once, also across a resume."""
+    records = [m for m in read_metrics(output_dir) if "total_loss" in m]
+    iterations = [m["iteration"] for m in records]
+    assert iterations == sorted(set(iterations)), f"metrics.json logs iterations twice: {iterations}"
+    return {m["iteration"]: {k: m[k] for k in _LOGGED} for m in records}
 
 
 @pytest.mark.slow
@@ -152,3 +151,81 @@ def test_sigkilled_run_resumes_exactly(demo_datasets_root, teacher_weights, tmp_
                    f"train.output_dir={killed}", f"train.init_checkpoint={killed / 'model_final.pth'}"],
                   demo_datasets_root)
     assert {f: (killed / f).read_bytes() for f in before} == before
+
+
+STUDENT_DEMO = "configs/demo/pspnet_r18_demo.py"
+
+
+def _kill_when(proc, log_file, condition, what, timeout=300):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, open(log_file).read()[-3000:]
+        assert time.time() < deadline, f"the run did not reach {what}"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+def _logged_iterations(output_dir):
+    if not (output_dir / "metrics.json").exists():
+        return []
+    try:
+        return [m["iteration"] for m in read_metrics(output_dir) if "total_loss" in m]
+    except ValueError:  # a line being written
+        return []
+
+
+def _periodic(output_dir):
+    return sorted(f for f in os.listdir(output_dir) if f.startswith("model_0"))
+
+
+@pytest.mark.slow
+def test_killed_after_a_checkpoint_resume_logs_each_iteration_once_and_prunes_old_checkpoints(
+        demo_datasets_root, tmp_path, popen_train_net, run_train_net):
+    # Checkpoints at iterations 1, 3, 5, 7, keeping 1. Killed once iteration 4 is logged, after
+    # model_0000003.pth: the killed run has logged past its last checkpoint.
+    out = tmp_path / "run"
+    args = ["--config-file", STUDENT_DEMO, *TINY, "train.max_iter=8", "train.checkpointer.period=2",
+            "train.checkpointer.max_to_keep=1", f"train.output_dir={out}"]
+    proc = popen_train_net(args, demo_datasets_root, tmp_path / "killed.log")
+    _kill_when(proc, tmp_path / "killed.log", lambda: 4 in _logged_iterations(out), "iteration 4")
+    start = int((out / "last_checkpoint").read_text()[len("model_"):-len(".pth")]) + 1
+    before = _logged_iterations(out)
+    assert max(before) >= start, (before, start)  # records the resumed run writes again
+    assert _periodic(out) == [f"model_{start - 1:07d}.pth"]
+
+    run_train_net(["--resume", *args], demo_datasets_root)
+    assert f"Starting training from iteration {start}" in (out / "log.txt").read_text()
+    # Detectron2's JSONWriter appends: without the truncation iterations start.. appear twice.
+    assert _logged_iterations(out) == list(range(8))
+    # fvcore's PeriodicCheckpointer forgets files of the killed run: model_<start-1> stayed forever.
+    assert _periodic(out) == ["model_0000007.pth"] and (out / "model_final.pth").exists()
+
+
+@pytest.mark.slow
+def test_overwrite_then_kill_before_the_first_checkpoint_then_resume_starts_the_new_run(
+        demo_datasets_root, tmp_path, popen_train_net, run_train_net):
+    out = tmp_path / "run"
+    base = ["--config-file", STUDENT_DEMO, *TINY, f"train.output_dir={out}"]
+    run_train_net(base + ["train.max_iter=3", "train.checkpointer.period=1", "train.seed=1"], demo_datasets_root)
+    old = {f: (out / f).read_bytes() for f in os.listdir(out) if f.endswith(".pth") or
+           f in ("last_checkpoint", "metrics.json", "config.yaml")}
+    assert "model_final.pth" in old and "metrics.json" in old
+
+    # --overwrite: the old run moves aside at start; the new run is killed before its first checkpoint.
+    new = base + ["train.max_iter=4", "train.checkpointer.period=100", "train.seed=2"]
+    proc = popen_train_net(["--overwrite", *new], demo_datasets_root, tmp_path / "killed.log")
+    _kill_when(proc, tmp_path / "killed.log", lambda: 1 in _logged_iterations(out), "iteration 1")
+    previous = [f for f in os.listdir(out) if f.startswith("previous_")]
+    assert len(previous) == 1
+    assert {f: (out / previous[0] / f).read_bytes() for f in old} == old  # moved, not deleted or changed
+    assert not (out / "last_checkpoint").exists() and _periodic(out) == []
+    assert f"was moved to {out / previous[0]}" in (out / "log.txt").read_text()
+
+    # --resume finds no checkpoint of the new run: it starts the new run at 0 (before the fix it
+    # resumed the old run's model_final.pth, and metrics.json interleaved both runs).
+    run_train_net(["--resume", *new], demo_datasets_root)
+    log = (out / "log.txt").read_text()  # the old run's log.txt moved aside too
+    assert log.count("Starting training from iteration 0") == 2 and "from iteration 3" not in log
+    assert _logged_iterations(out) == [0, 1, 2, 3]
+    assert torch.load(out / "model_final.pth", weights_only=False)["iteration"] == 3

@@ -1,26 +1,54 @@
-"""Config checks that turn typos into errors naming the key, before any heavy work."""
+"""Config checks of ``train_net.py``: each turns a mistake into one line naming the key, before heavy work.
+
+- :func:`load_config`: ``LazyConfig.load`` + overrides checked for unknown keys and for values of the
+  wrong type (:func:`check_overrides`) + unknown top-level/``train.*`` keys (:func:`check_config`).
+- :func:`check_weights`: ``--eval-only`` without weights, checkpoint paths that do not exist.
+- :func:`check_datasets`, :func:`check_model_matches_data`: data on disk, class counts, pixel formats.
+- :func:`check_batch_per_process`: one image per process under plain (unsynchronised) BN.
+- :func:`resolve_device`.
+"""
+import collections.abc as abc
 import inspect
-from typing import Iterable, List
+import os
+import typing
+from typing import Iterable, List, Optional, Sequence
 
+import torch
 from detectron2.config import LazyConfig
-from omegaconf import DictConfig, OmegaConf
+from detectron2.data import MetadataCatalog
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-__all__ = ["ConfigKeyError", "check_config", "check_overrides", "load_config"]
+__all__ = [
+    "ConfigKeyError", "ConfigMismatchError", "ConfigValueError",
+    "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
+    "check_overrides", "check_weights", "load_config", "resolve_device",
+]
 
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
 TRAIN_KEYS = {
     "output_dir", "init_checkpoint", "max_iter", "amp", "ddp", "checkpointer", "eval_period",
-    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "compile",
+    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "sync_bn", "compile",
 }
 
 
 class ConfigKeyError(KeyError):
+    """A config key that does not exist (a typo)."""
+
     def __str__(self):  # KeyError quotes its message; show it plainly
         return str(self.args[0])
 
 
-def _target_params(node) -> List[str]:
-    """Keyword names accepted by a LazyCall node's target, or None when it takes **kwargs."""
+class ConfigValueError(ValueError):
+    """A config value of the wrong type or meaning (``save_teacher=no``, ``max_iter=abc``)."""
+
+
+class ConfigMismatchError(ValueError):
+    """Two config values that must agree do not (class counts, pixel formats, batch and BN)."""
+
+
+# ----------------------------------------------------------------------------------------- keys
+def _target_signature(node) -> Optional[inspect.Signature]:
+    """Signature of a LazyCall node's target, or None (no target, or none to inspect)."""
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     if target is None:
         return None
@@ -29,35 +57,184 @@ def _target_params(node) -> List[str]:
 
         target = locate(target)
     try:
-        sig = inspect.signature(target)
+        return inspect.signature(target)
     except (TypeError, ValueError):
         return None
-    if any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
+
+
+def _target_params(node) -> Optional[List[str]]:
+    """Keyword names accepted by a LazyCall node's target, or None when it takes **kwargs."""
+    sig = _target_signature(node)
+    if sig is None or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return [n for n in sig.parameters if n != "self"]
 
 
-def check_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
-    """Raise :class:`ConfigKeyError` for a ``key=value`` override whose key does not exist in ``cfg``.
+# --------------------------------------------------------------------------------------- values
+_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               list: "a list", dict: "a mapping"}
 
-    A key may be new only when its parent is a LazyCall node whose target accepts that keyword.
-    """
+
+def _kind(value):
+    """bool/int/float/str/list/dict for a parsed or stored value, type(None) for None, else None."""
+    if value is None:
+        return type(None)
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind
+    if isinstance(value, (list, tuple, ListConfig)):
+        return list
+    if isinstance(value, (dict, DictConfig)):
+        return dict
+    return None
+
+
+def _kinds_of_annotation(annotation) -> Optional[set]:
+    """Allowed kinds of a signature annotation (``Optional[str]`` → {str, NoneType}); None = unknown."""
+    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
+        return None
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        kinds = set()
+        for arg in typing.get_args(annotation):
+            sub = _kinds_of_annotation(arg)
+            if sub is None:
+                return None
+            kinds |= sub
+        return kinds
+    if annotation is type(None):
+        return {type(None)}
+    if annotation in (bool, int, str, list, dict):
+        return {annotation}
+    if annotation is float:
+        return {float, int}
+    if origin in (list, tuple, abc.Sequence) or annotation in (list, tuple):
+        return {list}
+    if origin in (dict, abc.Mapping):
+        return {dict}
+    return None
+
+
+# Counters that must stay integers (range(), modulo); other int values (loss weights 10, ...) take floats.
+_INTEGER_KEYS = {
+    "train.max_iter", "train.eval_period", "train.log_period", "train.seed", "train.checkpointer.period",
+    "train.checkpointer.max_to_keep", "dataloader.train.total_batch_size", "dataloader.train.num_workers",
+    "dataloader.test.num_workers", "dataloader.test.batch_size",
+}
+
+
+def _expected_kinds(key: str, old, param: Optional[inspect.Parameter]) -> Optional[set]:
+    """Kinds a new value may have: from the value it replaces, else from the target's signature."""
+    if old is not None and old is not _MISSING:
+        kind = _kind(old)
+        if kind is None:
+            return None
+        kinds = {kind}
+        if kind is float:
+            kinds.add(int)
+        integer_only = key in _INTEGER_KEYS or (param is not None and param.annotation is int)
+        if kind is int and not integer_only:
+            kinds.add(float)
+        if kind in (list, dict):
+            kinds.add(type(None))  # "off" for a node or a list (e.g. augmentations.rotate=null)
+        if param is not None:
+            if param.default is None:
+                kinds.add(type(None))
+            more = _kinds_of_annotation(param.annotation)
+            if more and type(None) in more:
+                kinds.add(type(None))
+        return kinds
+    if param is None:
+        return None
+    if param.default is not inspect.Parameter.empty and param.default is not None:
+        return _expected_kinds(key, param.default, param)
+    return _kinds_of_annotation(param.annotation)
+
+
+def _describe(kinds: set) -> str:
+    names = [_KIND_NAMES[k] for k in (bool, int, float, str, list, dict) if k in kinds
+             and not (k is int and float in kinds)]
+    if type(None) in kinds:
+        names.append("null")
+    return " or ".join(names)
+
+
+def _check_value(key: str, value, old, param: Optional[inspect.Parameter], item: str) -> None:
+    kinds = _expected_kinds(key, old, param)
+    if kinds is None:
+        return
+    got = _kind(value)
+    if got in kinds or (got is int and float in kinds):
+        return
+    if got is str and value == "None" and type(None) in kinds:
+        raise ConfigValueError(f"Config override '{item}' is the string \"None\"; write {key}=null.")
+    if bool in kinds and got is str and value.strip().lower() in _BOOL_WORDS:
+        raise ConfigValueError(
+            f"Config override '{item}' is a word, not a boolean (it would be the truthy string "
+            f"'{value}'); write {key}=true or {key}=false.")
+    shown = f"'{value}'" if isinstance(value, str) else repr(value)
+    hint = f" (quote it to mean the string: {key}='{value}')" if str in kinds and got is not str else ""
+    raise ConfigValueError(
+        f"Config override '{item}': expected {_describe(kinds)}, got {shown}{hint}.")
+
+
+_MISSING = object()
+
+
+def _parse(overrides: List[str]):
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+    except ImportError:  # pragma: no cover (hydra-core is a detectron2 dependency)
+        return None
+    parser = OverridesParser.create()
+    parsed = []
     for item in overrides:
-        key = item.split("=", 1)[0].strip()
-        if OmegaConf.select(cfg, key, default="__missing__") != "__missing__":
-            continue
+        try:
+            (o,) = parser.parse_overrides([item])
+        except Exception as e:  # hydra's OverrideParseException, one line
+            raise ConfigValueError(f"Cannot parse config override '{item}': {str(e).splitlines()[0]}") from None
+        if o.is_sweep_override():
+            raise ConfigValueError(
+                f"Config override '{item}' is a sweep (a comma outside brackets); write a list as [a,b] or quote it.")
+        parsed.append((o.key_or_group, o.value(), item))
+    return parsed
+
+
+def check_overrides(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Check ``key=value`` overrides against ``cfg`` before they are applied.
+
+    - The key must exist, or its parent must be a LazyCall node whose target accepts that keyword
+      (else :class:`ConfigKeyError` listing the valid keys).
+    - The value (parsed as ``LazyConfig.apply_overrides`` does, Hydra's grammar) must have the type of
+      the value it replaces: bool (only ``true``/``false`` in any case; ``yes``/``no``/``on``/``off`` are
+      refused), int, float (an int is accepted), str, list, mapping; ``null`` where the old value is a
+      list or node or the target's signature allows None. Where the old value is None or the key is new,
+      the target's signature (a non-None default, or the annotation) decides; with neither, anything goes.
+      Else :class:`ConfigValueError`, one line naming the key.
+    """
+    overrides = list(overrides)
+    parsed = _parse(overrides)
+    if parsed is None:
+        parsed = [(item.split("=", 1)[0].strip(), _MISSING, item) for item in overrides]
+    for key, value, item in parsed:
         parts = key.split(".")
         parent_key, name = ".".join(parts[:-1]), parts[-1]
         parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
-        if isinstance(parent, DictConfig):
-            accepted = _target_params(parent)
-            if accepted is not None and name in accepted:
-                continue
-            valid = sorted(accepted) if accepted is not None else sorted(k for k in parent.keys())
-            raise ConfigKeyError(
-                f"Config key '{key}' does not exist. Valid keys under '{parent_key or '<root>'}': {valid}"
-            )
-        raise ConfigKeyError(f"Config key '{key}' does not exist ('{parent_key}' is not a config node)")
+        sig = _target_signature(parent)
+        param = sig.parameters.get(name) if sig is not None else None
+        old = OmegaConf.select(cfg, key, default=_MISSING, throw_on_resolution_failure=False)
+        if old is _MISSING:
+            if isinstance(parent, DictConfig):
+                accepted = _target_params(parent)
+                if accepted is None or name not in accepted:
+                    valid = sorted(accepted) if accepted is not None else sorted(k for k in parent.keys())
+                    raise ConfigKeyError(
+                        f"Config key '{key}' does not exist. Valid keys under '{parent_key or '<root>'}': {valid}")
+            else:
+                raise ConfigKeyError(f"Config key '{key}' does not exist ('{parent_key}' is not a config node)")
+        if value is not _MISSING:
+            _check_value(key, value, old, param, item)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -71,10 +248,146 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def load_config(path: str, overrides: Iterable[str] = ()) -> DictConfig:
-    """``LazyConfig.load`` + checked overrides + :func:`check_config`."""
+    """``LazyConfig.load`` + :func:`check_overrides` + overrides applied + :func:`check_config`."""
     cfg = LazyConfig.load(path)
     overrides = list(overrides)
     check_overrides(cfg, overrides)
     cfg = LazyConfig.apply_overrides(cfg, overrides)
     check_config(cfg)
     return cfg
+
+
+# -------------------------------------------------------------------------------------- weights
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, need_teacher: bool = True) -> None:
+    """Refuse weights that cannot be what the user meant, before anything is built or written.
+
+    Raises:
+        ConfigValueError: ``eval_only`` and ``train.init_checkpoint`` is empty (a random model would be
+            scored).
+        FileNotFoundError: ``train.init_checkpoint`` (when it will be loaded: not when ``resume`` finds a
+            checkpoint in ``train.output_dir``) or ``model.teacher_weights`` (when ``need_teacher``) is a
+            local path that does not exist.
+    """
+    init = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
+    if eval_only and not init:
+        raise ConfigValueError(
+            "--eval-only needs weights: train.init_checkpoint is empty, so a randomly initialised model would "
+            "be scored. Pass train.init_checkpoint=PATH (a training checkpoint or an exported model).")
+    output_dir = OmegaConf.select(cfg, "train.output_dir", default="") or ""
+    resuming = resume and not eval_only and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
+    if init and not resuming and _is_local(init) and not os.path.isfile(init):
+        raise FileNotFoundError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).")
+    teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
+    if need_teacher and isinstance(teacher, str) and teacher and _is_local(teacher) and not os.path.isfile(teacher):
+        raise FileNotFoundError(
+            f"Teacher weights not found: '{teacher}' (config key model.teacher_weights). Train the teacher first "
+            "or convert a published checkpoint (see MODEL_ZOO.md).")
+
+
+# ----------------------------------------------------------------------------------------- data
+def check_datasets(cfg: DictConfig, splits: Sequence[str] = ("train", "test")) -> None:
+    """Fail fast, with the expected path and the prepare script, when a dataset is not on disk.
+
+    Raises:
+        FileNotFoundError: from :func:`apd.data.datasets.check_dataset_root`, one line.
+    """
+    from apd.data.datasets import check_dataset_root
+
+    for split in splits:
+        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
+        if names is None:
+            continue
+        for name in [names] if isinstance(names, str) else list(names):
+            check_dataset_root(name)
+
+
+def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", "test")) -> None:
+    """Fail fast when the model and the data disagree on the class count or the pixel format.
+
+    Compares (when present) ``model[.student|.teacher].sem_seg_head.num_classes``,
+    ``dataloader.{split}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's metadata;
+    ``dataloader.{split}.mapper.image_format`` with the student's ``input_format``, which the teacher's
+    must equal or be convertible to (RGB<->BGR).
+
+    Raises:
+        ConfigMismatchError: naming both keys.
+    """
+    from apd.modeling.meta_arch.teacher import needs_channel_swap
+
+    student = "model.student" if OmegaConf.select(cfg, "model.student", default=None) is not None else "model"
+    counts = {}
+    keys = [f"{student}.sem_seg_head.num_classes", "model.teacher.sem_seg_head.num_classes"]
+    keys += [f"dataloader.{split}.mapper.num_classes" for split in splits]
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            counts[key] = int(value)
+    for split in splits:
+        names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None) or []
+        for name in [names] if isinstance(names, str) else list(names):
+            classes = MetadataCatalog.get(name).get("stuff_classes", None)
+            if classes is not None:
+                counts[f"len(MetadataCatalog.get('{name}').stuff_classes)"] = len(classes)
+    if counts and len(set(counts.values())) > 1:
+        (ref, n), *others = counts.items()
+        bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
+        raise ConfigMismatchError(f"Class counts disagree: {ref}={n} but {bad}.")
+    fmt_key = f"{student}.input_format"
+    fmt = OmegaConf.select(cfg, fmt_key, default=None)
+    for split in splits:
+        key = f"dataloader.{split}.mapper.image_format"
+        data_fmt = OmegaConf.select(cfg, key, default=None)
+        if fmt is not None and data_fmt is not None and data_fmt != fmt:
+            raise ConfigMismatchError(f"Pixel formats disagree: {key}={data_fmt} but {fmt_key}={fmt}.")
+    teacher_fmt = OmegaConf.select(cfg, "model.teacher.input_format", default=None)
+    try:
+        needs_channel_swap(fmt, teacher_fmt)
+    except ValueError as e:
+        raise ConfigMismatchError(f"model.teacher.input_format={teacher_fmt}, {fmt_key}={fmt}: {e}") from e
+
+
+def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_size: int, synced: bool,
+                            skip: Sequence[torch.nn.Module] = ()) -> None:
+    """Refuse one image per process when a BN layer would then normalise one value per channel.
+
+    Args:
+        cfg: reads ``dataloader.train.total_batch_size``.
+        model: the built model; BN layers after a global pool (PSPNet's 1×1 bin, ASPP's image pooling)
+            outside the frozen teacher are looked for (:func:`apd.engine.sync_batchnorm.single_value_batchnorms`).
+        world_size: number of training processes; synced: whether BN is synchronised across them.
+        skip: sub-modules that never train (a distiller's frozen teacher).
+
+    Raises:
+        ConfigMismatchError: one line naming the batch size, a layer and the fixes.
+    """
+    from apd.engine.sync_batchnorm import single_value_batchnorms
+
+    total = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    if total is None or int(total) // max(world_size, 1) != 1 or (world_size > 1 and synced):
+        return
+    layers = single_value_batchnorms(model, skip=skip)
+    if not layers:
+        return
+    where = f"{world_size} processes without train.sync_bn" if world_size > 1 else "1 process"
+    raise ConfigMismatchError(
+        f"dataloader.train.total_batch_size={total} with {where} gives 1 image per process, and BatchNorm after a "
+        f"global pool ({layers[0]}{f' and {len(layers) - 1} more' if len(layers) > 1 else ''}) would normalise one "
+        "value per channel. Use a batch of at least 2 per process, or several processes with synchronised BN "
+        "(--num-gpus N, train.sync_bn=True).")
+
+
+def resolve_device(device: Optional[str]) -> str:
+    """``"auto"``/``""``/None → "cuda" when available, else "cpu"; other values are returned as given.
+
+    Raises:
+        ConfigValueError: ``train.device`` asks for CUDA on a machine without it.
+    """
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigValueError(f"train.device={device} but CUDA is not available; use train.device=cpu (or auto)")
+    return device

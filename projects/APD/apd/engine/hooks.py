@@ -1,15 +1,16 @@
-"""Training hooks specific to distillation."""
-import contextlib
-import logging
-import os
-from typing import Callable, Dict, Iterator
+"""Training hooks: the teacher's score before step 0, and checkpoint pruning that survives a resume.
 
-from detectron2.engine import HookBase
+The run-folder helpers (refuse/move an old run, metrics.json on resume) are in :mod:`apd.engine.run_dir`.
+"""
+import logging
+from typing import Callable, Dict
+
+from detectron2.engine import HookBase, hooks
 from detectron2.utils import comm
 
-from ..checkpoint.atomic import atomic_write_bytes
+from .run_dir import periodic_checkpoints
 
-__all__ = ["TeacherEvalHook", "check_output_dir", "keep_run_config"]
+__all__ = ["PeriodicCheckpointer", "TeacherEvalHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,47 +51,26 @@ class TeacherEvalHook(HookBase):
                 storage.put_scalar(k, v, smoothing_hint=False)
 
 
-_CHECKPOINT_MARKERS = ("last_checkpoint", "model_final.pth")
+class PeriodicCheckpointer(hooks.PeriodicCheckpointer):
+    """Detectron2's ``PeriodicCheckpointer`` whose ``max_to_keep`` also counts checkpoints written before a
+    resume.
 
-
-def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run into a folder that holds another run's checkpoints.
-
-    Raises:
-        FileExistsError: ``output_dir`` has checkpoints and neither ``resume`` nor ``overwrite`` is set.
+    fvcore's ``PeriodicCheckpointer`` only remembers the files it saved in this process, so after
+    ``--resume`` the earlier ``model_<iter>.pth`` files were never deleted. Here ``before_train`` seeds
+    that list with the periodic checkpoints already in the folder (by iteration) and deletes the oldest
+    beyond ``max_to_keep`` at once, leaving what an uninterrupted run would hold. ``model_final.pth`` is
+    never deleted.
     """
-    if resume or overwrite or not output_dir or not os.path.isdir(output_dir):
-        return
-    found = [f for f in sorted(os.listdir(output_dir)) if f in _CHECKPOINT_MARKERS or
-             (f.startswith("model_") and f.endswith(".pth"))]
-    if found:
-        raise FileExistsError(
-            f"Output directory '{output_dir}' already holds checkpoints of another run ({', '.join(found[:5])}). "
-            "Use --resume to continue it, choose another train.output_dir, or pass --overwrite to replace them."
-        )
 
-
-@contextlib.contextmanager
-def keep_run_config(output_dir: str, name: str = "config.yaml", moved_to: str = "config_eval.yaml") -> Iterator[None]:
-    """Keep a training run's ``config.yaml`` when something inside the block rewrites it.
-
-    ``--eval-only`` into a training folder goes through Detectron2's ``default_setup``, which writes the
-    evaluation's config over the run's. On leaving the block, a changed ``<output_dir>/<name>`` is
-    moved to ``<moved_to>`` and the run's own file is put back (both writes atomic). No-op when the
-    folder has no ``<name>`` yet.
-    """
-    path = os.path.join(output_dir or "", name)
-    original = None
-    if output_dir and os.path.isfile(path):
-        with open(path, "rb") as f:
-            original = f.read()
-    try:
-        yield
-    finally:
-        if original is not None and os.path.isfile(path):
-            with open(path, "rb") as f:
-                written = f.read()
-            if written != original:
-                atomic_write_bytes(os.path.join(output_dir, moved_to), written)
-                atomic_write_bytes(path, original)
-                logger.info(f"Kept the run's {name} in {output_dir}; this evaluation's config is {moved_to}")
+    def before_train(self):
+        super().before_train()
+        if self.max_to_keep is None:
+            return
+        known = set(self.recent_checkpoints)
+        existing = [p for p in periodic_checkpoints(self.checkpointer.save_dir, self.file_prefix) if p not in known]
+        self.recent_checkpoints = existing + self.recent_checkpoints
+        while len(self.recent_checkpoints) > max(self.max_to_keep, 1):
+            path = self.recent_checkpoints.pop(0)
+            if self.path_manager.exists(path):
+                self.path_manager.rm(path)
+                logger.info(f"Deleted {path} (train.checkpointer.max_to_keep={self.max_to_keep})")

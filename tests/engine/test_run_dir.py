@@ -1,0 +1,123 @@
+"""apd.engine.run_dir: a run folder's life (refuse to mix runs, move an old run aside, metrics on resume)."""
+import json
+import os
+
+import pytest
+
+from apd.engine.run_dir import (
+    check_output_dir,
+    keep_run_config,
+    move_previous_run,
+    periodic_checkpoints,
+    truncate_metrics,
+)
+
+
+def test_check_output_dir_refuses_a_folder_with_checkpoints(tmp_path):
+    check_output_dir(str(tmp_path / "new"), resume=False, overwrite=False)  # missing folder: fine
+    (tmp_path / "log.txt").write_text("x")
+    check_output_dir(str(tmp_path), resume=False, overwrite=False)  # no checkpoint: fine
+    (tmp_path / "model_0000999.pth").write_bytes(b"0")
+    with pytest.raises(FileExistsError, match="--resume"):
+        check_output_dir(str(tmp_path), resume=False, overwrite=False)
+    check_output_dir(str(tmp_path), resume=True, overwrite=False)
+    check_output_dir(str(tmp_path), resume=False, overwrite=True)
+
+
+def test_move_previous_run_moves_everything_but_earlier_previous_folders(tmp_path):
+    assert move_previous_run(str(tmp_path / "missing")) is None
+    assert move_previous_run(str(tmp_path)) is None  # empty: nothing to move, no folder created
+    assert os.listdir(tmp_path) == []
+    files = {"model_0000001.pth": b"a", "last_checkpoint": b"model_0000001.pth", "metrics.json": b"{}\n",
+             "log.txt": b"log", "config.yaml": b"cfg"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "inference").mkdir()
+    (tmp_path / "inference" / "x.json").write_text("1")
+    first = move_previous_run(str(tmp_path), now=0.0)
+    assert first == str(tmp_path / "previous_19700101-000000")
+    assert sorted(os.listdir(tmp_path)) == ["previous_19700101-000000"]
+    assert {n: (tmp_path / "previous_19700101-000000" / n).read_bytes() for n in files} == files
+    assert (tmp_path / "previous_19700101-000000" / "inference" / "x.json").read_text() == "1"
+    # A second overwrite in the same second: a new folder, the first one is left where it is.
+    (tmp_path / "model_final.pth").write_bytes(b"b")
+    second = move_previous_run(str(tmp_path), now=0.0)
+    assert second == str(tmp_path / "previous_19700101-000000_1")
+    assert sorted(os.listdir(tmp_path)) == ["previous_19700101-000000", "previous_19700101-000000_1"]
+    assert os.listdir(second) == ["model_final.pth"]
+    check_output_dir(str(tmp_path), resume=False, overwrite=False)  # nothing of a run left at the top
+
+
+def _write_metrics(path, records):
+    with open(path, "w") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+
+
+def _train(it):
+    return {"iteration": it, "total_loss": float(it)}
+
+
+def test_truncate_metrics_keeps_each_iteration_before_the_resume_once(tmp_path):
+    assert truncate_metrics(str(tmp_path), 3) == 0  # no file
+    path = tmp_path / "metrics.json"
+    _write_metrics(path, [_train(0), _train(1), _train(2), _train(3), _train(4)])
+    with open(path, "a") as f:
+        f.write('{"iteration": 5, "total_lo')  # a line cut by SIGKILL
+    appender = open(path, "a")  # what Detectron2's JSONWriter holds while train_net.py truncates
+    try:
+        assert truncate_metrics(str(tmp_path), 3) == 3
+        appender.write(json.dumps(_train(3)) + "\n")
+    finally:
+        appender.close()
+    # The writer's records land in the file (an atomic rewrite would have sent them to a deleted inode).
+    assert [json.loads(line)["iteration"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
+    assert truncate_metrics(str(tmp_path), 4) == 0  # nothing from 4 on: untouched
+    assert truncate_metrics(str(tmp_path), 0) == 4 and path.read_text() == ""  # resume without checkpoint
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json"]  # no temp files left
+
+
+def test_truncate_metrics_keeps_the_final_evaluation_of_the_run_being_resumed(tmp_path):
+    # A finished 3-iteration run: Detectron2 logs its final evaluation at iteration 3 (= max_iter).
+    path = tmp_path / "metrics.json"
+    final_eval = {"iteration": 3, "sem_seg/mIoU": 12.5}
+    _write_metrics(path, [_train(0), _train(1), _train(2), final_eval])
+    assert truncate_metrics(str(tmp_path), 3) == 0
+    # A run killed after an evaluation at iteration 3 that its checkpoint (iteration 1) precedes.
+    _write_metrics(path, [_train(0), _train(1), _train(2), {**_train(3), "sem_seg/mIoU": 1.0}])
+    assert truncate_metrics(str(tmp_path), 2) == 2
+
+
+def test_periodic_checkpoints_sorted_by_iteration(tmp_path):
+    for name in ("model_0000010.pth", "model_0000002.pth", "model_final.pth", "model_abc.pth", "last_checkpoint"):
+        (tmp_path / name).write_bytes(b"0")
+    assert periodic_checkpoints(str(tmp_path)) == [str(tmp_path / "model_0000002.pth"),
+                                                   str(tmp_path / "model_0000010.pth")]
+
+
+def test_keep_run_config_restores_the_runs_config_and_keeps_the_new_one_aside(tmp_path):
+    (tmp_path / "config.yaml").write_text("train: run\n")
+    with keep_run_config(str(tmp_path)):
+        (tmp_path / "config.yaml").write_text("train: eval\n")  # what default_setup does
+    assert (tmp_path / "config.yaml").read_text() == "train: run\n"
+    assert (tmp_path / "config_eval.yaml").read_text() == "train: eval\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "config_eval.yaml"]  # no temp files
+
+
+def test_keep_run_config_is_a_no_op_without_a_previous_config_or_change(tmp_path):
+    with keep_run_config(str(tmp_path)):
+        (tmp_path / "config.yaml").write_text("train: first\n")
+    assert (tmp_path / "config.yaml").read_text() == "train: first\n"
+    assert not (tmp_path / "config_eval.yaml").exists()
+    with keep_run_config(str(tmp_path)):
+        pass
+    assert not (tmp_path / "config_eval.yaml").exists()
+
+
+def test_keep_run_config_restores_even_when_the_block_fails(tmp_path):
+    (tmp_path / "config.yaml").write_text("train: run\n")
+    with pytest.raises(RuntimeError):
+        with keep_run_config(str(tmp_path)):
+            (tmp_path / "config.yaml").write_text("train: eval\n")
+            raise RuntimeError("boom")
+    assert (tmp_path / "config.yaml").read_text() == "train: run\n"
