@@ -130,6 +130,21 @@ def build_hooks(cfg, model, checkpointer):
     ]
 
 
+def resume_or_load(cfg, checkpointer, trainer, *, resume: bool) -> int:
+    """Load the last checkpoint (``resume``) or ``train.init_checkpoint``; return the start iteration.
+
+    metrics.json is cut before the records this run logs again (a run killed after its last checkpoint
+    logged some iterations already; apd.engine.run_dir.truncate_metrics).
+    """
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=resume)
+    start_iter = trainer.iter + 1 if resume and checkpointer.has_checkpoint() else 0
+    if comm.is_main_process():
+        cut = truncate_metrics(cfg.train.output_dir, start_iter)
+        if cut:
+            logger.info(f"metrics.json: cut {cut} records from iteration {start_iter} on (they are logged again)")
+    return start_iter
+
+
 def do_train(args, cfg, device: str):
     model = build_model(cfg, device)
     check_batch_per_process(cfg, model, world_size=comm.get_world_size(), synced=cfg.train.get("sync_bn", True),
@@ -145,10 +160,7 @@ def do_train(args, cfg, device: str):
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(build_hooks(cfg, model, checkpointer))
 
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
-    if comm.is_main_process() and truncate_metrics(cfg.train.output_dir, start_iter):
-        logger.info(f"metrics.json: dropped the records of iterations >= {start_iter} (they are logged again)")
+    start_iter = resume_or_load(cfg, checkpointer, trainer, resume=args.resume)
     if hasattr(train_loader, "set_start_iter"):  # apd's positional loader; d2's R-CNN loaders have none
         train_loader.set_start_iter(start_iter)
     trainer.train(start_iter, cfg.train.max_iter)
