@@ -10,6 +10,17 @@ nor tagged as the last one: :meth:`AtomicCheckpointer.save` raises
 last finite checkpoint. Every load (``train.init_checkpoint``, ``--resume``, ``--eval-only``) reads the
 file through :func:`apd.checkpoint.io.load_checkpoint`: restricted unpickling for ``.pkl``,
 ``weights_only=True`` and an archive CRC check for ``.pth``, NaN/inf refused.
+
+Detectron2 loads non-strictly and only logs the keys that do not fit, so an init checkpoint with the wrong
+names used to train from random weights without a word. Here:
+
+- a distiller (a model with a ``student`` child) given a checkpoint of student keys without the
+  ``student.`` prefix (an ImageNet backbone converted for the student config, ``backbone.*``, or a
+  student-only checkpoint) loads them into ``model.student``; model-zoo files that need Detectron2's
+  name-matching heuristics are matched against the student alone (the teacher has the same names);
+- a checkpoint none of whose tensors fits a model key (name and shape), or more than half of whose
+  tensors fit none, is refused with one line (:class:`~apd.checkpoint.io.CheckpointError`) before anything
+  is loaded.
 """
 import os
 import tempfile
@@ -19,9 +30,11 @@ from urllib.parse import urlparse
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 from detectron2.utils import comm
+from torch import nn
 
-from .io import CheckpointError, check_finite, load_checkpoint
+from .io import CheckpointError, check_finite, format_keys, load_checkpoint
 
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
@@ -97,7 +110,61 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 raise CheckpointError(f"Checkpoint '{path}' is a directory, not a checkpoint file")
             if not os.path.exists(local):
                 raise FileNotFoundError(f"Checkpoint not found: '{path}'")
-        return super().load(path, *args, **kwargs)
+        self._loading = path
+        try:
+            return super().load(path, *args, **kwargs)
+        finally:
+            self._loading = None
+
+    _loading = None
+
+    def _load_model(self, checkpoint: Dict[str, Any]):
+        source = self._loading or "checkpoint"
+        student = getattr(self.model, "student", None)
+        target = student if isinstance(student, nn.Module) else None
+        if checkpoint.get("matching_heuristics", False):
+            # Detectron2's name matching, done here so that a distiller matches against its student only.
+            self._convert_ndarray_to_tensor(checkpoint["model"])
+            reference = (target or self.model).state_dict()
+            aligned = align_and_update_state_dicts(
+                reference, checkpoint["model"], c2_conversion=checkpoint.get("__author__") == "Caffe2")
+            checkpoint["model"] = {("student." if target is not None else "") + k: v for k, v in aligned.items()}
+            checkpoint["matching_heuristics"] = False
+        elif target is not None:
+            checkpoint["model"] = self._onto_student(checkpoint["model"], source)
+        self._check_fits(checkpoint["model"], source)
+        return super()._load_model(checkpoint)
+
+    def _onto_student(self, state: Dict[str, Any], source: str) -> Dict[str, Any]:
+        """``state`` with student keys saved without the ``student.`` prefix moved under it."""
+        if state and all(k.startswith("module.") for k in state):
+            state = {k[len("module."):]: v for k, v in state.items()}
+        if any(k.startswith("student.") for k in state):
+            return state  # a distiller's own checkpoint
+        names = set(self.model.state_dict())
+        moved = [k for k in state if k not in names and "student." + k in names]
+        if not moved:
+            return state
+        self.logger.info(f"'{source}' holds {len(moved)} student tensors without the 'student.' prefix "
+                         f"(e.g. {moved[0]}): loading them into model.student")
+        moved_set = set(moved)
+        return {("student." + k if k in moved_set else k): v for k, v in state.items()}
+
+    def _check_fits(self, state: Dict[str, Any], source: str) -> None:
+        """Refuse a checkpoint none of whose tensors fits the model, or most of whose tensors fit nothing."""
+        if not state:
+            return
+        if all(k.startswith("module.") for k in state):
+            state = {k[len("module."):]: v for k, v in state.items()}
+        slots = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
+        misfits = [k for k, v in state.items()
+                   if k not in slots or tuple(getattr(v, "shape", ())) != tuple(slots[k].shape)]
+        if len(misfits) == len(state) or 2 * len(misfits) > len(state):
+            raise CheckpointError(
+                f"Checkpoint '{source}' does not fit {type(self.model).__name__}: {len(misfits)} of its "
+                f"{len(state)} tensors match no model key and shape (e.g. {format_keys(misfits, 4)}); the "
+                f"model's keys look like {format_keys(list(slots), 3)}. Convert it with tools/convert_*.py "
+                "(with --prefix student. for a distiller) or check train.init_checkpoint")
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
         """Detectron2's file formats, read through :func:`apd.checkpoint.io.load_checkpoint`."""
