@@ -44,7 +44,7 @@ model = L(RCNNDistiller)(
             tau=10.0,
         ),
     },
-    loss_weights={"loss_kd": 10.0, "loss_apd": 1.0, "loss_pa": 1.0, "loss_adapt": 1.0},
+    loss_weights={"loss_kd": 10.0, "loss_apd": 10.0, "loss_pa": 10.0, "loss_adapt": 1.0},
     warmup_iters=0,
     class_map_from="auto",  # masks when the loader gives gt_masks (Mask R-CNN), else boxes
 )
