@@ -81,6 +81,8 @@ def test_distiller_checkpoint_and_plain_segmentor_init_are_unchanged(tmp_path):
     AtomicCheckpointer(resumed, str(tmp_path)).resume_or_load("", resume=True)
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in resumed.state_dict().items())
     plain = toy_segmentor(seed=9)
+    with pytest.raises(CheckpointError, match=r"tools/export_student\.py"):  # the distiller's file, as is
+        AtomicCheckpointer(plain).load(str(tmp_path / "model_0000004.pth"))
     backbone = {k: v for k, v in randomized(plain.state_dict(), 3).items() if k.startswith("backbone.")}
     path = str(tmp_path / "backbone.pth")
     torch.save({"model": backbone}, path)

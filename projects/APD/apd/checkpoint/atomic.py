@@ -160,11 +160,15 @@ class AtomicCheckpointer(DetectionCheckpointer):
         misfits = [k for k, v in state.items()
                    if k not in slots or tuple(getattr(v, "shape", ())) != tuple(slots[k].shape)]
         if len(misfits) == len(state) or 2 * len(misfits) > len(state):
+            distiller_file = any(k.startswith("student.") for k in state) and not any(
+                k.startswith("student.") for k in slots)
+            hint = (" (a distiller's checkpoint for the plain student: tools/export_student.py)"
+                    if distiller_file else "")
             raise CheckpointError(
                 f"Checkpoint '{source}' does not fit {type(self.model).__name__}: {len(misfits)} of its "
                 f"{len(state)} tensors match no model key and shape (e.g. {format_keys(misfits, 4)}); the "
                 f"model's keys look like {format_keys(list(slots), 3)}. Convert it with tools/convert_*.py "
-                "(with --prefix student. for a distiller) or check train.init_checkpoint")
+                f"(with --prefix student. for a distiller) or check train.init_checkpoint{hint}")
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
         """Detectron2's file formats, read through :func:`apd.checkpoint.io.load_checkpoint`."""
