@@ -1,9 +1,5 @@
-"""Semantic FPN-R18 on ADE20K (150 classes): the Cityscapes recipe with this dataset's data and schedule."""
+"""Semantic FPN-R18 on ADE20K (150 classes): the Cityscapes config with this dataset's recipe (_recipe.py)."""
 from ..cityscapes.semantic_fpn_r18 import lr_multiplier, model, optimizer, train
-from ..common.data.ade20k import dataloader
+from ._recipe import dataloader, on_ade20k
 
-model.sem_seg_head.num_classes = 150
-model.sliding_window = dict(crop_size=(473, 473), flip=True)
-# 100 epochs × 20210 images / batch 8 ≈ 252,625 iterations (APD_SPEC §4).
-train.max_iter = 252625
-optimizer.lr = 0.005
+on_ade20k(model, optimizer, train)

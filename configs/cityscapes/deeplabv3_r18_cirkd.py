@@ -5,14 +5,8 @@ ResNetV1b-18 deep stem dilated like torchvision, five 512-channel ASPP branches,
 projection and 3×3 block, and an aux head 256 → 64 (a quarter of res4). BGR input and whole-image
 inference as in ``deeplabv3_r101_cirkd.py``, which documents the layout.
 """
-from detectron2.layers import ShapeSpec
-
 from .deeplabv3_r101_cirkd import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.depth = 18
-model.sem_seg_head.input_shape = {
-    "res4": ShapeSpec(channels=256, stride=8),
-    "res5": ShapeSpec(channels=512, stride=8),
-}
 model.sem_seg_head.aux_channels = 64  # CIRKD auxlayer: res4 channels (256) // 4
 train.init_checkpoint = "checkpoints/resnet18_v2_imagenet.pth"

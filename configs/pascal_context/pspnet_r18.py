@@ -1,9 +1,5 @@
-"""PSPNet-R18 (student baseline) on PASCAL-Context (59 classes, background ignored): the Cityscapes recipe with this dataset's data and schedule."""
+"""PSPNet-R18 (student baseline) on PASCAL-Context (59 classes, background ignored): the Cityscapes config with this dataset's recipe (_recipe.py)."""
 from ..cityscapes.pspnet_r18 import lr_multiplier, model, optimizer, train
-from ..common.data.pascal_context import dataloader
+from ._recipe import dataloader, on_pascal_context
 
-model.sem_seg_head.num_classes = 59
-model.sliding_window = dict(crop_size=(473, 473), flip=True)
-# 100 epochs × 4998 images / batch 12 ≈ 41,650 iterations (APD_SPEC §4).
-train.max_iter = 41650
-optimizer.lr = 0.00075
+on_pascal_context(model, optimizer, train)

@@ -1,21 +1,18 @@
 """PSPNet-ResNet-101 (dilated, output stride 8, deep stem, aux head on res4): the APD teacher.
 
 The model of the APD repo's ``model/pspnet.py`` (APD_SPEC §4); 19 classes (Cityscapes) by default.
-Head input shapes are written out (a head cannot see the backbone node before instantiation). A
-different depth changes two places, e.g. ResNet-18 (BasicBlock, channels 256 / 512):
-
-    model.backbone.depth = 18
-    model.sem_seg_head.input_shape = {
-        "res4": ShapeSpec(channels=256, stride=8), "res5": ShapeSpec(channels=512, stride=8)}
+The head's input shapes follow the backbone node (``dilated_resnet_output_shape`` of its depth, widths,
+stride and features, by interpolation), so another ResNet is one assignment: ``model.backbone.depth = 18``
+(BasicBlock: res4/res5 with 256/512 channels instead of 1024/2048). Another backbone family replaces
+``model.sem_seg_head.input_shape`` too (see ``configs/cityscapes/pspnet_mbv2.py``).
 
 Norm: the head follows ``model.backbone.norm`` ("BN"; set "SyncBN" for multi-GPU training).
 Inference is whole-image; recipes enable the APD test protocol with e.g.
 ``model.sliding_window = dict(crop_size=(713, 713), flip=True)`` (stride: ceil(2/3·crop)).
 """
 from detectron2.config import LazyCall as L
-from detectron2.layers import ShapeSpec
 
-from apd.modeling.backbone.dilated_resnet import DilatedResNet
+from apd.modeling.backbone.dilated_resnet import DilatedResNet, dilated_resnet_output_shape
 from apd.modeling.heads.psp_head import PSPHead
 from apd.modeling.meta_arch.segmentor import Segmentor
 
@@ -26,15 +23,21 @@ model = L(Segmentor)(
         depth=101,
         output_stride=8,
         deep_stem=True,
+        stem_width=64,
+        base_channels=64,
         norm="BN",
         out_features=["res4", "res5"],
     ),
     sem_seg_head=L(PSPHead)(
         # ResNet-50/101 at output stride 8: res4 = layer3 (1024 ch), res5 = layer4 (2048 ch).
-        input_shape={
-            "res4": ShapeSpec(channels=1024, stride=8),
-            "res5": ShapeSpec(channels=2048, stride=8),
-        },
+        input_shape=L(dilated_resnet_output_shape)(
+            depth="${...backbone.depth}",
+            output_stride="${...backbone.output_stride}",
+            deep_stem="${...backbone.deep_stem}",
+            stem_width="${...backbone.stem_width}",
+            base_channels="${...backbone.base_channels}",
+            out_features="${...backbone.out_features}",
+        ),
         num_classes=19,
         in_feature="res5",
         bins=(1, 2, 3, 6),
