@@ -153,3 +153,17 @@ def test_float_label_with_non_integral_ids_is_refused(tmp_path):
     Image.fromarray(values).save(label)
     out = mapper({"file_name": str(image), "sem_seg_file_name": str(label)})
     assert int(out["sem_seg"][0, 0]) == 2 and int(out["sem_seg"].sum()) == 2
+
+
+def test_jpeg_label_is_refused(tmp_path):
+    """JPEG compression changes ids at edges, mostly into other valid ids: silently wrong labels."""
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
+    ids = np.zeros((16, 16), np.uint8)
+    ids[:, 5:] = 18  # an edge inside an 8×8 JPEG block
+    label = tmp_path / "a_label.jpg"
+    Image.fromarray(ids).save(label, quality=75)
+    assert set(np.unique(np.asarray(Image.open(label))).tolist()) - {0, 18}  # the edge got other ids
+    mapper, _ = _mappers()["segmentation"]
+    with pytest.raises(BadSampleError, match=r"a_label\.jpg is a JPEG"):
+        mapper({"file_name": str(image), "sem_seg_file_name": str(label)})

@@ -60,7 +60,8 @@ class SemSegDatasetMapper:
     [0, num_classes) ∪ {ignore_value} (the message lists the bad ids; non-integral values of a
     float label count as outside), an image stored with more than 8 bits per sample (``I;16``,
     ``I``, ``F``) or with transparent pixels (see :mod:`apd.data.image_io`), and an image with an
-    EXIF rotation when it has a label map. A label map that is entirely ``ignore_value`` is valid.
+    EXIF rotation when it has a label map, and a label stored as JPEG (lossy: ids change at edges).
+    A label map that is entirely ``ignore_value`` is valid.
 
     With ``skip_bad_samples=True`` and ``is_train=True`` a bad sample is logged (a warning with the
     file), counted in ``num_skipped`` and in the event-storage scalar ``data/skipped_samples`` when
@@ -190,6 +191,12 @@ class SemSegDatasetMapper:
         dataset_dict["height"], dataset_dict["width"] = h, w
 
     def _load_label(self, label_file: str, image_hw: Tuple[int, int], file_name: str) -> np.ndarray:
+        if label_file.lower().endswith((".jpg", ".jpeg")):
+            # JPEG is lossy: ids blur into their neighbours at every edge, often into valid ids.
+            raise BadSampleError(
+                f"Label {label_file} is a JPEG; label maps must be stored losslessly (PNG), since JPEG "
+                "compression changes class ids at every edge."
+            )
         label = _read(label_file, None, "label")
         if label.ndim == 3:
             if label.shape[2] != 1:
