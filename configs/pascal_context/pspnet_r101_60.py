@@ -6,6 +6,6 @@ from .pspnet_r101 import dataloader, lr_multiplier, model, optimizer, train
 
 dataloader.train.dataset.names = "pascal_context_60_sem_seg_train"
 dataloader.test.dataset.names = "pascal_context_60_sem_seg_val"
-dataloader.train.mapper.num_classes = 60
-model.sem_seg_head.num_classes = 60
+dataloader.train.mapper.num_classes = 60  # the test mapper and the evaluator follow it
+model.sem_seg_head.num_classes = dataloader.train.mapper.num_classes
 model.backbone.torchvision_dilation = True
