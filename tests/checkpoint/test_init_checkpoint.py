@@ -68,6 +68,12 @@ def test_checkpoint_that_fits_nothing_or_mostly_nothing_is_refused_before_loadin
         message = str(err.value)
         assert "\n" not in message and path in message and count in message, message
         assert "--prefix student." in message
+    zoo = str(tmp_path / "other_zoo.pkl")  # a model-zoo file whose names match nothing
+    with open(zoo, "wb") as f:
+        pickle.dump({"model": {"fc1000_w": torch.zeros(2, 2).numpy()}, "__author__": "Caffe2",
+                     "matching_heuristics": True}, f)
+    with pytest.raises(CheckpointError, match=r"other_zoo\.pkl' does not fit SemanticSegDistiller: 1 of its 1 tensors"):
+        AtomicCheckpointer(model).resume_or_load(zoo, resume=False)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing was loaded
 
 

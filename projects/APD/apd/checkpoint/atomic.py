@@ -153,7 +153,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
     def _check_fits(self, state: Dict[str, Any], source: str) -> None:
         """Refuse a checkpoint none of whose tensors fits the model, or most of whose tensors fit nothing."""
         if not state:
-            return
+            raise CheckpointError(f"Checkpoint '{source}' holds no model tensors")
         if all(k.startswith("module.") for k in state):
             state = {k[len("module."):]: v for k, v in state.items()}
         slots = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
