@@ -52,3 +52,15 @@ def test_unregistered_name_is_a_key_error():
 def test_register_all_skips_registered_names(register_datasets_at, tmp_path):
     register_datasets_at(tmp_path)
     assert register_all(os.fspath(tmp_path / "other")) == []
+
+
+def test_cityscapes_without_label_ids_is_refused_before_training(register_datasets_at, demo_datasets_root, tmp_path):
+    """The official evaluation reads *_gtFine_labelIds.png: missing ones would only fail the final
+    evaluation, after the whole training (with train.eval_teacher=False)."""
+    shutil.copytree(demo_datasets_root / "cityscapes" / "leftImg8bit", tmp_path / "cityscapes" / "leftImg8bit")
+    shutil.copytree(demo_datasets_root / "cityscapes" / "gtFine", tmp_path / "cityscapes" / "gtFine",
+                    ignore=shutil.ignore_patterns("*_labelIds.png"))
+    register_datasets_at(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"val/\*/\*_gtFine_labelIds\.png \(no such files\)\. .*"
+                                                r"run datasets/prepare_cityscapes\.py"):
+        check_dataset_root("cityscapes_fine_sem_seg_val")

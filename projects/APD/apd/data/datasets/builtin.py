@@ -76,7 +76,8 @@ def check_dataset_root(dataset_name):
             /data/cityscapes/leftImg8bit/train (not found). Set DETECTRON2_DATASETS or run
             datasets/prepare_cityscapes.py; see datasets/README.md". For Cityscapes semantic
             segmentation it also requires the ``*_gtFine_labelTrainIds.png`` files that
-            ``datasets/prepare_cityscapes.py`` writes.
+            ``datasets/prepare_cityscapes.py`` writes, and the ``*_gtFine_labelIds.png`` files
+            that the release ships (the script writes them where missing).
     """
     if dataset_name not in DatasetCatalog.list():
         raise KeyError(f"Dataset '{dataset_name}' is not registered in DatasetCatalog")
@@ -86,9 +87,13 @@ def check_dataset_root(dataset_name):
         if path and not os.path.exists(path):
             raise _missing(dataset_name, path)
     if getattr(meta, "evaluator_type", None) == "cityscapes_sem_seg":
-        pattern = os.path.join(meta.gt_dir, "*", "*_gtFine_labelTrainIds.png")
-        if not glob.glob(pattern):
-            raise _missing(dataset_name, pattern, "(no such files)")
+        # labelTrainIds: what training and SemSegEvaluator read; labelIds: the official evaluation's
+        # ground truth (CityscapesSemSegEvaluator), checked here so a run does not train for hours
+        # and then fail in its final evaluation.
+        for suffix in ("labelTrainIds", "labelIds"):
+            pattern = os.path.join(meta.gt_dir, "*", f"*_gtFine_{suffix}.png")
+            if not glob.glob(pattern):
+                raise _missing(dataset_name, pattern, "(no such files)")
 
 
 _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
