@@ -62,7 +62,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from detectron2.layers import CNNBlockBase, FrozenBatchNorm2d, ShapeSpec, get_norm
-from detectron2.modeling import Backbone
+
+from .base import DilatedBackbone, check_backbone_arguments
 
 __all__ = [
     "BasicBlock",
@@ -208,7 +209,7 @@ class Bottleneck(CNNBlockBase):
         return F.relu_(out + shortcut)
 
 
-class DilatedResNet(Backbone):
+class DilatedResNet(DilatedBackbone):
     """Dilated ResNet returning ``{"res2": ..., "res5": ...}`` (layout: see the module docstring).
 
     Output strides: res2 4, res3 8, res4 8/16/16 and res5 8/16/32 for ``output_stride`` 8/16/32.
@@ -254,22 +255,10 @@ class DilatedResNet(Backbone):
             raise ValueError(
                 f"DilatedResNet: depth={depth!r} is not one of {sorted(_DEPTH_SETTINGS)}"
             )
-        if output_stride not in _OUTPUT_STRIDE_SETTINGS:
-            raise ValueError(
-                f"DilatedResNet: output_stride={output_stride!r} is not one of "
-                f"{sorted(_OUTPUT_STRIDE_SETTINGS)}"
-            )
-        out_features = tuple(out_features)
-        if len(out_features) == 0:
-            raise ValueError("DilatedResNet: out_features is empty")
-        unknown = [f for f in out_features if f not in ("stem",) + _STAGE_NAMES]
-        if unknown:
-            raise ValueError(
-                f"DilatedResNet: unknown out_features {unknown}; choose from "
-                f"{('stem',) + _STAGE_NAMES}"
-            )
-        if not 0 <= freeze_at <= 5:
-            raise ValueError(f"DilatedResNet: freeze_at={freeze_at!r} must be in [0, 5]")
+        out_features = check_backbone_arguments(
+            "DilatedResNet", output_stride=output_stride, out_features=out_features,
+            known_features=("stem",) + _STAGE_NAMES, freeze_at=freeze_at,
+        )
 
         block_type, num_blocks = _DEPTH_SETTINGS[depth]
         self.depth = depth
@@ -357,11 +346,6 @@ class DilatedResNet(Backbone):
             return (dilation, 1)
         return (previous_dilation if block_index == 0 else dilation, dilation)
 
-    @property
-    def size_divisibility(self) -> int:
-        # FPN (output_stride 32) needs inputs divisible by 32; dilated models take any size.
-        return 32 if self.output_stride == 32 else 0
-
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """
         Args:
@@ -371,8 +355,7 @@ class DilatedResNet(Backbone):
             dict name -> B×C_name×ceil(H/s)×ceil(W/s) feature (s = the name's stride) for each
             name in ``out_features``.
         """
-        if x.dim() != 4:
-            raise ValueError(f"DilatedResNet takes B×C×H×W inputs, got shape {tuple(x.shape)}")
+        self._check_input(x)
         outputs = {}
         x = F.relu_(self.bn1(self.conv1(x)))
         if self.deep_stem:

@@ -44,7 +44,8 @@ import torch
 from torch import nn
 
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
-from detectron2.modeling import Backbone
+
+from .base import DilatedBackbone, check_backbone_arguments
 
 __all__ = [
     "InvertedResidual",
@@ -180,7 +181,7 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
-class DilatedMobileNetV2(Backbone):
+class DilatedMobileNetV2(DilatedBackbone):
     """MobileNetV2 trunk with dilation, returning ``res2..res5`` (see the module docstring).
 
     Output channels for ``width_mult=1``: res2 24, res3 32, res4 96, res5 320. Blocks after the last
@@ -212,23 +213,12 @@ class DilatedMobileNetV2(Backbone):
                 group is dilated); False dilates every block of the group.
         """
         super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise ValueError(
-                f"DilatedMobileNetV2: output_stride={output_stride!r} is not one of [8, 16, 32]"
-            )
+        out_features = check_backbone_arguments(
+            "DilatedMobileNetV2", output_stride=output_stride, out_features=out_features,
+            known_features=tuple(_STAGE_ENDS), freeze_at=freeze_at,
+        )
         if width_mult <= 0:
             raise ValueError(f"DilatedMobileNetV2: width_mult={width_mult!r} must be positive")
-        out_features = tuple(out_features)
-        if len(out_features) == 0:
-            raise ValueError("DilatedMobileNetV2: out_features is empty")
-        unknown = [f for f in out_features if f not in _STAGE_ENDS]
-        if unknown:
-            raise ValueError(
-                f"DilatedMobileNetV2: unknown out_features {unknown}; "
-                f"choose from {tuple(_STAGE_ENDS)}"
-            )
-        if not 0 <= freeze_at <= 5:
-            raise ValueError(f"DilatedMobileNetV2: freeze_at={freeze_at!r} must be in [0, 5]")
         self.output_stride = output_stride
         self._out_features = list(out_features)
         last_index = max(_STAGE_ENDS[f] for f in out_features)
@@ -266,10 +256,6 @@ class DilatedMobileNetV2(Backbone):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
         self.freeze(freeze_at)
 
-    @property
-    def size_divisibility(self) -> int:
-        return 32 if self.output_stride == 32 else 0
-
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """
         Args:
@@ -278,8 +264,7 @@ class DilatedMobileNetV2(Backbone):
         Returns:
             dict name -> B×C_name×ceil(H/s)×ceil(W/s) (s = the name's stride) for ``out_features``.
         """
-        if x.dim() != 4:
-            raise ValueError(f"DilatedMobileNetV2 takes B×C×H×W inputs, got shape {tuple(x.shape)}")
+        self._check_input(x)
         outputs = {}
         for index, module in enumerate(self.features):
             x = module(x)

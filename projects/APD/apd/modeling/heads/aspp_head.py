@@ -115,21 +115,7 @@ class ASPPHead(ContextClassifierHead):
                 (CIRKD: 0.5); unused without ``project_channels``.
         """
         super().__init__()
-        shape = self._setup(
-            "ASPPHead",
-            input_shape,
-            num_classes=num_classes,
-            in_feature=in_feature,
-            channels=channels,
-            dropout=dropout,
-            norm=norm,
-            ignore_value=ignore_value,
-            loss_weight=loss_weight,
-            align_corners=align_corners,
-            aux_in_feature=aux_in_feature,
-            aux_channels=aux_channels,
-            aux_weight=aux_weight,
-        )
+        shape = self._setup(input_shape, locals())  # the ContextClassifierHead.SHARED_ARGS
 
         if dilations is None:
             if self.common_stride not in DEFAULT_ASPP_DILATIONS:

@@ -6,7 +6,7 @@ classifier and an optional FCN auxiliary classifier (see docs/ARCHITECTURE.md, "
 
 Shape letters: B images, C channels, K classes, h×w feature grid, H×W label/input grid.
 """
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -145,12 +145,23 @@ class SegHeadMixin:
 class ContextClassifierHead(SegHeadMixin, nn.Module):
     """A context module on ``in_feature`` → ``feature`` → 1×1 classifier, plus an optional FCN aux head.
 
-    Subclasses build their context module(s) after :meth:`_setup` and implement :meth:`context`.
+    Subclasses take the arguments named in ``SHARED_ARGS`` (plus their own) as keyword-only
+    constructor arguments, pass them on with ``self._setup(input_shape, locals())``, then build their
+    context module(s) and implement :meth:`context`.
     """
 
-    def _setup(
+    # Constructor arguments every context head takes and :meth:`_setup` consumes.
+    SHARED_ARGS = ("num_classes", "in_feature", "channels", "dropout", "norm", "ignore_value", "loss_weight",
+                   "align_corners", "aux_in_feature", "aux_channels", "aux_weight")
+
+    def _setup(self, input_shape: Dict[str, ShapeSpec], arguments: Mapping[str, Any]) -> ShapeSpec:
+        """Set the contract attributes, build the classifier and the aux head from the ``SHARED_ARGS``
+        entries of ``arguments`` (the subclass constructor's ``locals()``); return the shape of
+        ``in_feature``."""
+        return self._setup_shared(input_shape, **{k: arguments[k] for k in self.SHARED_ARGS})
+
+    def _setup_shared(
         self,
-        owner: str,
         input_shape: Dict[str, ShapeSpec],
         *,
         num_classes: int,
@@ -165,8 +176,7 @@ class ContextClassifierHead(SegHeadMixin, nn.Module):
         aux_channels: int,
         aux_weight: float,
     ) -> ShapeSpec:
-        """Set the contract attributes, build the classifier and the aux head; return the shape of
-        ``in_feature``."""
+        owner = type(self).__name__
         shape = feature_shape(input_shape, in_feature, owner)
         self.in_feature = in_feature
         self.num_classes = num_classes

@@ -101,21 +101,7 @@ class PSPHead(ContextClassifierHead):
             aux_weight: weight of ``loss_aux``.
         """
         super().__init__()
-        shape = self._setup(
-            "PSPHead",
-            input_shape,
-            num_classes=num_classes,
-            in_feature=in_feature,
-            channels=channels,
-            dropout=dropout,
-            norm=norm,
-            ignore_value=ignore_value,
-            loss_weight=loss_weight,
-            align_corners=align_corners,
-            aux_in_feature=aux_in_feature,
-            aux_channels=aux_channels,
-            aux_weight=aux_weight,
-        )
+        shape = self._setup(input_shape, locals())  # the ContextClassifierHead.SHARED_ARGS
 
         self.ppm = PyramidPooling(
             in_channels=int(shape.channels), bins=bins, norm=norm, align_corners=align_corners
