@@ -11,6 +11,8 @@ from .pspnet_r18_demo import dataloader, lr_multiplier, optimizer, train
 model.student = LazyConfig.load_rel("pspnet_r18_demo.py", "model")
 model.teacher = LazyConfig.load_rel("pspnet_r18_wide_demo.py", "model")
 model.teacher_weights = "output/demo/teacher/model_final.pth"
+# the student's ImageNet stand-in with the distiller's key prefix (convert_torchvision_backbone.py --prefix student.)
+train.init_checkpoint = "checkpoints/demo/standin_r18_quarter_student.pth"
 model.distill_heads.apd.hidden_dim = 64
 model.distill_heads.apd.embed_dim = 64
 train.output_dir = "./output/demo/apd"
