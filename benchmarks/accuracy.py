@@ -329,8 +329,10 @@ def main(argv=None):
     parser.add_argument("--teacher", default=TEACHER, help="teacher weights (default: the committed demo teacher)")
     parser.add_argument("--data-seed", type=int, default=0, help="dataset generation seed (as run_demo.py)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="training runs at a time, CPU threads split evenly (results are bit-reproducible for "
-                             "the same --jobs)")
+                        help="training runs at a time, CPU threads split evenly (results are bit-reproducible for the same "
+                             "threads per run)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="OMP/MKL threads per run (default: CPU cores / --jobs; on a shared machine use 1)")
     parser.add_argument("--retrain", action="store_true", help="retrain runs that already finished")
     parser.add_argument("--report-only", action="store_true", help="only rewrite results.json / table.md")
     parser.add_argument("--opts", nargs="*", default=None,
@@ -359,7 +361,7 @@ def main(argv=None):
         return write_report(output, methods, seeds, iters, teacher, argv_record, start)
 
     # 1. data (the demo's), and the teacher must exist.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
     env = dict(os.environ, DETECTRON2_DATASETS=args.data_root, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     run_demo.ensure_data(args.data_root, "seg", env, args.data_seed)
