@@ -126,3 +126,19 @@ def test_eval_only_of_a_distiller_needs_neither_teacher_file_nor_training_split(
     with pytest.raises(FileNotFoundError, match="leftImg8bit/train"):
         train_net.check_run(argparse.Namespace(**{**vars(args), "eval_only": False,
                                                   "opts": args.opts[1:] + [f"model.teacher_weights={exported}"]}))
+
+
+@pytest.mark.slow
+def test_eval_model_of_an_rcnn_distiller_config_is_its_student_without_the_teacher(tmp_path):
+    train_net = _train_net_module()
+    cfg = LazyConfig.load("configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py")
+    cfg.model.teacher_weights = None
+    torch.manual_seed(0)
+    distiller = instantiate(cfg.model)
+    torch.save({"model": distiller.state_dict()}, tmp_path / "model_final.pth")
+    assert any(k.startswith("distill_heads.") for k in distiller.state_dict())
+    cfg.model.teacher_weights = str(tmp_path / "no_such_teacher.pth")
+    cfg.train.init_checkpoint = str(tmp_path / "model_final.pth")
+    student = train_net.build_eval_model(cfg, "cpu")
+    assert type(student) is type(distiller.student)
+    torch.testing.assert_close(student.state_dict(), distiller.student.state_dict(), rtol=0, atol=0)

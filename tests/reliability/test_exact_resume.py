@@ -215,7 +215,10 @@ def test_overwrite_then_kill_before_the_first_checkpoint_then_resume_starts_the_
     # --overwrite: the old run moves aside at start; the new run is killed before its first checkpoint.
     new = base + ["train.max_iter=4", "train.checkpointer.period=100", "train.seed=2"]
     proc = popen_train_net(["--overwrite", *new], demo_datasets_root, tmp_path / "killed.log")
-    _kill_when(proc, tmp_path / "killed.log", lambda: 1 in _logged_iterations(out), "iteration 1")
+    def new_run_at_iteration_1():  # (the old run's metrics.json, until it moves, has iteration 1 too)
+        return any(f.startswith("previous_") for f in os.listdir(out)) and 1 in _logged_iterations(out)
+
+    _kill_when(proc, tmp_path / "killed.log", new_run_at_iteration_1, "iteration 1")
     previous = [f for f in os.listdir(out) if f.startswith("previous_")]
     assert len(previous) == 1
     assert {f: (out / previous[0] / f).read_bytes() for f in old} == old  # moved, not deleted or changed
