@@ -159,7 +159,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         slots = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
         misfits = [k for k, v in state.items()
                    if k not in slots or tuple(getattr(v, "shape", ())) != tuple(slots[k].shape)]
-        if len(misfits) == len(state) or 2 * len(misfits) > len(state):
+        if 2 * len(misfits) > len(state):
             distiller_file = any(k.startswith("student.") for k in state) and not any(
                 k.startswith("student.") for k in slots)
             hint = (" (a distiller's checkpoint for the plain student: tools/export_student.py)"
