@@ -5,7 +5,6 @@ builtin names and ours at a chosen root. Detectron2 registers its builtin datase
 under ``$DETECTRON2_DATASETS``; these fixtures re-register the names we use with Detectron2's own
 functions and put the original registrations back afterwards, so no subprocess is needed.
 """
-import importlib.util
 import os
 
 import pytest
@@ -16,6 +15,7 @@ from detectron2.data.datasets.builtin import register_all_ade20k, register_all_c
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from apd.data.datasets import register_pascal_context
+from apd.utils.testing import load_script
 from apd.data.datasets.coco import use_checked_coco_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,10 +31,7 @@ ALL_NAMES = CITYSCAPES_NAMES + ADE20K_NAMES + list(COCO_NAMES) + PASCAL_CONTEXT_
 
 def load_dataset_script(name):
     """Import ``datasets/<name>.py`` as a module (that folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "datasets", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(REPO, "datasets", f"{name}.py"))
 
 
 @pytest.fixture(scope="session")

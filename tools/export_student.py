@@ -215,17 +215,9 @@ def run(args) -> Dict[str, str]:
 
 def main(argv=None) -> int:
     args = argument_parser().parse_args(argv)
-    from apd.config import ConfigKeyError
-    from apd.export import StudentWeightsError
-    from apd.modeling.meta_arch.teacher import TeacherWeightsError
+    from apd.utils.cli import run_tool
 
-    try:
-        run(args)
-    except (FileNotFoundError, ValueError, ImportError, ConfigKeyError, StudentWeightsError,
-            TeacherWeightsError) as e:
-        print(f"export_student.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool("export_student.py", run, args)
 
 
 if __name__ == "__main__":

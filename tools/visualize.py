@@ -276,17 +276,9 @@ def run(args) -> Dict[str, str]:
 
 def main(argv=None) -> int:
     args = argument_parser().parse_args(argv)
-    from apd.config import ConfigKeyError
-    from apd.export import StudentWeightsError
-    from apd.modeling.meta_arch.teacher import TeacherWeightsError
+    from apd.utils.cli import run_tool
 
-    try:
-        run(args)
-    except (FileNotFoundError, KeyError, ValueError, ImportError, ConfigKeyError, StudentWeightsError,
-            TeacherWeightsError) as e:
-        print(f"visualize.py: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool("visualize.py", run, args, extra_errors=(KeyError,))  # KeyError: unknown dataset name
 
 
 if __name__ == "__main__":

@@ -1,21 +1,19 @@
 """Smoke tests of benchmarks/accuracy.py and benchmarks/cost.py: argument handling, the run plan, the
 statistics, and one tiny (untimed-for-assertion) cost measurement. No assertion depends on speed."""
 import argparse
-import importlib.util
 import os
 import sys
 
 import pytest
 import torch
 
+from apd.utils.testing import load_script
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(REPO, "benchmarks", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(REPO, "benchmarks", f"{name}.py"), f"bench_{name}")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Tolerances of exported vs in-framework logits (float32, logits of magnitude ~1):
 TorchScript runs the same ATen kernels → atol = rtol = 1e-5; ONNX Runtime uses its own kernels and
 summation order → atol = rtol = 1e-4 (measured max |diff| ≈ 2e-5 on the demo student).
 """
-import importlib.util
 import os
 
 import numpy as np
@@ -23,6 +22,7 @@ from apd.export import (
     onnx_compatible_copy,
     student_config,
 )
+from apd.utils.testing import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
@@ -32,10 +32,7 @@ ONNX_TOL = dict(atol=1e-4, rtol=1e-4)
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(ROOT, "tools", f"{name}.py"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ weights file (distiller checkpoint, exported student checkpoint, TorchScript).
 The student's classifier is set to predict one known class everywhere (weights 0, bias +10 for that
 class), so the label PNGs have a known content whichever weights file carries it.
 """
-import importlib.util
 import os
 
 import cv2
@@ -13,6 +12,8 @@ import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 from PIL import Image
+
+from apd.utils.testing import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
@@ -23,10 +24,7 @@ HEIGHT, WIDTH = 40, 72
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(ROOT, "tools", f"{name}.py"))
 
 
 @pytest.fixture(scope="module")

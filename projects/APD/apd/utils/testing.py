@@ -9,6 +9,7 @@ dataset root and a capped number of BLAS/OpenMP threads (``script_env``): severa
 cores, and oversubscribed OpenMP threads make a training step ~10× slower. ``TINY_TRAIN_OVERRIDES``
 shrinks a demo config's training to CPU-test size.
 """
+import importlib.util
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ __all__ = [
     "script_env",
     "run_script",
     "popen_script",
+    "load_script",
 ]
 
 # A demo config's training at test size: batch 2, 64×128 crops, no worker processes, log every step.
@@ -118,6 +120,16 @@ def toy_batch(batch_size: int = 2, height: int = 32, width: int = 32, num_classe
 
 
 # ------------------------------------------------------------------------------ script runner
+def load_script(path: str, name: Optional[str] = None):
+    """Import the Python file ``path`` (a script under tools/, benchmarks/ or datasets/, folders that
+    are not packages) as a new module named ``name`` (default: the file's stem)."""
+    name = name or os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def script_env(datasets_root=None, threads: int = 1) -> Dict[str, str]:
     """This process's environment with ``DETECTRON2_DATASETS`` (when given), ``threads`` OpenMP/MKL
     threads and unbuffered output."""
