@@ -117,13 +117,15 @@ def is_complete(out: str, iters: int, cmd=None) -> bool:
 
 
 def launch(cmd, out: str, env) -> float:
-    """Run one training subprocess, its console output in ``<out>/stdout.log``; returns wall seconds."""
-    os.makedirs(out, exist_ok=True)
-    log = os.path.join(out, "stdout.log")
-    print("+ " + " ".join(cmd[1:]) + f"   > {os.path.relpath(log, ROOT)}", flush=True)
+    """Run one training subprocess, its console output in ``<out>/stdout.log`` (written next to the folder
+    while it runs: ``--overwrite`` moves the folder's files away at start-up); returns wall seconds."""
+    os.makedirs(os.path.dirname(os.path.normpath(out)), exist_ok=True)
+    log = run_demo.console_log(out)
+    print("+ " + " ".join(cmd[1:]) + f"   > {log}", flush=True)
     start = time.time()
     with open(log, "w") as f:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+    log = run_demo.move_console_log(out)
     if proc.returncode != 0:
         raise RuntimeError(f"training failed (exit {proc.returncode}): {' '.join(cmd)}; see {log}")
     wall = time.time() - start

@@ -16,8 +16,8 @@ Steps (each a plain `train_net.py` run, so this is exactly what a user runs on r
      with logit KD, and with APD + KD, all from the same initialisation and data stream;
   4. print the final val mIoU of each run (the last checkpoint, never the best one).
 
-Each run shows one progress bar with its ETA; its full log is ``<output>/<run>/stdout.log`` (and
-Detectron2's ``log.txt`` / ``metrics.json`` next to it).
+Each run shows one progress bar with its ETA; its full logs are in ``<output>/<run>/``: ``log.txt`` and
+``metrics.json`` (Detectron2's), and ``stdout.log`` (the console output, warnings included).
 """
 import argparse
 import json
@@ -50,12 +50,18 @@ COCO_RUNS = {
     "student": (_COCO + "mask_rcnn_R_18_FPN_demo.py", False),
     "kd": (_COCO + "kd_mask_rcnn_R34_to_R18_FPN_demo.py", True),
     "apd": (_COCO + "apd_mask_rcnn_R34_to_R18_FPN_demo.py", True),
+    "apd_only": (_COCO + "apd_only_mask_rcnn_R34_to_R18_FPN_demo.py", True),
+    "fpnmimic": (_COCO + "fpnmimic_mask_rcnn_R34_to_R18_FPN_demo.py", True),
+    "roiapd": (_COCO + "roiapd_mask_rcnn_R34_to_R18_FPN_demo.py", True),
 }
 COCO_LABELS = {
     "teacher": "Teacher Mask R-CNN R34-FPN (narrow heads)",
     "student": "Student Mask R-CNN R18-FPN (narrower), alone",
     "kd": "Student + logit KD (box scores)",
-    "apd": "Student + ROI-level APD + KD",
+    "apd": "Student + dense APD (FPN) + KD",
+    "apd_only": "Student + dense APD (FPN)",
+    "fpnmimic": "Student + FPN imitation",
+    "roiapd": "Student + ROI-level APD + KD (ablation)",
 }
 # task: runs, labels, generated dataset (+ generator options), metric columns (key, header)
 TASKS = {
@@ -146,34 +152,64 @@ def _progress(log_path: str, pos: int):
     return it, ev, pos + len(chunk[:cut].encode("utf-8"))
 
 
+def console_log(out: str) -> str:
+    """Where a run's console output is written while it runs: next to the run folder, because
+    ``train_net.py --overwrite`` moves what the folder holds into ``previous_*/`` at start-up. It is moved to
+    ``<out>/stdout.log`` when the run ends (move_console_log)."""
+    return os.path.normpath(out) + ".stdout.log"
+
+
+def move_console_log(out: str) -> str:
+    src, dst = console_log(out), os.path.join(out, "stdout.log")
+    if os.path.isdir(out) and os.path.exists(src):
+        os.replace(src, dst)
+        return dst
+    return src
+
+
+def _inode(path: str):
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def train_with_progress(cmd, out: str, env, total_iters: int, label: str, poll_s: float = 1.0) -> float:
-    """Run ``cmd`` with its output in ``<out>/stdout.log`` and one progress bar (iterations, ETA) on the
-    console; returns wall seconds. On failure, prints the log's tail and raises CalledProcessError."""
+    """Run ``cmd`` (a train_net.py run into ``out``) with one progress bar (iterations, ETA, evaluation) on the
+    console, read from the run's ``log.txt``; its console output ends in ``<out>/stdout.log``. Returns wall
+    seconds. On failure, prints the log's tail and raises CalledProcessError."""
     from tqdm import tqdm
 
-    os.makedirs(out, exist_ok=True)
-    log_path = os.path.join(out, "stdout.log")
+    os.makedirs(os.path.dirname(os.path.normpath(out)) or ".", exist_ok=True)
+    log_path = console_log(out)
+    progress_path = os.path.join(out, "log.txt")
+    stale = _inode(progress_path)  # an earlier run's log.txt, until train_net moves it away
     start = time.time()
     with open(log_path, "w") as log, tqdm(total=total_iters, desc=f"{label:<10}", unit="it", dynamic_ncols=True,
                                            bar_format="{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
                                            "[{elapsed}<{remaining}{postfix}]") as bar:
         bar.set_postfix_str("starting")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        pos = 0
+        pos, current = 0, None
         while True:
             done = proc.poll() is not None
-            it, ev, pos = _progress(log_path, pos)
-            if it is not None and it + 1 > bar.n:
-                bar.update(min(total_iters, it + 1) - bar.n)
-                bar.set_postfix_str("training")
-            if ev is not None:
-                bar.set_postfix_str(f"evaluating {ev[0]}/{ev[1]} images")
+            ino = _inode(progress_path)
+            if ino is not None and ino != stale:
+                if ino != current:
+                    current, pos = ino, 0
+                it, ev, pos = _progress(progress_path, pos)
+                if it is not None and it + 1 > bar.n:
+                    bar.update(min(total_iters, it + 1) - bar.n)
+                    bar.set_postfix_str("training")
+                if ev is not None:
+                    bar.set_postfix_str(f"evaluating {ev[0]}/{ev[1]} images")
             if done:
                 break
             time.sleep(poll_s)
         if proc.returncode == 0 and bar.n < total_iters:
             bar.update(total_iters - bar.n)
         bar.set_postfix_str("done" if proc.returncode == 0 else "FAILED")
+    log_path = move_console_log(out)
     if proc.returncode != 0:
         with open(log_path, errors="replace") as f:
             tail = f.readlines()[-25:]
