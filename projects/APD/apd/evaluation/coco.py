@@ -80,7 +80,7 @@ class COCOEvaluator(_D2COCOEvaluator):
                 "masks: set tasks=('bbox',) (or dataloader.train.mapper.use_instance_mask=False) for a "
                 "model without a mask head."
             )
-        if coco_results:
+        if coco_results or not self._do_evaluation:  # (no ground truth, e.g. test-dev: d2 only saves)
             return super()._eval_predictions(predictions, img_ids)
         self._logger.warning(f"COCOEvaluator('{self._metadata.name}'): no detections; every AP is 0.")
         for task in sorted(self._tasks):
