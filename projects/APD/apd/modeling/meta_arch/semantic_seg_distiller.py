@@ -16,11 +16,11 @@ from dataclasses import replace
 from typing import List
 
 import torch
-import torch.nn.functional as F
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 
+from ..losses import resize_to
 from .distiller import Distiller
 
 __all__ = ["SemanticSegDistiller"]
@@ -77,13 +77,8 @@ class SemanticSegDistiller(Distiller):
         losses = dict(self.student.sem_seg_head.losses(s_out, targets))
 
         if t_out.feature.shape[-2:] != s_out.feature.shape[-2:]:
-            # Different output strides: observe the teacher on the student's grid.
-            t_out = replace(
-                t_out,
-                feature=F.interpolate(
-                    t_out.feature, size=s_out.feature.shape[-2:], mode="bilinear", align_corners=False
-                ),
-            )
+            # Different output strides: observe the teacher on the student's grid (the one resize rule).
+            t_out = replace(t_out, feature=resize_to(t_out.feature, s_out.feature.shape[-2:]))
         self._log_agreement(s_out.logits, t_out.logits)
         return losses, s_out, t_out, targets
 
@@ -93,8 +88,7 @@ class SemanticSegDistiller(Distiller):
             storage = get_event_storage()
         except AssertionError:  # called outside a trainer (tests, benchmarks)
             return
-        if t_logits.shape[-2:] != s_logits.shape[-2:]:
-            t_logits = F.interpolate(t_logits, size=s_logits.shape[-2:], mode="bilinear", align_corners=False)
+        t_logits = resize_to(t_logits, s_logits.shape[-2:])
         agree = (s_logits.argmax(1) == t_logits.argmax(1)).float().mean()
         storage.put_scalar("distill/teacher_student_agreement", float(agree))
         storage.put_scalar("distill/weight_scale", self.distill_scale())
