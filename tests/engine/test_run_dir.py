@@ -24,7 +24,7 @@ def test_check_output_dir_refuses_a_folder_with_checkpoints(tmp_path):
     check_output_dir(str(tmp_path), resume=False, overwrite=True)
 
 
-def test_move_previous_run_moves_everything_but_earlier_previous_folders(tmp_path):
+def test_move_previous_run_moves_the_old_runs_files_only(tmp_path):
     assert move_previous_run(str(tmp_path / "missing")) is None
     assert move_previous_run(str(tmp_path)) is None  # empty: nothing to move, no folder created
     assert os.listdir(tmp_path) == []
@@ -34,16 +34,19 @@ def test_move_previous_run_moves_everything_but_earlier_previous_folders(tmp_pat
         (tmp_path / name).write_bytes(data)
     (tmp_path / "inference").mkdir()
     (tmp_path / "inference" / "x.json").write_text("1")
+    (tmp_path / "events.out.tfevents.1.host.0").write_bytes(b"e")
+    (tmp_path / "notes.md").write_text("not the run's")  # e.g. output_dir=. : only run files move
     first = move_previous_run(str(tmp_path), now=0.0)
     assert first == str(tmp_path / "previous_19700101-000000")
-    assert sorted(os.listdir(tmp_path)) == ["previous_19700101-000000"]
+    assert sorted(os.listdir(tmp_path)) == ["notes.md", "previous_19700101-000000"]
+    assert sorted(os.listdir(first)) == sorted([*files, "inference", "events.out.tfevents.1.host.0"])
     assert {n: (tmp_path / "previous_19700101-000000" / n).read_bytes() for n in files} == files
     assert (tmp_path / "previous_19700101-000000" / "inference" / "x.json").read_text() == "1"
     # A second overwrite in the same second: a new folder, the first one is left where it is.
     (tmp_path / "model_final.pth").write_bytes(b"b")
     second = move_previous_run(str(tmp_path), now=0.0)
     assert second == str(tmp_path / "previous_19700101-000000_1")
-    assert sorted(os.listdir(tmp_path)) == ["previous_19700101-000000", "previous_19700101-000000_1"]
+    assert sorted(os.listdir(tmp_path)) == ["notes.md", "previous_19700101-000000", "previous_19700101-000000_1"]
     assert os.listdir(second) == ["model_final.pth"]
     check_output_dir(str(tmp_path), resume=False, overwrite=False)  # nothing of a run left at the top
 

@@ -56,9 +56,21 @@ def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
         )
 
 
+# What a run writes into its folder (Detectron2's checkpointer, writers, default_setup, evaluators; our
+# atomic writes' temporaries). Only these move: an output_dir pointed at a folder with other files
+# (say ".") keeps them.
+_RUN_FILES = re.compile(
+    r"^(model_.*\.pth|last_checkpoint|metrics\.json|events\.out\.tfevents\..*|log\.txt.*|config(_eval)?\.yaml"
+    r"|inference|\..*\.tmp)$")
+
+
 def move_previous_run(output_dir: str, now: Optional[float] = None) -> Optional[str]:
-    """Move everything in ``output_dir`` except earlier ``previous_*`` folders into a new
+    """Move what a previous run wrote into ``output_dir`` into a new
     ``<output_dir>/previous_<YYYYmmdd-HHMMSS>/`` (UTC; ``_1``, ``_2``… appended if taken).
+
+    Moved: checkpoints (``model_*.pth``, ``last_checkpoint``), ``metrics.json``, TensorBoard events,
+    ``log.txt*``, ``config.yaml``/``config_eval.yaml``, ``inference/`` and hidden ``*.tmp`` files. Other
+    entries, earlier ``previous_*`` folders among them, stay where they are.
 
     Args:
         output_dir: the run folder (may not exist). now: seconds since the epoch (default: the clock).
@@ -68,7 +80,7 @@ def move_previous_run(output_dir: str, now: Optional[float] = None) -> Optional[
     """
     if not output_dir or not os.path.isdir(output_dir):
         return None
-    entries = [e for e in sorted(os.listdir(output_dir)) if not e.startswith(PREVIOUS_PREFIX)]
+    entries = [e for e in sorted(os.listdir(output_dir)) if _RUN_FILES.match(e)]
     if not entries:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
