@@ -60,17 +60,17 @@ def log(msg):
 
 
 def train(config, out, env, opts=(), retrain=False):
-    """One ``train_net.py`` run into ``out`` (console output to ``out/stdout.log``), unless it finished."""
+    """One ``train_net.py`` run into ``out`` with a progress bar (its logs in ``out/``), unless it finished."""
+    import run_demo
+
     final = os.path.join(out, "model_final.pth")
     if os.path.exists(final) and not retrain:
         log(f"{final} exists, reused (--retrain to redo)")
         return final
-    os.makedirs(out, exist_ok=True)
     cmd = [sys.executable, "train_net.py", "--config-file", config, "--overwrite", f"train.output_dir={out}"]
     cmd += list(opts)
-    log("+ " + " ".join(cmd) + f"   > {os.path.relpath(os.path.join(out, 'stdout.log'), ROOT)}")
-    with open(os.path.join(out, "stdout.log"), "w") as f:
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+    log("+ " + " ".join(cmd[1:]) + f"   (logs in {out}/)")
+    run_demo.train_with_progress(cmd, out, env, run_demo.config_max_iter(config, opts), os.path.basename(out))
     return final
 
 
