@@ -13,7 +13,7 @@ from .constants import constants as _constants
 
 dataloader.train.dataset.names = "ade20k_sem_seg_train"
 dataloader.test.dataset.names = "ade20k_sem_seg_val"
-dataloader.train.mapper.num_classes = 150
+dataloader.train.mapper.num_classes = _constants.ade20k_num_classes
 dataloader.train.mapper.augmentations.crop_size = _constants.ade20k_crop_size
 dataloader.train.total_batch_size = 8
 dataloader.test.mapper.augmentations.base_size = _constants.ade20k_test_base_size

@@ -35,7 +35,7 @@ dataloader.train = L(build_resumable_train_loader)(
             pad_value=_constants.imagenet_rgb256_mean,
             ignore_value="${..ignore_value}",
         ),
-        num_classes=19,
+        num_classes=_constants.cityscapes_num_classes,
         image_format="RGB",
         ignore_value=_constants.ignore_value,
         skip_bad_samples=False,

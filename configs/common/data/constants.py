@@ -13,6 +13,11 @@ constants = dict(
     imagenet_bgr256_std=list(reversed(IMAGENET_STD_RGB)),
     # Label id of unlabelled pixels and of all padding.
     ignore_value=255,
+    # Classes per dataset: the one source the data configs and the model configs read.
+    cityscapes_num_classes=19,
+    ade20k_num_classes=150,
+    pascal_context_num_classes=59,  # background ignored
+    pascal_context_60_num_classes=60,  # background = class 0, the official APD setting
     # Training crops (h, w) of the official recipe.
     cityscapes_crop_size=[713, 713],
     ade20k_crop_size=[473, 473],

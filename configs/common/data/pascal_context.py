@@ -12,7 +12,7 @@ from .constants import constants as _constants
 
 dataloader.train.dataset.names = "pascal_context_59_sem_seg_train"
 dataloader.test.dataset.names = "pascal_context_59_sem_seg_val"
-dataloader.train.mapper.num_classes = 59
+dataloader.train.mapper.num_classes = _constants.pascal_context_num_classes
 dataloader.train.mapper.augmentations.crop_size = _constants.pascal_context_crop_size
 dataloader.train.total_batch_size = 12
 dataloader.test.mapper.augmentations.base_size = _constants.pascal_context_test_base_size

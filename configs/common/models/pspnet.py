@@ -38,7 +38,7 @@ model = L(Segmentor)(
             base_channels="${...backbone.base_channels}",
             out_features="${...backbone.out_features}",
         ),
-        num_classes=19,
+        num_classes=_constants.cityscapes_num_classes,  # dataset configs set their own
         in_feature="res5",
         bins=(1, 2, 3, 6),
         channels=512,

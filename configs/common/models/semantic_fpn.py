@@ -35,7 +35,7 @@ model = L(Segmentor)(
             "p4": L(ShapeSpec)(channels="${....backbone.out_channels}", stride=16),
             "p5": L(ShapeSpec)(channels="${....backbone.out_channels}", stride=32),
         },
-        num_classes=19,
+        num_classes=_constants.cityscapes_num_classes,  # dataset configs set their own
         conv_dims=128,
         common_stride=4,
         norm="GN",
