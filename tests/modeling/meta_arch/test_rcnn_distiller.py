@@ -313,14 +313,16 @@ def test_checkpoint_keys_and_legacy_checkpoints_load(tmp_path):
             legacy[key] = value + 1
     path = str(tmp_path / "legacy.pth")
     torch.save({"model": legacy}, path)
-    fresh = build(tmp_path)
-    result = DetectionCheckpointer(fresh).load(path)
-    assert result is not None
-    loaded = fresh.state_dict()
-    assert loaded.keys() == state.keys()
-    for key in state:
-        if state[key].is_floating_point():
-            torch.testing.assert_close(loaded[key], state[key] + 1, msg=key)
+    from apd.checkpoint import AtomicCheckpointer
+
+    for checkpointer in (DetectionCheckpointer, AtomicCheckpointer):  # Detectron2's and the project's reader
+        fresh = build(tmp_path)
+        checkpointer(fresh).load(path)
+        loaded = fresh.state_dict()
+        assert loaded.keys() == state.keys()
+        for key in state:
+            if state[key].is_floating_point():
+                torch.testing.assert_close(loaded[key], state[key] + 1, msg=f"{checkpointer.__name__}: {key}")
     # The renaming itself: idempotent, and the ROI APD adapters stay put without a ROI APD term.
     again = dict(loaded)
     assert upgrade_legacy_rcnn_keys(again, "", "roi_apd") == {}
