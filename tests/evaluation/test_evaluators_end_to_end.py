@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import inference_on_dataset
 from detectron2.structures import BoxMode, Boxes, Instances, polygons_to_bitmask
