@@ -17,7 +17,8 @@ names used to train from random weights without a word. Here:
 - a distiller (a model with a ``student`` child) given a checkpoint of student keys without the
   ``student.`` prefix (an ImageNet backbone converted for the student config, ``backbone.*``, or a
   student-only checkpoint) loads them into ``model.student``; model-zoo files that need Detectron2's
-  name-matching heuristics are matched against the student alone (the teacher has the same names);
+  name-matching heuristics are matched against the student alone (with ``save_teacher=True`` the
+  distiller's state dict holds the teacher's identical names, and Detectron2 gave up as ambiguous);
 - a checkpoint none of whose tensors fits a model key (name and shape), or more than half of whose
   tensors fit none, is refused with one line (:class:`~apd.checkpoint.io.CheckpointError`) before anything
   is loaded.
