@@ -58,9 +58,6 @@ class SemanticSegDistiller(Distiller):
     def num_classes(self) -> int:
         return self.student.sem_seg_head.num_classes
 
-    def _images(self, model, batched_inputs: List[dict], size_divisibility: int) -> ImageList:
-        return self.normalized_images(model, batched_inputs, size_divisibility)
-
     def forward_train(self, batched_inputs: List[dict]):
         size_div = max(self.student.backbone.size_divisibility, self.teacher.backbone.size_divisibility)
         s_images = self.normalized_images(self.student, batched_inputs, size_div)
