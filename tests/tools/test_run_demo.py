@@ -12,10 +12,10 @@ import run_demo  # noqa: E402
 @pytest.mark.parametrize("task", sorted(run_demo.TASKS))
 def test_task_tables_are_complete(task):
     spec = run_demo.TASKS[task]
-    assert set(spec["runs"]) == set(spec["labels"]) == {"teacher", "student", "kd", "apd"}
+    assert set(spec["runs"]) == set(spec["labels"]) >= {"teacher", "student", "kd", "apd"}
     for name, (config, needs_teacher) in spec["runs"].items():
         assert os.path.isfile(config), config
-        assert needs_teacher == (name in ("kd", "apd"))
+        assert needs_teacher == (name not in ("teacher", "student"))
     assert spec["dataset"] in ("cityscapes", "coco")
 
 
