@@ -296,8 +296,8 @@ def test_coco_evaluator_refuses_segm_without_masks(demo_datasets):
 @pytest.fixture
 def coco_with_unusable_annotations(demo_datasets_root, tmp_path, register_datasets_at):
     """The demo COCO val json with, in one image: a 2-point polygon (id P), a box of width −5 (id W),
-    a zero-height box (id Z), a NaN box (id N) and an object with one good and one 2-point
-    polygon (id T). Returns (json file, {letter: id})."""
+    a zero-height box (id Z), a NaN box (id N), a box right of the image (id O) and an object with
+    one good and one 2-point polygon (id T). Returns (json file, {letter: id})."""
     root = tmp_path / "data"
     shutil.copytree(demo_datasets_root / "coco", root / "coco")
     json_file = root / "coco" / "annotations" / "instances_val2017.json"
@@ -308,8 +308,9 @@ def coco_with_unusable_annotations(demo_datasets_root, tmp_path, register_datase
     assert len(mine) >= 3
     ids = {}
     extra = []
-    for letter, base in zip("PWZNT", [mine[i % len(mine)] for i in range(5)]):
-        a = copy.deepcopy(base) if letter in "WZNT" else base
+    width = next(im["width"] for im in data["images"] if im["id"] == first_image)
+    for letter, base in zip("PWZNOT", [mine[i % len(mine)] for i in range(6)]):
+        a = copy.deepcopy(base) if letter in "WZNOT" else base
         if letter != "P":
             a["id"] = max(x["id"] for x in annos + extra) + 1
             extra.append(a)
@@ -323,6 +324,8 @@ def coco_with_unusable_annotations(demo_datasets_root, tmp_path, register_datase
             a["bbox"] = [x, y, w, 0.0]
         elif letter == "N":
             a["bbox"] = [x, float("nan"), w, h]
+        elif letter == "O":
+            a["bbox"] = [width + 1.0, y, w, h]
         elif letter == "T":
             a["segmentation"] = a["segmentation"][:1] + [[x, y, x + 1, y + 1]]
     annos.extend(extra)
@@ -337,13 +340,14 @@ def test_unusable_coco_annotations_are_dropped_alike_for_training_and_evaluation
     with caplog.at_level(logging.WARNING, logger="apd"):
         records = DatasetCatalog.get("coco_2017_val")
     kept = {a["id"]: a for r in records for a in r["annotations"]}
-    for letter in "PWZN":
+    for letter in "PWZNO":
         assert ids[letter] not in kept, letter
     assert ids["T"] in kept and len(kept[ids["T"]]["segmentation"]) == 1
     assert all(a["bbox"][2] > 0 and a["bbox"][3] > 0 for a in kept.values())  # nothing mirrored
     warning = next(r.getMessage() for r in caplog.records if "unusable" in r.getMessage())
-    assert json_file in warning and "dropped 4 unusable annotation(s)" in warning
-    for letter in "PWZN":
+    assert json_file in warning and "dropped 5 unusable annotation(s)" in warning
+    assert "lies outside the" in warning
+    for letter in "PWZNO":
         assert f"id {ids[letter]}:" in warning
 
     # Evaluation: the same objects leave the ground truth (pycocotools raised a TypeError on the

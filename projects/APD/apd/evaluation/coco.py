@@ -55,7 +55,7 @@ class COCOEvaluator(_D2COCOEvaluator):
         api = getattr(self, "_coco_api", None)
         if api is None or "annotations" not in api.dataset:
             return
-        dropped, trimmed = find_unusable_annotations(api.dataset["annotations"])
+        dropped, trimmed = find_unusable_annotations(api.dataset["annotations"], api.dataset.get("images"))
         if not dropped and not trimmed:
             return
         kept = []

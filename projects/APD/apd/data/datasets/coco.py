@@ -11,7 +11,8 @@ Here one rule (:func:`find_unusable_annotations`) decides, for training (the reg
 for evaluation (:class:`apd.evaluation.COCOEvaluator`) alike:
 
 - an annotation without a box, or whose box is not 4 finite numbers with width > 0 and height > 0,
-  is dropped;
+  or whose box lies entirely outside its image (Detectron2 clips it to nothing and drops it), is
+  dropped;
 - polygons with fewer than 3 points (< 6 coordinates), an odd number of coordinates or non-finite
   coordinates are removed from an object; an object left with no polygon (including
   ``"segmentation": []``) is dropped. RLE masks and a missing ``segmentation`` key are kept.
@@ -40,7 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _box_problem(anno: Mapping[str, Any]) -> Optional[str]:
+def _box_problem(anno: Mapping[str, Any], image_hw: Optional[Tuple[float, float]] = None) -> Optional[str]:
     box = anno.get("bbox")
     if box is None:
         return "no bbox"
@@ -54,6 +55,10 @@ def _box_problem(anno: Mapping[str, Any]) -> Optional[str]:
         return f"bbox {list(box)} is not finite"
     if w <= 0 or h <= 0:
         return f"bbox width/height {w:g}×{h:g} not > 0"
+    if image_hw is not None:
+        height, width = image_hw
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            return f"bbox {[x, y, w, h]} lies outside the {width:g}×{height:g} image"
     return None
 
 
@@ -68,12 +73,15 @@ def _valid_polygon(poly: Any) -> bool:
 
 def find_unusable_annotations(
     annotations: Sequence[Mapping[str, Any]],
+    images: Optional[Sequence[Mapping[str, Any]]] = None,
 ) -> Tuple[Dict[Any, str], Dict[Any, List[List[float]]]]:
     """Apply the module's rule to COCO json annotations.
 
     Args:
         annotations: the ``"annotations"`` list of a COCO json (dicts with ``id``, ``bbox`` in
             XYWH pixels, optional ``segmentation``).
+        images: the ``"images"`` list (``id``, ``height``, ``width``); without it boxes are not
+            checked against their image.
 
     Returns:
         ``(dropped, trimmed)``: ``dropped`` maps the id of every annotation to drop to its reason;
@@ -81,16 +89,22 @@ def find_unusable_annotations(
         remaining polygons.
     """
     dropped, trimmed = {}, {}
+    sizes = {}
+    for image in images or ():
+        try:
+            sizes[image["id"]] = (float(image["height"]), float(image["width"]))
+        except (KeyError, TypeError, ValueError):
+            continue
     for anno in annotations:
         ann_id = anno.get("id")
-        problem = _box_problem(anno)
+        problem = _box_problem(anno, sizes.get(anno.get("image_id")))
         if problem is None:
             segm = anno.get("segmentation", None)
             if isinstance(segm, (list, tuple)):
                 valid = [poly for poly in segm if _valid_polygon(poly)]
                 if not valid:
-                    sizes = ", ".join(str(len(p) // 2 if isinstance(p, (list, tuple)) else "?") for p in segm)
-                    problem = f"no polygon with ≥ 3 points (points: {sizes or 'none'})"
+                    points = ", ".join(str(len(p) // 2 if isinstance(p, (list, tuple)) else "?") for p in segm)
+                    problem = f"no polygon with ≥ 3 points (points: {points or 'none'})"
                 elif len(valid) < len(segm):
                     trimmed[ann_id] = valid
         if problem is not None:
@@ -140,7 +154,7 @@ def load_coco_json_checked(json_file: str, image_root: str, dataset_name: Option
         shown = ", ".join(str(i) for i in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
         raise ValueError(f"{json_file}: {len(unknown)} annotation(s) (ids {shown}) have a category_id "
                          "that is not in 'categories'")
-    dropped, _ = find_unusable_annotations(annotations)
+    dropped, _ = find_unusable_annotations(annotations, raw.get("images"))
     del raw, annotations
     keys = list(extra_annotation_keys or [])
     if "id" not in keys:
