@@ -167,3 +167,17 @@ def test_jpeg_label_is_refused(tmp_path):
     mapper, _ = _mappers()["segmentation"]
     with pytest.raises(BadSampleError, match=r"a_label\.jpg is a JPEG"):
         mapper({"file_name": str(image), "sem_seg_file_name": str(label)})
+
+
+def test_coco_mapper_refuses_an_exif_flipped_image_with_annotations(tmp_path):
+    """Orientation 3 (180°) keeps the size, so Detectron2's size check passes and the boxes would
+    point at the wrong pixels if they were drawn on the stored image."""
+    path = tmp_path / "photo.jpg"
+    _exif_rotated_jpeg(path, 8, orientation=3)
+    mapper, _ = _mappers()["coco"]
+    record = {"file_name": str(path), "image_id": 1, "height": 8, "width": 8,
+              "annotations": [{"bbox": [0, 0, 4, 4], "bbox_mode": 1, "category_id": 0, "iscrowd": 0}]}
+    with pytest.raises(BadSampleError, match=r"photo\.jpg has EXIF orientation 3"):
+        mapper(dict(record))
+    out = mapper({k: v for k, v in record.items() if k != "annotations"})  # inference: tag applied
+    assert tuple(out["image"].shape) == (3, 8, 8)

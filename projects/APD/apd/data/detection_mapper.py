@@ -4,7 +4,7 @@ from typing import Any, Dict
 from detectron2.data import DatasetMapper
 
 from .dataset_mapper import BadSampleError
-from .image_io import UnsupportedImageError, check_image_mode
+from .image_io import UnsupportedImageError, check_image_mode, exif_orientation
 
 __all__ = ["DetectionDatasetMapper"]
 
@@ -17,11 +17,25 @@ class DetectionDatasetMapper(DatasetMapper):
         BadSampleError: the image is stored with more than 8 bits per sample (``I;16``, ``I``,
             ``F``) or has transparent pixels; the message names the file and the mode. Detectron2's
             ``read_image`` would clip such an image to 0..255 or drop its alpha without a word.
+            Also an image with an EXIF rotation/flip tag when the record has annotations:
+            Detectron2 applies the tag, and whether the boxes were drawn on the stored or on the
+            displayed pixels cannot be told (a flip or a 180° turn, or any turn of a square image,
+            keeps the size, so nothing else would catch the misalignment).
     """
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
+        file_name = dataset_dict["file_name"]
         try:
-            check_image_mode(dataset_dict["file_name"])
+            check_image_mode(file_name)
         except UnsupportedImageError as err:
             raise BadSampleError(str(err)) from err
+        if dataset_dict.get("annotations"):
+            orientation = exif_orientation(file_name)
+            if orientation not in (None, 1):
+                raise BadSampleError(
+                    f"Image {file_name} has EXIF orientation {orientation}, which rotates or mirrors it "
+                    "when read, and it has annotations: whether they follow the stored or the displayed "
+                    "pixels cannot be told. Store the image upright without the tag (e.g. "
+                    "PIL.ImageOps.exif_transpose) with annotations in that frame."
+                )
         return super().__call__(dataset_dict)
