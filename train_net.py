@@ -12,8 +12,9 @@ The shape of Detectron2's tools/lazyconfig_train_net.py. Config contract (LazyCo
 model exists); ``lr_multiplier``; ``train`` (see configs/common/train.py); and for APD
 ``adapter_optimizer`` (the teacher adapter's own optimiser, or None).
 
-Every user mistake (paths, keys, value types, weights, class counts) is one line
-``train_net.py: error: ...`` and exit status 2, found before any process is spawned or file written.
+Every user mistake (paths, keys, value types, weights, class counts, batch vs BN) is one line
+``train_net.py: error: ...`` and exit status 2. All but the checks that need the built model run in
+:func:`check_run`, before any process is spawned or file written.
 """
 import contextlib
 import logging
@@ -31,6 +32,7 @@ from detectron2.engine import (
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
+from torch.multiprocessing import ProcessExitedException
 
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
@@ -147,8 +149,7 @@ def resume_or_load(cfg, checkpointer, trainer, *, resume: bool) -> int:
 
 def do_train(args, cfg, device: str):
     model = build_model(cfg, device)
-    check_batch_per_process(cfg, model, world_size=comm.get_world_size(), synced=cfg.train.get("sync_bn", True),
-                            skip=_frozen(model))
+    check_batch_per_process(cfg, model, world_size=comm.get_world_size(), skip=_frozen(model))
     if isinstance(model, Distiller):
         model.check_teacher_ready()  # refuse a random teacher before any heavy work
     optimizer, adapter_optimizer = build_optimizers(cfg, model)
@@ -258,14 +259,19 @@ def invoke_main() -> None:
     except USER_ERRORS as e:
         print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except ProcessExitedException as e:
+        if e.exit_code == 2:  # a worker printed its one-line user error: no spawn traceback on top
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":

@@ -93,12 +93,16 @@ def test_pooled_batchnorms_of_pspnet_and_aspp_and_the_one_image_refusal(tmp_path
     cfg.dataloader.train.total_batch_size = 1
     with pytest.raises(ConfigMismatchError, match=r"total_batch_size=1 with 1 process gives 1 image per process.*"
                                                   r"sem_seg_head\.ppm\.stages\.0\.1\.norm"):
-        check_batch_per_process(cfg, psp, world_size=1, synced=True)
+        check_batch_per_process(cfg, psp, world_size=1)
     cfg.dataloader.train.total_batch_size = 2
-    check_batch_per_process(cfg, psp, world_size=1, synced=True)
-    check_batch_per_process(cfg, psp, world_size=2, synced=True)  # 1 per process, synchronised: fine
-    with pytest.raises(ConfigMismatchError, match="without train.sync_bn"):
-        check_batch_per_process(cfg, psp, world_size=2, synced=False)
+    check_batch_per_process(cfg, psp, world_size=1)
+    with pytest.raises(ConfigMismatchError, match="with 2 processes without train.sync_bn"):
+        check_batch_per_process(cfg, psp, world_size=2)  # per-process BN, 1 image per process
+    check_batch_per_process(cfg, convert_sync_batchnorm(psp, "cpu"), world_size=2)  # synchronised: fine
+    # norm="SyncBN" in one process is plain BN: refused at 1 image
+    cfg.dataloader.train.total_batch_size = 1
+    with pytest.raises(ConfigMismatchError, match="with 1 process"):
+        check_batch_per_process(cfg, nn.SyncBatchNorm.convert_sync_batchnorm(instantiate(cfg.model)), world_size=1)
 
 
 def _naive_bn_worker(rank, folder, cases):
@@ -258,3 +262,16 @@ def test_two_process_gloo_run_matches_one_process_run_with_sync_bn(
     assert any(k.startswith("distill_heads.apd.teacher_adapter.") for k in params)
     for k in params:
         torch.testing.assert_close(wb[k], wa[k], rtol=0, atol=2e-5, msg=k)
+
+
+@pytest.mark.slow
+def test_two_processes_without_sync_bn_stop_with_one_line_and_status_2(demo_datasets_root, tmp_path, run_train_net):
+    # The refusal happens in the workers (it needs the model): each prints the line; the launcher adds
+    # no spawn traceback.
+    proc = run_train_net(["--num-gpus", "2", "--dist-url", "auto", "--config-file", STUDENT_DEMO, *TINY,
+                          "train.sync_bn=false", f"train.output_dir={tmp_path / 'run'}"],
+                         demo_datasets_root, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("train_net.py: error: ")]
+    assert errors and all(e.startswith("train_net.py: error: dataloader.train.total_batch_size=2 with 2 processes "
+                                       "without train.sync_bn gives 1 image per process") for e in errors)

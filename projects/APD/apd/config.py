@@ -350,15 +350,18 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
         raise ConfigMismatchError(f"model.teacher.input_format={teacher_fmt}, {fmt_key}={fmt}: {e}") from e
 
 
-def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_size: int, synced: bool,
+def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_size: int,
                             skip: Sequence[torch.nn.Module] = ()) -> None:
     """Refuse one image per process when a BN layer would then normalise one value per channel.
 
     Args:
         cfg: reads ``dataloader.train.total_batch_size``.
-        model: the built model; BN layers after a global pool (PSPNet's 1×1 bin, ASPP's image pooling)
-            outside the frozen teacher are looked for (:func:`apd.engine.sync_batchnorm.single_value_batchnorms`).
-        world_size: number of training processes; synced: whether BN is synchronised across them.
+        model: the built model (after any SyncBN conversion); BN layers after a global pool (PSPNet's
+            1×1 bin, ASPP's image pooling) are looked for
+            (:func:`apd.engine.sync_batchnorm.single_value_batchnorms`). With several processes,
+            synchronised layers (``nn.SyncBatchNorm``, ``NaiveSyncBatchNorm``) see the global batch and
+            pass; with one process every BN counts.
+        world_size: number of training processes.
         skip: sub-modules that never train (a distiller's frozen teacher).
 
     Raises:
@@ -367,9 +370,9 @@ def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_si
     from apd.engine.sync_batchnorm import single_value_batchnorms
 
     total = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
-    if total is None or int(total) // max(world_size, 1) != 1 or (world_size > 1 and synced):
+    if total is None or int(total) // max(world_size, 1) != 1:
         return
-    layers = single_value_batchnorms(model, skip=skip)
+    layers = single_value_batchnorms(model, skip=skip, synced=world_size == 1)
     if not layers:
         return
     where = f"{world_size} processes without train.sync_bn" if world_size > 1 else "1 process"

@@ -136,7 +136,7 @@ def _is_global_pool(m: nn.Module) -> bool:
     return tuple(size) == (1, 1) if isinstance(size, (tuple, list)) else size == 1
 
 
-def single_value_batchnorms(module: nn.Module, *, skip: Iterable[nn.Module] = ()) -> List[str]:
+def single_value_batchnorms(module: nn.Module, *, skip: Iterable[nn.Module] = (), synced: bool = True) -> List[str]:
     """Names of the training-mode BN layers that see one value per channel per image.
 
     Found from the structure: a BN inside an ``nn.Sequential`` after a global pooling layer
@@ -146,6 +146,8 @@ def single_value_batchnorms(module: nn.Module, *, skip: Iterable[nn.Module] = ()
 
     Args:
         module: the model; ``skip``: sub-modules not searched (the frozen teacher).
+        synced: also list ``nn.SyncBatchNorm``/``NaiveSyncBatchNorm`` layers (False: only per-process
+            BN, for a run with several processes, where those see the whole global batch).
     """
     skip_ids = {id(m) for m in skip if m is not None}
     found: List[str] = []
@@ -163,6 +165,7 @@ def single_value_batchnorms(module: nn.Module, *, skip: Iterable[nn.Module] = ()
                     found.extend(
                         f"{path}.{n}" if n else path for n, sub in child.named_modules()
                         if isinstance(sub, _BatchNorm) and sub.training
+                        and (synced or not isinstance(sub, (nn.SyncBatchNorm, NaiveSyncBatchNorm)))
                     )
                     continue
                 visit(child, path + ".")
