@@ -181,3 +181,8 @@ def test_coco_mapper_refuses_an_exif_flipped_image_with_annotations(tmp_path):
         mapper(dict(record))
     out = mapper({k: v for k, v in record.items() if k != "annotations"})  # inference: tag applied
     assert tuple(out["image"].shape) == (3, 8, 8)
+    cfg = LazyConfig.load(os.path.join(REPO, "configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_demo.py"))
+    cfg.dataloader.test.mapper.augmentations = []
+    cfg.dataloader.test.mapper.exif_with_annotations = "apply"  # annotations follow the displayed image
+    out = instantiate(cfg.dataloader.test.mapper)(dict(record))
+    assert tuple(out["image"].shape) == (3, 8, 8)

@@ -1,6 +1,7 @@
 """DetectionDatasetMapper: Detectron2's ``DatasetMapper`` that refuses images it would convert wrongly."""
 from typing import Any, Dict
 
+from detectron2.config import configurable
 from detectron2.data import DatasetMapper
 
 from .dataset_mapper import BadSampleError
@@ -21,7 +22,21 @@ class DetectionDatasetMapper(DatasetMapper):
             Detectron2 applies the tag, and whether the boxes were drawn on the stored or on the
             displayed pixels cannot be told (a flip or a 180° turn, or any turn of a square image,
             keeps the size, so nothing else would catch the misalignment).
+            ``exif_with_annotations="apply"`` accepts such images with the tag applied
+            (Detectron2's behaviour), for annotations made on the displayed image.
     """
+
+    @configurable
+    def __init__(self, is_train: bool, *, exif_with_annotations: str = "refuse", **kwargs):
+        """
+        Args:
+            is_train, **kwargs: as Detectron2's ``DatasetMapper``.
+            exif_with_annotations: "refuse" (default) or "apply", see the class docstring.
+        """
+        if exif_with_annotations not in ("refuse", "apply"):
+            raise ValueError(f"exif_with_annotations must be 'refuse' or 'apply', got {exif_with_annotations!r}")
+        super().__init__(is_train, **kwargs)
+        self.exif_with_annotations = exif_with_annotations
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         file_name = dataset_dict["file_name"]
@@ -29,13 +44,15 @@ class DetectionDatasetMapper(DatasetMapper):
             check_image_mode(file_name)
         except UnsupportedImageError as err:
             raise BadSampleError(str(err)) from err
-        if dataset_dict.get("annotations"):
+        if dataset_dict.get("annotations") and self.exif_with_annotations == "refuse":
             orientation = exif_orientation(file_name)
             if orientation not in (None, 1):
                 raise BadSampleError(
                     f"Image {file_name} has EXIF orientation {orientation}, which rotates or mirrors it "
                     "when read, and it has annotations: whether they follow the stored or the displayed "
                     "pixels cannot be told. Store the image upright without the tag (e.g. "
-                    "PIL.ImageOps.exif_transpose) with annotations in that frame."
+                    "PIL.ImageOps.exif_transpose) with annotations in that frame, or set "
+                    "dataloader.{train,test}.mapper.exif_with_annotations=apply if the annotations "
+                    "follow the displayed image."
                 )
         return super().__call__(dataset_dict)
