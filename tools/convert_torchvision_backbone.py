@@ -11,8 +11,9 @@
 
 Keys become ``backbone.*`` (the ImageNet classifier ``fc.*`` / ``features.18.*`` + ``classifier.*`` is
 dropped), so the output ``{"model": state}`` is a ``train.init_checkpoint`` of a Segmentor config; Detectron2's
-checkpointer loads it non-strictly and the head stays at its own initialisation. For a distiller config, add
-``--prefix student.`` (its student's keys are ``student.backbone.*``).
+checkpointer loads it non-strictly and the head stays at its own initialisation. A distiller config can use
+the same file: ``AtomicCheckpointer`` loads ``backbone.*`` into ``student.backbone.*`` (or write the prefix
+into the file with ``--prefix student.``).
 
 Checks: without ``--config-file`` the keys must load strictly (names and shapes) into the bare backbone
 ``--arch`` describes; with it, into the ``backbone`` of the config's model (``--model-key``, default
