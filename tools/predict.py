@@ -91,6 +91,17 @@ def expand_inputs(items: Iterable[str]) -> List[str]:
     return paths
 
 
+def split_overrides(items: Iterable[str]) -> Tuple[List[str], List[str]]:
+    """(inputs, config overrides): ``--input`` takes every word up to the next flag, so ``key=value``
+    overrides written after it land there; a word with ``=`` that names no file and matches no file is
+    an override."""
+    inputs, overrides = [], []
+    for item in items:
+        is_path = os.path.exists(os.path.expanduser(item)) or glob.glob(os.path.expanduser(item))
+        (overrides if "=" in item and not is_path else inputs).append(item)
+    return inputs, overrides
+
+
 def unique_names(paths: Iterable[str]) -> List[str]:
     """File stems, with ``_1``, ``_2``, ... appended to repeats so no output overwrites another."""
     used = set()
@@ -317,18 +328,19 @@ def run(args) -> Dict[str, List[str]]:
     import apd  # noqa: F401  (registers the models and datasets configs use)
     from apd.config import load_config
 
-    if not args.input and not args.video_input:
+    if not split_overrides(args.input)[0] and not args.video_input:
         raise ValueError("nothing to do: give --input and/or --video-input")
     if not 0.0 <= args.opacity <= 1.0:
         raise ValueError(f"--opacity must be in [0, 1], got {args.opacity}")
     if args.video_input and not os.path.isfile(args.video_input):
         raise FileNotFoundError(f"--video-input: not found: '{args.video_input}'")
-    paths = expand_inputs(args.input)
+    inputs, overrides = split_overrides(args.input)
+    paths = expand_inputs(inputs)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    cfg = load_config(args.config_file, args.opts)
+    cfg = load_config(args.config_file, list(args.opts) + overrides)
     student = load_student(cfg, args.weights, device)
     names = OmegaConf.select(cfg, "dataloader.test.dataset.names", default=None)
     if names is not None and not isinstance(names, str):

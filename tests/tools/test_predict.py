@@ -108,8 +108,8 @@ def check_predictions(predict_tool, weights_file, expected_kind, inputs, out, ca
 
     folder, video = inputs
     rc = predict_tool.main([
-        "--config-file", APD_DEMO, "--weights", weights_file, "--input", folder,
-        "--video-input", video, "--video-labels", "--output", out, NO_TEACHER,
+        "--config-file", APD_DEMO, "--weights", weights_file, "--input", folder, NO_TEACHER,  # an override
+        "--video-input", video, "--video-labels", "--output", out,
     ])
     assert rc == 0, capsys.readouterr().err
     assert f"({expected_kind})" in capsys.readouterr().out
@@ -163,6 +163,8 @@ def test_expand_inputs_files_folders_globs_and_errors(predict_tool, inputs, tmp_
         predict_tool.expand_inputs([str(tmp_path / "missing.png")])
     with pytest.raises(FileNotFoundError, match="holds no image"):
         predict_tool.expand_inputs([str(tmp_path)])
+    assert predict_tool.split_overrides([folder, "train.seed=3", os.path.join(folder, "*.png")]) == (
+        [folder, os.path.join(folder, "*.png")], ["train.seed=3"])
     assert predict_tool.unique_names(["x/a.png", "y/a.jpg", "a_1.png", "z/a.png"]) == ["a", "a_1", "a_1_1", "a_2"]
 
 
