@@ -56,9 +56,12 @@ METHODS = {
     "apd_kd_batch": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, batch-scope prototypes",
                      ("model.distill_heads.apd.scope=batch",)),
     "apd_kd_warmup": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, distillation warm-up (1/3 of the run)",
-                      ("model.warmup_iters=100",)),
+                      ("model.warmup_iters=67",)),
     "kd_warmup": (_D + "kd_pspnet_r18_demo.py", True, "+ logit KD, distillation warm-up (1/3 of the run)",
-                  ("model.warmup_iters=100",)),
+                  ("model.warmup_iters=67",)),
+    # control: what the ImageNet stand-in is worth (the previous regime's random initialisation)
+    "student_scratch": (_D + "pspnet_r18_demo.py", False, "Student alone from random weights (no stand-in)",
+                        ("train.init_checkpoint=",)),
 }
 CORE = ["student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"]
 BASELINES = ["kd", "cwd", "dist"]  # what a user would pick instead of APD today
@@ -66,7 +69,7 @@ PRESETS = {
     # CPU: the demo configs as they are (300 iterations, batch 8, 128×256 crops), 2 one-thread jobs at a time.
     "cpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
     "ablation": dict(methods=["student", "kd", "apd_kd", "apd_kd_w1", "apd_kd_w3", "apd_kd_batch", "apd_kd_warmup",
-                              "kd_warmup"], seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
+                              "kd_warmup", "student_scratch"], seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
     # One GPU: 3× the schedule, 8 runs at a time. Not run yet (no GPU in the session that wrote it).
     "gpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=900, jobs=8,
                 opts=["train.device=cuda", "dataloader.train.num_workers=2"]),
