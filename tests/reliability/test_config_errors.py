@@ -7,7 +7,7 @@ import pytest
 from detectron2.config import LazyConfig
 
 from apd import config as checks  # the checks train_net.py runs
-from apd.config import ConfigKeyError, ConfigValueError, check_weights, load_config
+from apd.config import ConfigKeyError, ConfigValueError, check_overrides, check_weights, load_config
 
 from reliability_helpers import APD_DEMO, TINY
 
@@ -107,6 +107,11 @@ def test_train_net_stops_on_class_count_mismatch_before_building_the_model(
 
 
 # ------------------------------------------------------------------------- values of the wrong type
+@pytest.fixture(scope="module")
+def apd_demo_cfg():
+    return LazyConfig.load(APD_DEMO)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -127,9 +132,9 @@ def test_train_net_stops_on_class_count_mismatch_before_building_the_model(
         ("train.max_iter=1,2", "is a sweep"),
     ],
 )
-def test_override_of_the_wrong_type_is_one_line_naming_the_key(override, message):
+def test_override_of_the_wrong_type_is_one_line_naming_the_key(apd_demo_cfg, override, message):
     with pytest.raises(ConfigValueError) as err:
-        load_config(APD_DEMO, [override])
+        check_overrides(apd_demo_cfg, [override])  # what load_config runs before applying them
     msg = str(err.value)
     assert message in msg and override in msg and "\n" not in msg, msg
     if "a word" in message:
