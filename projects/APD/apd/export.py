@@ -29,7 +29,7 @@ from torch import nn
 from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
-from .checkpoint.io import read_state_dict
+from .checkpoint.io import format_keys, read_state_dict
 from .modeling.meta_arch.teacher import check_state_dict
 
 __all__ = [
@@ -134,8 +134,7 @@ def extract_student_state(
         lines = [f"'{source}' does not hold the weights of the configured student ({type(student).__name__}):"]
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
             if keys:
-                shown = ", ".join(keys[:20]) + (f", ... ({len(keys) - 20} more)" if len(keys) > 20 else "")
-                lines.append(f"  {what} ({len(keys)}): {shown}")
+                lines.append(f"  {what} ({len(keys)}): {format_keys(keys, 20)}")
         lines.append("Check --config-file against the config the checkpoint was trained with.")
         raise StudentWeightsError("\n".join(lines))
     expected = student.state_dict()

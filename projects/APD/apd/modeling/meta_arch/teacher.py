@@ -6,7 +6,7 @@ shape-mismatched keys are all reported in one error, before any training step.
 """
 import logging
 import os
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -152,8 +152,6 @@ class TeacherMixin:
         self.teacher.eval()
         return self
 
-    def teacher_parameters(self) -> Iterable[nn.Parameter]:
-        return self.teacher.parameters()
 
 
 _SWAPPABLE_FORMATS = {"RGB", "BGR"}
