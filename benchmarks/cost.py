@@ -48,6 +48,8 @@ the first variant only), round-robin in the same process; results keyed ``ITEM``
   compiled  ``train.compile``: torch.compile (``--compile-backend``) of the student's backbone, head
             ``layers``/``losses`` and the distillation terms (apd.engine.distill_trainer.compile_model),
             switched on only while this variant runs
+Saved tensors: for ``kd_term``/``apd_term``, the bytes of the tensor storages autograd keeps for the
+backward during one run, per variant (exact on any device).
 ``--memory-inline`` (CUDA): after the timing, per step mode and variant, ``max_memory_allocated`` during one
 step minus allocated just before it, every ``.grad`` freed first (the step's own activations, gradients and
 temporaries; optimiser state excluded), in the timing process instead of one process per mode.
@@ -604,9 +606,10 @@ def worker_time(args) -> dict:
                     if round_ >= args.warmup:
                         times[key(item, v)].append(time.perf_counter() - start)
         profile = _profile(bench, args) if args.profile else None
+        saved = {key(i, v): _saved_bytes(bench, i, v) for i, v in runs if i in ("kd_term", "apd_term")}
         memory = _memory_inline(bench, runs) if args.memory_inline and args.device.startswith("cuda") else None
     out = {"times": times, "teacher_check": check, "threads": torch.get_num_threads(), "profile": profile,
-           "variants": variants}
+           "variants": variants, "saved_bytes": saved}
     if memory is not None:
         out["memory_inline"] = memory
     return out
@@ -615,6 +618,23 @@ def worker_time(args) -> dict:
 def key(item: str, variant: str) -> str:
     """The result key of ``item`` timed under ``variant``."""
     return item if variant == "default" else f"{item}@{variant}"
+
+
+def _saved_bytes(bench: "Bench", item: str, variant: str) -> int:
+    """Bytes of the distinct tensor storages autograd saves for the backward during one run of ``item``
+    (exact and independent of the machine's load; parameters included, alike for every variant)."""
+    import torch
+
+    storages = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with bench.variant(variant), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        bench.run(item)
+    return sum(storages.values())
 
 
 def _memory_inline(bench: "Bench", runs) -> dict:
@@ -851,6 +871,8 @@ def derived(res: dict) -> dict:
                 out[f"inference split {who}{tag}: pre / net / post / whole"] = (
                     " / ".join(_fmt_t(summarize(raw[p])) for p in parts + [whole])
                     + f" (pre + post = {(med[parts[0]] + med[parts[2]]) / med[whole]:.1%} of the whole call)")
+    for k, n in sorted(res.get("saved_bytes", {}).items()):
+        out[f"tensors saved for the backward, {k}"] = f"{n / 2**20:,.0f} MiB"
     mem = dict(res.get("memory", {}))
     mem.update(res.get("memory_inline", {}))
     if all(k in mem for k in ("apd", "student", "teacher_fwd")):
