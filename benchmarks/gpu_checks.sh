@@ -27,7 +27,7 @@ mkdir -p "$OUT_DIR" "$RES"
 LOG="$OUT_DIR/gpu_checks.log"
 
 if [ "${DRY_RUN:-0}" = 1 ]; then
-    DEV=cpu; CROP=65; B8=2; SEG_H=64; SEG_W=128; INF_H=129; INF_W=257; RC_H=160; RC_W=224
+    DEV=cpu; CROP=65; B8=2; SEG_H=64; SEG_W=128; INF_H=129; INF_W=257; RC_H=256; RC_W=320
     ROUNDS="--warmup 0 --repeats 1 --threads 1"; SHORT=$ROUNDS; CROUNDS="--warmup 1 --repeats 1 --threads 1"
     BACKEND=aot_eager; SCALE=20  # time limits × SCALE on 2 shared CPU cores
 else
