@@ -174,7 +174,8 @@ def _inode(path: str):
         return None
 
 
-def train_with_progress(cmd, out: str, env, total_iters: int, label: str, poll_s: float = 1.0) -> float:
+def train_with_progress(cmd, out: str, env, total_iters: int, label: str, poll_s: float = 1.0,
+                        resume: bool = False) -> float:
     """Run ``cmd`` (a train_net.py run into ``out``) with one progress bar (iterations, ETA, evaluation) on the
     console, read from the run's ``log.txt``; its console output ends in ``<out>/stdout.log``. Returns wall
     seconds. On failure, prints the log's tail and raises CalledProcessError."""
@@ -184,13 +185,16 @@ def train_with_progress(cmd, out: str, env, total_iters: int, label: str, poll_s
     log_path = console_log(out)
     progress_path = os.path.join(out, "log.txt")
     stale = _inode(progress_path)  # an earlier run's log.txt, until train_net moves it away
+    if resume:  # --resume appends to the run's own log.txt: read from its current end
+        stale = None
     start = time.time()
     with open(log_path, "w") as log, tqdm(total=total_iters, desc=f"{label:<10}", unit="it", dynamic_ncols=True,
                                            bar_format="{desc} {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} "
                                            "[{elapsed}<{remaining}{postfix}]") as bar:
         bar.set_postfix_str("starting")
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        pos, current = 0, None
+        current = _inode(progress_path) if resume else None
+        pos = os.path.getsize(progress_path) if current is not None else 0
         while True:
             done = proc.poll() is not None
             ino = _inode(progress_path)
