@@ -124,13 +124,17 @@ _INTEGER_KEYS = {
 }
 
 
+# Plain-dict keys whose documented values take more than one type (configs/common/train.py).
+_ALSO_ACCEPTED = {"train.compile": {dict}}
+
+
 def _expected_kinds(key: str, old, param: Optional[inspect.Parameter]) -> Optional[set]:
     """Kinds a new value may have: from the value it replaces, else from the target's signature."""
     if old is not None and old is not _MISSING:
         kind = _kind(old)
         if kind is None:
             return None
-        kinds = {kind}
+        kinds = {kind} | _ALSO_ACCEPTED.get(key, set())
         if kind is float:
             kinds.add(int)
         integer_only = key in _INTEGER_KEYS or (param is not None and param.annotation is int)
