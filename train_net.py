@@ -200,6 +200,8 @@ def check_run(args):
     Raises one of ``USER_ERRORS``. With ``--overwrite`` the old run is moved aside here (the path goes to
     ``args.previous_run`` and into log.txt).
     """
+    if args.overwrite and (args.resume or args.eval_only):
+        raise ConfigValueError(f"--overwrite starts a new run; it cannot go with --{'resume' if args.resume else 'eval-only'}.")
     cfg = load_config(args.config_file, args.opts)
     resolve_device(cfg.train.get("device", "auto"))
     # --eval-only scores a distiller's student on the test split: no teacher file, no training split.

@@ -142,3 +142,12 @@ def test_eval_model_of_an_rcnn_distiller_config_is_its_student_without_the_teach
     student = train_net.build_eval_model(cfg, "cpu")
     assert type(student) is type(distiller.student)
     torch.testing.assert_close(student.state_dict(), distiller.student.state_dict(), rtol=0, atol=0)
+
+
+def test_overwrite_with_resume_or_eval_only_is_refused_before_anything_else(tmp_path):
+    train_net = _train_net_module()
+    for flag in ("resume", "eval_only"):
+        args = argparse.Namespace(config_file=str(tmp_path / "not_read.py"), opts=[], overwrite=True, machine_rank=0,
+                                  resume=flag == "resume", eval_only=flag == "eval_only")
+        with pytest.raises(train_net.ConfigValueError, match="--overwrite starts a new run; it cannot go with --"):
+            train_net.check_run(args)

@@ -4,7 +4,7 @@
 
 - :func:`check_output_dir` before anything is written: a new run into a folder holding another run's
   checkpoints is refused unless ``--resume`` or ``--overwrite``;
-- :func:`move_previous_run` for ``--overwrite``: everything the old run left (checkpoints,
+- :func:`move_previous_run` for ``--overwrite``: what the old run wrote (checkpoints,
   ``last_checkpoint``, metrics.json, events, logs, config.yaml) moves into
   ``<output_dir>/previous_<UTC time>/``, so a later ``--resume`` cannot resume the old run and nothing is
   deleted;
