@@ -41,6 +41,7 @@ from apd.config import (
     ConfigKeyError,
     ConfigMismatchError,
     ConfigValueError,
+    check_batch_divides,
     check_batch_per_process,
     check_datasets,
     check_model_matches_data,
@@ -207,6 +208,8 @@ def check_run(args):
     # --eval-only scores a distiller's student on the test split: no teacher file, no training split.
     splits = ("test",) if args.eval_only else ("train", "test")
     check_weights(cfg, eval_only=args.eval_only, resume=args.resume, need_teacher=not args.eval_only)
+    if not args.eval_only:
+        check_batch_divides(cfg, world_size=max(args.num_gpus, 1) * args.num_machines)
     check_datasets(cfg, splits)
     check_model_matches_data(cfg, splits)
     args.previous_run = None

@@ -7,7 +7,9 @@ import pytest
 from detectron2.config import LazyConfig
 
 from apd import config as checks  # the checks train_net.py runs
-from apd.config import ConfigKeyError, ConfigValueError, check_overrides, check_weights, load_config
+from apd.config import (
+    ConfigKeyError, ConfigValueError, check_batch_divides, check_overrides, check_weights, load_config,
+)
 
 from reliability_helpers import APD_DEMO, TINY
 
@@ -181,6 +183,8 @@ def test_eval_only_without_weights_and_missing_checkpoint_paths_are_refused(tmp_
         with pytest.raises(FileNotFoundError, match="Checkpoint not found: '.*modle_final.pth' "
                                                     r"\(config key train.init_checkpoint\)"):
             check_weights(cfg, eval_only=eval_only)
+    with pytest.raises(FileNotFoundError, match='train.init_checkpoint=""'):
+        check_weights(cfg, eval_only=False)  # training: says how to start from random weights instead
     # --resume from a checkpoint in the folder does not load init_checkpoint: no reason to refuse
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last_checkpoint").write_text("model_0000001.pth")
@@ -203,8 +207,11 @@ def test_mistyped_checkpoint_path_is_one_line_and_status_2(mode, demo_datasets_r
     args = ["--config-file", STUDENT_DEMO, f"train.output_dir={out}", f"train.init_checkpoint={missing}", *TINY]
     proc = run_train_net((["--eval-only"] if mode == "eval" else []) + args, demo_datasets_root, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
         f"train_net.py: error: Checkpoint not found: '{missing}' (config key train.init_checkpoint).")
+    # training says how to train from random weights instead; an evaluation needs real weights
+    assert ('train.init_checkpoint=""' in last) == (mode == "train")
     assert not out.exists()
 
 
@@ -214,3 +221,27 @@ def test_eval_only_without_weights_is_refused(demo_datasets_root, tmp_path, run_
                           "train.init_checkpoint=", *TINY], demo_datasets_root, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("train_net.py: error: --eval-only needs weights")
+
+
+def test_batch_that_the_processes_cannot_share_is_refused_before_spawning():
+    cfg = _cfg(STUDENT_DEMO)
+    for total, world in ((3, 2), (1, 2), (0, 1), (6, 4)):
+        cfg.dataloader.train.total_batch_size = total
+        with pytest.raises(ConfigValueError, match=rf"total_batch_size={total} must be a positive multiple of "
+                                                   rf"the number of processes \({world} ="):
+            check_batch_divides(cfg, world_size=world)
+    for total, world in ((2, 2), (8, 8), (1, 1), (12, 4)):
+        cfg.dataloader.train.total_batch_size = total
+        check_batch_divides(cfg, world_size=world)
+
+
+@pytest.mark.slow
+def test_two_processes_with_an_odd_batch_is_one_line_and_nothing_written(demo_datasets_root, tmp_path,
+                                                                         run_train_net):
+    out = tmp_path / "run"
+    proc = run_train_net(["--num-gpus", "2", "--dist-url", "auto", "--config-file", STUDENT_DEMO,
+                          f"train.output_dir={out}", *TINY, "dataloader.train.total_batch_size=3"],
+                         demo_datasets_root, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "total_batch_size=3 must be a positive multiple of the number of processes (2" in proc.stderr
+    assert not out.exists()

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 __all__ = [
     "ConfigKeyError", "ConfigMismatchError", "ConfigValueError",
-    "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
+    "check_batch_divides", "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
     "check_overrides", "check_weights", "load_config", "resolve_device",
 ]
 
@@ -284,7 +284,10 @@ def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, nee
     output_dir = OmegaConf.select(cfg, "train.output_dir", default="") or ""
     resuming = resume and not eval_only and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
     if init and not resuming and _is_local(init) and not os.path.isfile(init):
-        raise FileNotFoundError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).")
+        hint = "" if eval_only else (
+            " For ImageNet weights convert them with tools/convert_torchvision_backbone.py (see MODEL_ZOO.md); "
+            "to train from random weights pass train.init_checkpoint=\"\".")
+        raise FileNotFoundError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).{hint}")
     teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
     if need_teacher and isinstance(teacher, str) and teacher and _is_local(teacher) and not os.path.isfile(teacher):
         raise FileNotFoundError(
@@ -352,6 +355,27 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
         needs_channel_swap(fmt, teacher_fmt)
     except ValueError as e:
         raise ConfigMismatchError(f"model.teacher.input_format={teacher_fmt}, {fmt_key}={fmt}: {e}") from e
+
+
+def check_batch_divides(cfg: DictConfig, *, world_size: int) -> None:
+    """Refuse a training batch that the processes cannot share equally, before any process starts.
+
+    Args:
+        cfg: reads ``dataloader.train.total_batch_size`` (absent: nothing to check).
+        world_size: number of training processes (``--num-gpus`` × ``--num-machines``).
+
+    Raises:
+        ConfigValueError: one line naming the key, its value and the process count.
+    """
+    total = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
+    if total is None:
+        return
+    world_size = max(int(world_size), 1)
+    if int(total) <= 0 or int(total) % world_size != 0:
+        raise ConfigValueError(
+            f"dataloader.train.total_batch_size={total} must be a positive multiple of the number of processes "
+            f"({world_size} = --num-gpus × --num-machines): every process loads total_batch_size / {world_size} "
+            "images per step.")
 
 
 def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_size: int,
