@@ -1,8 +1,8 @@
 """Demo teacher: PSPNet-R18 at half width (4× the student's parameters), from the half-width ImageNet stand-in.
 
-Trained once by ``tools/pretrain_standin.py --stage teacher`` and committed as
-``checkpoints/demo/teacher_pspnet_r18_half.pth``; evaluated every 50 iterations for its convergence curve
-(docs/BENCHMARKS.md). From random initialisation a half-width ResNet-50 teacher learned slower than the
+Trained once by ``tools/pretrain_standin.py --stage teacher`` (this config's 200 iterations, then the run
+continued with ``--resume`` to 500) and committed as ``checkpoints/demo/teacher_pspnet_r18_half.pth``;
+evaluated every 50 (then 100) iterations for its curve (docs/BENCHMARKS.md). From random initialisation a half-width ResNet-50 teacher learned slower than the
 student (29.1 vs 35.7 mIoU, measured 2026-11-26), so the demo teacher is a wider ResNet-18.
 """
 from detectron2.layers import ShapeSpec
