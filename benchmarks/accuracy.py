@@ -253,7 +253,7 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
     ]
     t_miou, t_pacc = teacher
     if t_miou is not None:
-        lines.append(f"| Teacher: {run_demo.LABELS['teacher']} (committed checkpoint) | {t_miou:.2f} | "
+        lines.append(f"| {run_demo.LABELS['teacher']} (the committed checkpoint, for reference) | {t_miou:.2f} | "
                      + " | ".join("" for _ in seeds) + f" | | | | {t_pacc or float('nan'):.2f} | | |")
     for r in rows:
         per_seed = " | ".join(f"{r['mIoU'][s]:.2f}" if s in r["mIoU"] else "" for s in seeds)
