@@ -1,4 +1,4 @@
-"""APD: PSPNet-R101 teacher → PSPNet-R18 student on Cityscapes, the official recipe (APD_SPEC §3-§4).
+"""APD: PSPNet-R101 teacher → PSPNet-R18 student on Cityscapes, the official recipe (docs/METHOD.md §3-§4).
 
     python train_net.py --config-file configs/apd_pspnet_r18.py --num-gpus 8 \
         model.teacher_weights=checkpoints/pspnet_r101_cityscapes.pth

@@ -1,6 +1,6 @@
 """PSPNet-R101 on PASCAL-Context with 60 classes (background = class 0), the official APD setting.
 
-The official code builds its 60-class models with torchvision-style dilation (APD_SPEC §4).
+The official code builds its 60-class models with torchvision-style dilation (docs/METHOD.md §4).
 """
 from ..common.data.constants import constants as _constants
 from .pspnet_r101 import dataloader, lr_multiplier, model, optimizer, train

@@ -1,4 +1,4 @@
-"""ADE20K (SceneParsing, 150 classes) semantic segmentation: APD_SPEC §4 (473 crops, batch 8).
+"""ADE20K (SceneParsing, 150 classes) semantic segmentation: docs/METHOD.md §4 (473 crops, batch 8).
 
 Datasets ``ade20k_sem_seg_{train,val}`` are registered by Detectron2 (``annotations_detectron2``
 labels: 0..149, 255 = "other", made by datasets/prepare_ade20k.py). Everything else is the Cityscapes

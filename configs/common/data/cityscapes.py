@@ -1,4 +1,4 @@
-"""Cityscapes fine (19 classes) semantic segmentation: APD_SPEC §4 recipe (713 crops, batch 8).
+"""Cityscapes fine (19 classes) semantic segmentation: docs/METHOD.md §4 recipe (713 crops, batch 8).
 
 Datasets ``cityscapes_fine_sem_seg_{train,val}`` are registered by Detectron2 (labelTrainIds.png).
 The evaluator is the official protocol (cityscapesscripts on the shipped ``*_gtFine_labelIds.png``),

@@ -1,4 +1,4 @@
-"""COCO 2017 detection / instance segmentation data for the R-CNN distiller (APD_SPEC §6).
+"""COCO 2017 detection / instance segmentation data for the R-CNN distiller (docs/METHOD.md §6).
 
 Detectron2's own ``common/data/coco.py`` (multi-scale 640–800 train, 800 test, BGR, instance
 masks), so runs compare directly with Detectron2's baselines, with two project classes in place of

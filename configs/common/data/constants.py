@@ -1,4 +1,4 @@
-"""Numbers shared by the data and model configs (APD_SPEC §4).
+"""Numbers shared by the data and model configs (docs/METHOD.md §4).
 
 ImageNet statistics come from ``apd.data.transforms`` so that the augmentation defaults and the
 configs cannot drift apart; keys follow Detectron2's ``common/data/constants.py``.

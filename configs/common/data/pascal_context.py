@@ -1,4 +1,4 @@
-"""PASCAL-Context semantic segmentation, 59 classes (APD_SPEC §4: 473 crops, batch 12).
+"""PASCAL-Context semantic segmentation, 59 classes (docs/METHOD.md §4: 473 crops, batch 12).
 
 Datasets ``pascal_context_59_sem_seg_{train,val}`` (and ``_60_`` with background as class 0) are
 registered by ``apd.data.datasets``. The official APD runs use 60 classes; a leaf config switches

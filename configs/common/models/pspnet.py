@@ -1,6 +1,6 @@
 """PSPNet-ResNet-101 (dilated, output stride 8, deep stem, aux head on res4): the APD teacher.
 
-The model of the APD repo's ``model/pspnet.py`` (APD_SPEC §4); 19 classes (Cityscapes) by default.
+The model of the APD repo's ``model/pspnet.py`` (docs/METHOD.md §4); 19 classes (Cityscapes) by default.
 The head's input shapes follow the backbone node (``dilated_resnet_output_shape`` of its depth, widths,
 stride and features, by interpolation), so another ResNet is one assignment: ``model.backbone.depth = 18``
 (BasicBlock: res4/res5 with 256/512 channels instead of 1024/2048). Another backbone family replaces

@@ -114,7 +114,7 @@ def _conv_geometry(model, prefix):
 
 def _patch_like_official(model, depth, classes_60):
     """Reference: dilate a torchvision ResNet the way the official APD ``model/pspnet.py`` does
-    (re-stated from APD_SPEC §4): the PSPNet branch dilates ``conv1`` (R18) / ``conv2`` (R50+) of
+    (re-stated from docs/METHOD.md §4): the PSPNet branch dilates ``conv1`` (R18) / ``conv2`` (R50+) of
     every block (layer3 2, layer4 4); the 60-class branch gives strided 3x3 convs the previous
     dilation (1 / 2) and every other 3x3 conv the stage dilation."""
     key = "conv1" if depth < 50 else "conv2"

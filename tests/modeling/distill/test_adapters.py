@@ -1,4 +1,4 @@
-"""Tests of the APD adapters (APD_SPEC §2.1: 1×1 conv → ReLU → 1×1 conv, biases, no BN)."""
+"""Tests of the APD adapters (docs/METHOD.md §2.1: 1×1 conv → ReLU → 1×1 conv, biases, no BN)."""
 import pytest
 import torch
 from torch import nn

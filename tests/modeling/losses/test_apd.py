@@ -1,4 +1,4 @@
-"""Tests of apd.modeling.losses.apd against APD_SPEC §2-§3 and the sanity facts of §8.
+"""Tests of apd.modeling.losses.apd against docs/METHOD.md §2-§3 and the sanity facts of §8.
 
 The reference below is a direct, loop-over-classes transcription of the spec (and of the official
 ``CriterionKmeansInterWhole``); the library code is fully vectorised.
@@ -21,7 +21,7 @@ KEYS = {"loss_apd", "loss_pa", "loss_adapt"}
 
 
 # ----------------------------------------------------------------------------------------------------
-# Slow reference (APD_SPEC §2-§3 transcribed with Python loops over classes and images)
+# Slow reference (docs/METHOD.md §2-§3 transcribed with Python loops over classes and images)
 # ----------------------------------------------------------------------------------------------------
 def _ref_perspective(a_s, a_t, y, num_classes, tau, detach_student_protos=False):
     """One perspective over M points. a_*: M×E already normalised, y: M labels (no class = outside [0,K)).
@@ -202,7 +202,7 @@ def test_points_ignore_value_is_no_class():
 
 
 # ----------------------------------------------------------------------------------------------------
-# APD_SPEC §8 sanity facts
+# docs/METHOD.md §8 sanity facts
 # ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scope", ["batch", "image"])
 def test_identical_adapted_features_give_zero_apd_and_pa(scope):

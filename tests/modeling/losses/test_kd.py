@@ -1,4 +1,4 @@
-"""Tests of apd.modeling.losses.kd.logit_kd_loss (APD_SPEC §3d, §8.1, §8.7)."""
+"""Tests of apd.modeling.losses.kd.logit_kd_loss (docs/METHOD.md §3d, §8.1, §8.7)."""
 import math
 
 import pytest

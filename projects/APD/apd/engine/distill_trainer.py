@@ -1,7 +1,7 @@
 """DistillTrainer: Detectron2's SimpleTrainer with a second optimiser and a reproducible step.
 
 One backward pass of the sum of all losses feeds two optimisers: the student's (SGD; student + student
-adapter) and the teacher adapter's (Adam; APD_SPEC §3c). This is exact because the distillers route
+adapter) and the teacher adapter's (Adam; docs/METHOD.md §3c). This is exact because the distillers route
 gradients so that ``loss_adapt`` reaches only the teacher adapter and every other loss never reaches it.
 
 Each step re-seeds torch's RNG from (seed, iteration, rank), so dropout masks depend only on the

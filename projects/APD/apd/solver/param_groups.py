@@ -1,6 +1,6 @@
 """Which parameters each optimiser steps, and at which learning rate.
 
-APD recipe (APD_SPEC §4): backbone at base_lr, heads (PPM/ASPP, classifier, aux) and the student adapter
+APD recipe (docs/METHOD.md §4): backbone at base_lr, heads (PPM/ASPP, classifier, aux) and the student adapter
 at 10× base_lr; the teacher adapter has its own Adam (``teacher_adapter_params``); the teacher has none.
 """
 from typing import Dict, List, Optional, Sequence

@@ -1,4 +1,4 @@
-"""Detectron2 augmentations for the APD semantic-segmentation recipe (APD_SPEC §4)."""
+"""Detectron2 augmentations for the APD semantic-segmentation recipe (docs/METHOD.md §4)."""
 from .augmentations import (  # noqa: F401
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,

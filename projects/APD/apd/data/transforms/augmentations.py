@@ -1,4 +1,4 @@
-"""Training and test augmentations for semantic segmentation (APD_SPEC §4).
+"""Training and test augmentations for semantic segmentation (docs/METHOD.md §4).
 
 The official APD recipe (semseg ``util/transform.py`` usage in ``tool/train.py``) applies, in
 order: random scale [0.5, 2.0] → random rotation [−10°, 10°] (p = 0.5, image padded with the
@@ -297,7 +297,7 @@ class PadToCrop(T.Augmentation):
 class ResizeLongestEdge(T.Augmentation):
     """Resize so that the longer side equals ``long_edge_length`` (aspect ratio kept).
 
-    This is the test-time ``base_size`` of the APD/semseg evaluation (APD_SPEC §4: 512 for ADE20K
+    This is the test-time ``base_size`` of the APD/semseg evaluation (docs/METHOD.md §4: 512 for ADE20K
     and PASCAL-Context, 2048 for Cityscapes). The model's prediction is resized back to the original
     height/width by Detectron2's ``sem_seg_postprocess``, as the official ``test.py`` does.
     """

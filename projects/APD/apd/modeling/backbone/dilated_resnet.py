@@ -14,7 +14,7 @@ output_stride  layer3 (res4)         layer4 (res5)
 =============  ====================  ==================================
 
 Which 3×3 convolutions of a dilated stage carry the dilation follows the official APD code
-(``model/pspnet.py``, APD_SPEC §4):
+(``model/pspnet.py``, docs/METHOD.md §4):
 
 - default (``torchvision_dilation=False``, the PSPNet layout used for Cityscapes / ADE20K): every
   block of the stage uses the stage's dilation. Bottleneck dilates its 3×3 ``conv2``; BasicBlock

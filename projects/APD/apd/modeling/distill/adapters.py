@@ -1,4 +1,4 @@
-"""Adapters g_s / g_t that map a network's feature into the common APD embedding space (APD_SPEC §2.1).
+"""Adapters g_s / g_t that map a network's feature into the common APD embedding space (docs/METHOD.md §2.1).
 
 Both are "1×1 conv → ReLU → 1×1 conv" with biases, PyTorch's default initialisation and no
 normalisation layer; the parameter names (``0.weight``, ``0.bias``, ``2.weight``, ``2.bias``) are those

@@ -1,4 +1,4 @@
-"""APDHead: the adapters of Adaptive Perspective Distillation and its three loss terms (APD_SPEC §2-§3).
+"""APDHead: the adapters of Adaptive Perspective Distillation and its three loss terms (docs/METHOD.md §2-§3).
 
 Shape letters: B images, C_s / C_t student / teacher channels, E embedding channels, K classes,
 R points (ROIs), h×w feature grid, H×W target grid.

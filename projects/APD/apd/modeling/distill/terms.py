@@ -54,7 +54,7 @@ class DistillationTerm(nn.Module):
 
 
 class LogitKDHead(DistillationTerm):
-    """Pixel-wise logit KD (APD_SPEC §3d): both logits upsampled to the targets' H×W → ``loss_kd``."""
+    """Pixel-wise logit KD (docs/METHOD.md §3d): both logits upsampled to the targets' H×W → ``loss_kd``."""
 
     loss_keys = ("loss_kd",)
 

@@ -1,4 +1,4 @@
-"""Auxiliary FCN classifier: the deep-supervision branch of PSPNet on ``res4`` (APD_SPEC §4).
+"""Auxiliary FCN classifier: the deep-supervision branch of PSPNet on ``res4`` (docs/METHOD.md §4).
 
 Its loss is computed with the main loss by :func:`apd.modeling.heads.base.segmentation_losses`.
 """

@@ -1,6 +1,6 @@
 """PSPNet head: pyramid pooling on the deepest feature, a 3×3 "merge" conv, a 1×1 classifier.
 
-Matches the APD repo's ``model/pspnet.py`` (APD_SPEC §1, §4): bins (1, 2, 3, 6), each pooled
+Matches the APD repo's ``model/pspnet.py`` (docs/METHOD.md §1, §4): bins (1, 2, 3, 6), each pooled
 branch reduces to in/len(bins) channels; merge = 3×3 conv → norm → ReLU → Dropout2d(0.1) to 512
 channels; that merged tensor is ``SegHeadOutputs.feature`` (the F_s/F_t that APD distils).
 Layers use PyTorch's default initialisation, as the repo does.

@@ -1,4 +1,4 @@
-"""Adaptive Perspective Distillation losses (Tian et al., TPAMI 2023; APD_SPEC §2-§3).
+"""Adaptive Perspective Distillation losses (Tian et al., TPAMI 2023; docs/METHOD.md §2-§3).
 
 Shape letters: B images, R points (ROIs), G groups sharing one perspective, M points per group,
 E embedding channels (after the adapters g_s / g_t), K classes, N classes present in a group,
@@ -9,7 +9,7 @@ group per image (``scope="image"``) or one group for the batch (``scope="batch"`
 (ROIs) are grouped by image id. The three returned terms are unweighted:
 
 - ``loss_apd``: KL(teacher‖student) of the softmax over present classes of the similarity maps, element
-  mean, i.e. per-point KL ÷ N averaged over the points of a group (APD_SPEC §3a), averaged over groups
+  mean, i.e. per-point KL ÷ N averaged over the points of a group (docs/METHOD.md §3a), averaged over groups
   that have at least one present class.
 - ``loss_pa``: ``0.5 · (1 − <c_s^k, sg(c_t^k)>)`` averaged over all present (group, class) pairs (§3b).
 - ``loss_adapt``: cross-entropy of the teacher observation ``U`` (absent classes at logit 0) against the
@@ -105,7 +105,7 @@ def _apd_on_groups_full_precision(student_emb, teacher_emb, labels, row_mask, nu
     pa = (0.5 * (1.0 - cos)).masked_fill(~present, 0.0)
     loss_pa = pa.sum() / present.sum().clamp(min=1)
 
-    u = s_t.masked_fill(absent, 0.0)  # U^k = 0 for k not in P (APD_SPEC §3c)
+    u = s_t.masked_fill(absent, 0.0)  # U^k = 0 for k not in P (docs/METHOD.md §3c)
     return loss_apd, loss_pa, u
 
 
@@ -132,7 +132,7 @@ def apd_loss_terms(
     scope: str = "image",
     ignore_value: int = 255,
 ) -> Dict[str, torch.Tensor]:
-    """APD terms for dense prediction (APD_SPEC §2-§3).
+    """APD terms for dense prediction (docs/METHOD.md §2-§3).
 
     Args:
         student_feat: B×E×h×w float, the *adapted* student feature A_s = g_s(F_s).
@@ -152,7 +152,7 @@ def apd_loss_terms(
     Returns:
         dict of 0-dim tensors:
         ``loss_apd``: Σ_{pixels} KL(q_t‖q_s) / (#pixels · N), all h×w pixels including ignore ones
-        (element mean of PyTorch's ``KLDivLoss``, APD_SPEC §3a); gradient to ``student_feat`` through
+        (element mean of PyTorch's ``KLDivLoss``, docs/METHOD.md §3a); gradient to ``student_feat`` through
         a_s and the student prototypes.
         ``loss_pa``: prototype alignment, in [0, 1]; gradient to ``student_feat`` only.
         ``loss_adapt``: CE at H×W of the bilinearly (align_corners=True) upsampled teacher observation U
@@ -195,7 +195,7 @@ def apd_point_loss_terms(
     tau: float = 10.0,
     ignore_value: int = -1,
 ) -> Dict[str, torch.Tensor]:
-    """APD terms for flattened points, one perspective per image (APD_SPEC §6, ROIs as pixels).
+    """APD terms for flattened points, one perspective per image (docs/METHOD.md §6, ROIs as pixels).
 
     Args:
         student_emb: R×E float, adapted student embeddings.

@@ -1,4 +1,4 @@
-"""Logit knowledge distillation (Hinton et al., 2015) as used by APD's code (APD_SPEC §3d).
+"""Logit knowledge distillation (Hinton et al., 2015) as used by APD's code (docs/METHOD.md §3d).
 
 Shape letters: B images, K classes, h×w logit grid, H×W output size.
 """

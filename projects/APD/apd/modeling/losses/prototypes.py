@@ -4,7 +4,7 @@ Shape letters: B images, G groups of points that share one perspective (one imag
 M points per group, E embedding channels, K classes, h×w feature grid, H×W label grid.
 
 Everything here is vectorised: prototypes are one one-hot matrix product per call, never a loop over
-classes, points or images (APD_SPEC §2).
+classes, points or images (docs/METHOD.md §2).
 """
 from typing import Tuple
 
@@ -22,7 +22,7 @@ __all__ = [
     "perspective_logits",
 ]
 
-# nrm(v) = v / max(||v||_2, NORM_EPS)  (APD_SPEC §1; same eps as ``F.normalize``).
+# nrm(v) = v / max(||v||_2, NORM_EPS)  (docs/METHOD.md §1; same eps as ``F.normalize``).
 NORM_EPS = 1e-12
 
 
@@ -32,7 +32,7 @@ def upcast_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def l2_normalize(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``nrm`` of APD_SPEC §1: ``x / max(||x||_2, 1e-12)`` along ``dim``. Zero vectors stay zero."""
+    """``nrm`` of docs/METHOD.md §1: ``x / max(||x||_2, 1e-12)`` along ``dim``. Zero vectors stay zero."""
     return F.normalize(x, p=2.0, dim=dim, eps=NORM_EPS)
 
 
@@ -40,7 +40,7 @@ def downsample_labels(labels: torch.Tensor, size: Tuple[int, int]) -> torch.Tens
     """Nearest-neighbour resize of a label map, exactly PyTorch's ``mode="nearest"``.
 
     The source index of output row ``i`` is ``floor(i * H / h)`` (the official APD code resizes the
-    labels the same way before building prototypes, APD_SPEC §1).
+    labels the same way before building prototypes, docs/METHOD.md §1).
 
     Args:
         labels: B×H×W integer tensor (any values; 255 = ignore stays 255).
@@ -100,7 +100,7 @@ def class_prototypes(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """One prototype per (group, class): ``nrm(mean of the group's embeddings labelled k)``.
 
-    APD_SPEC §2.4 ("GAP"): the mean of the given vectors (APD passes already-normalised pixel vectors),
+    docs/METHOD.md §2.4 ("GAP"): the mean of the given vectors (APD passes already-normalised pixel vectors),
     re-normalised. Gradients are not stopped.
 
     Args:
@@ -119,7 +119,7 @@ def class_prototypes(
 def perspective_logits(embeddings: torch.Tensor, prototypes: torch.Tensor, tau: float) -> torch.Tensor:
     """Observation of each point through its group's perspective: ``tau * <embedding, prototype_k>``.
 
-    APD_SPEC §3: with unit-norm embeddings and prototypes the values lie in ``[-tau, tau]``.
+    docs/METHOD.md §3: with unit-norm embeddings and prototypes the values lie in ``[-tau, tau]``.
 
     Args:
         embeddings: G×M×E float (normalised by the caller).

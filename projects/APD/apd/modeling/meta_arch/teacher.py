@@ -1,6 +1,6 @@
 """The frozen teacher: strict weight loading, freezing, and keeping it out of student checkpoints.
 
-APD_SPEC §7.1: the official code loads the teacher with ``strict=False`` after DDP wrapping, so a key
+docs/METHOD.md §7.1: the official code loads the teacher with ``strict=False`` after DDP wrapping, so a key
 mismatch silently distils a random network. Here every teacher load is strict: missing, unexpected and
 shape-mismatched keys are all reported in one error, before any training step.
 """
