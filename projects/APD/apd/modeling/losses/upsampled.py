@@ -59,6 +59,17 @@ def _upsample(x: torch.Tensor, size: Tuple[int, int], align_corners: bool) -> to
     return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 
+def _input_grad(ctx, grad_loss):
+    """Backward shared by both nodes: the saved gradient w.r.t. the upsampled map × the incoming scalar
+    gradient × the saved scale, resized back to the input's h×w and cast to the input's dtype."""
+    (grad,) = ctx.saved_tensors
+    in_size, dtype, align_corners, scale, impl = ctx.meta
+    g = grad * (grad_loss.to(grad.dtype) * scale)
+    if tuple(g.shape[-2:]) != in_size:
+        g = bilinear_resize_backward(g, in_size, align_corners, impl)
+    return g.to(dtype)
+
+
 def _kl_terms(s, t, size, align_corners, temperature):
     """log p_s, log p_t and the loss, with the separate ops of the reference (``logit_kd_loss``)."""
     s_up = _upsample(_fp32(s), size, align_corners)
@@ -87,12 +98,7 @@ class _UpsampledKL(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        (grad,) = ctx.saved_tensors
-        in_size, dtype, align_corners, scale, impl = ctx.meta
-        g = grad * (grad_loss.to(grad.dtype) * scale)
-        if tuple(g.shape[-2:]) != in_size:
-            g = bilinear_resize_backward(g, in_size, align_corners, impl)
-        return g.to(dtype), None, None, None, None, None
+        return _input_grad(ctx, grad_loss), None, None, None, None, None
 
 
 def upsampled_kl_div(
@@ -148,12 +154,7 @@ class _UpsampledCE(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        (grad,) = ctx.saved_tensors
-        in_size, dtype, align_corners, scale, impl = ctx.meta
-        g = grad * (grad_loss.to(grad.dtype) * scale)
-        if tuple(g.shape[-2:]) != in_size:
-            g = bilinear_resize_backward(g, in_size, align_corners, impl)
-        return g.to(dtype), None, None, None, None
+        return _input_grad(ctx, grad_loss), None, None, None, None
 
 
 def upsampled_cross_entropy(
