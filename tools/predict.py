@@ -316,6 +316,32 @@ def read_video(path: str) -> Tuple[Iterator[np.ndarray], float, int]:
 
 
 # -------------------------------------------------------------------------------------------- main
+def test_protocol(cfg) -> str:
+    """One line on the config's test-time resize and sliding window, and how to switch them off.
+
+    The evaluation protocols of the Cityscapes recipes (resize to 2048 wide, 713×713 windows with flip)
+    cost seconds to minutes per image on a CPU; a user who only wants a quick look can turn them off.
+    Returns "" when the config uses neither.
+    """
+    from omegaconf import OmegaConf
+
+    parts, offs = [], []
+    base = OmegaConf.select(cfg, "dataloader.test.mapper.augmentations.base_size", default=None)
+    if base:
+        parts.append(f"images resized to {base} wide")
+        offs.append("dataloader.test.mapper.augmentations.base_size=null")
+    model = "model.student" if OmegaConf.select(cfg, "model.student", default=None) is not None else "model"
+    window = OmegaConf.select(cfg, f"{model}.sliding_window", default=None)
+    if window:
+        crop = tuple(window.get("crop_size", ()))
+        parts.append(f"sliding {crop[0]}×{crop[-1]} windows" + (" with flip" if window.get("flip") else "")
+                     if crop else "sliding windows")
+        offs.append(f"{model}.sliding_window=null")
+    if not parts:
+        return ""
+    return f"{', '.join(parts)}; for a faster, whole-image pass add {' '.join(offs)}"
+
+
 def run(args) -> Dict[str, List[str]]:
     """Predict as ``args`` asks; returns {input name: written paths}."""
     import torch
@@ -348,6 +374,9 @@ def run(args) -> Dict[str, List[str]]:
     writer = Writer(student, MetadataCatalog.get(names) if names else None, args.opacity,
                     args.confidence_threshold)
     print(f"[predict] {student.task} student from {args.weights} ({student.weights_kind}), device {device}")
+    protocol = test_protocol(cfg)
+    if protocol:
+        print(f"[predict] test protocol of the config: {protocol}")
 
     os.makedirs(args.output, exist_ok=True)
     written: Dict[str, List[str]] = {}

@@ -225,3 +225,14 @@ def test_predict_with_an_rcnn_distiller_draws_instances(predict_tool, inputs, tm
     assert drawing.shape == (HEIGHT, WIDTH, 3)
     assert np.abs(drawing.astype(int) - read_png(image)).max() > 50  # boxes and labels drawn
     assert not os.path.exists(os.path.join(out, "a_trainIds.png"))
+
+
+def test_test_protocol_line_names_the_costly_steps_and_their_switches(predict_tool):
+    from apd.config import load_config
+
+    line = predict_tool.test_protocol(load_config(os.path.join(ROOT, "configs", "apd_pspnet_r18.py")))
+    assert "resized to 2048 wide" in line and "sliding 713×713 windows with flip" in line
+    switches = line.split("add ", 1)[1].split()
+    assert switches == ["dataloader.test.mapper.augmentations.base_size=null", "model.student.sliding_window=null"]
+    # the switches it prints are valid overrides, and with them nothing costly is left
+    assert predict_tool.test_protocol(load_config(os.path.join(ROOT, "configs", "apd_pspnet_r18.py"), switches)) == ""
