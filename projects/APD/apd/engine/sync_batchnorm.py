@@ -45,8 +45,10 @@ def _copy_state(old: _BatchNorm, new: _BatchNorm) -> _BatchNorm:
     return new
 
 
-def _to_naive(module: _BatchNorm) -> NaiveSyncBatchNorm:
-    new = NaiveSyncBatchNorm(
+def _convert_to(cls, module: _BatchNorm) -> _BatchNorm:
+    """A ``cls`` BatchNorm (``NaiveSyncBatchNorm`` or ``nn.SyncBatchNorm``) with ``module``'s
+    hyper-parameters, taking over its state (:func:`_copy_state`)."""
+    new = cls(
         module.num_features,
         eps=module.eps,
         momentum=module.momentum,
@@ -54,17 +56,14 @@ def _to_naive(module: _BatchNorm) -> NaiveSyncBatchNorm:
         track_running_stats=module.track_running_stats,
     )
     return _copy_state(module, new)
+
+
+def _to_naive(module: _BatchNorm) -> NaiveSyncBatchNorm:
+    return _convert_to(NaiveSyncBatchNorm, module)
 
 
 def _to_torch_sync(module: _BatchNorm) -> nn.SyncBatchNorm:
-    new = nn.SyncBatchNorm(
-        module.num_features,
-        eps=module.eps,
-        momentum=module.momentum,
-        affine=module.affine,
-        track_running_stats=module.track_running_stats,
-    )
-    return _copy_state(module, new)
+    return _convert_to(nn.SyncBatchNorm, module)
 
 
 def _replace(module: nn.Module, convert, skip_ids) -> nn.Module:
