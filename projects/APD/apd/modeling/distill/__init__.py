@@ -1,4 +1,5 @@
 """Distillation terms (modules with adapters) that turn student/teacher head outputs into loss terms."""
+from . import terms
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
 from .terms import (
@@ -13,17 +14,5 @@ from .terms import (
     resize_to,
 )
 
-__all__ = [
-    "ConvAdapter",
-    "MLPAdapter",
-    "APDHead",
-    "DistillationTerm",
-    "LogitKDHead",
-    "CWDHead",
-    "DISTHead",
-    "SKDHead",
-    "IFVDHead",
-    "FitNetHead",
-    "ALIGN_CORNERS",
-    "resize_to",
-]
+# The adapters, APD, then every name of ``terms`` (the protocol, the baselines and the resize rule).
+__all__ = ["ConvAdapter", "MLPAdapter", "APDHead", *terms.__all__]
