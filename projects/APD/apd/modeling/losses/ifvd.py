@@ -6,7 +6,14 @@ h×w feature grid, H×W label grid.
 """
 import torch
 
-from .prototypes import class_prototypes, downsample_labels, l2_normalize, upcast_half, valid_label_mask
+from .prototypes import (
+    check_feature_pair,
+    class_prototypes,
+    downsample_labels,
+    l2_normalize,
+    upcast_half,
+    valid_label_mask,
+)
 
 __all__ = ["REDUCTIONS", "ifvd_loss"]
 
@@ -59,16 +66,7 @@ def ifvd_loss(
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if student_feat.dim() != 4 or teacher_feat.dim() != 4:
-        raise ValueError(
-            f"ifvd_loss expects B×C×h×w features, got {tuple(student_feat.shape)} and "
-            f"{tuple(teacher_feat.shape)}"
-        )
-    if student_feat.shape[0] != teacher_feat.shape[0] or student_feat.shape[2:] != teacher_feat.shape[2:]:
-        raise ValueError(
-            f"student {tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)} features must "
-            "share batch size and spatial size"
-        )
+    check_feature_pair("ifvd_loss", student_feat, teacher_feat)
     small = downsample_labels(labels, student_feat.shape[-2:]).flatten(1)  # B×hw
     valid = valid_label_mask(small, num_classes, ignore_value)
     small = torch.where(valid, small, -1)

@@ -36,6 +36,24 @@ def l2_normalize(x: torch.Tensor, dim: int) -> torch.Tensor:
     return F.normalize(x, p=2.0, dim=dim, eps=NORM_EPS)
 
 
+def check_feature_pair(loss_name: str, student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless both features are B×C×h×w with the same B, h and w (C may differ).
+
+    ``loss_name`` starts the message (the public loss that was called: ``ifvd_loss``,
+    ``pairwise_affinity_loss``).
+    """
+    if student_feat.dim() != 4 or teacher_feat.dim() != 4:
+        raise ValueError(
+            f"{loss_name} expects B×C×h×w features, got {tuple(student_feat.shape)} and "
+            f"{tuple(teacher_feat.shape)}"
+        )
+    if student_feat.shape[0] != teacher_feat.shape[0] or student_feat.shape[2:] != teacher_feat.shape[2:]:
+        raise ValueError(
+            f"student {tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)} features must "
+            "share batch size and spatial size"
+        )
+
+
 def downsample_labels(labels: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """Nearest-neighbour resize of a label map, exactly PyTorch's ``mode="nearest"``.
 

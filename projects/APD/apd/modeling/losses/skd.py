@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .prototypes import l2_normalize, upcast_half
+from .prototypes import check_feature_pair, l2_normalize, upcast_half
 
 __all__ = ["node_kernel", "pairwise_affinity_loss"]
 
@@ -72,16 +72,7 @@ def pairwise_affinity_loss(
         0-dim tensor in [0, 4]. Invariant to positive rescaling and, without pooling, to any per-pixel
         positive rescaling or orthogonal channel transform of either feature.
     """
-    if student_feat.dim() != 4 or teacher_feat.dim() != 4:
-        raise ValueError(
-            f"pairwise_affinity_loss expects B×C×h×w features, got {tuple(student_feat.shape)} and "
-            f"{tuple(teacher_feat.shape)}"
-        )
-    if student_feat.shape[0] != teacher_feat.shape[0] or student_feat.shape[2:] != teacher_feat.shape[2:]:
-        raise ValueError(
-            f"student {tuple(student_feat.shape)} and teacher {tuple(teacher_feat.shape)} features must "
-            "share batch size and spatial size"
-        )
+    check_feature_pair("pairwise_affinity_loss", student_feat, teacher_feat)
     kernel = node_kernel(student_feat.shape[-2:], pool_scale, pool_kernel)
     a_s = _affinity(student_feat, kernel)
     a_t = _affinity(teacher_feat.detach(), kernel)
