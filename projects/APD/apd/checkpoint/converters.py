@@ -218,31 +218,39 @@ _PPM_RULES = [
 ]
 _SEGMENTATION_BACKBONE_RULES = _LAYER0_RULES + _resnet_block_rules("")
 
-_APD_PSPNET = _KeyMap(
+
+def _pspnet_map(name: str, merge: str, classifier: str, layout_hint: str) -> _KeyMap:
+    """An official PSPNet layout: the segmentation backbone, the PPM branches, the aux head, and the
+    merge conv (3×3 conv ``{merge}.0``, BN ``{merge}.1``) and 1×1 classifier (``{classifier}``), the two
+    places where the APD and semseg layouts differ."""
+    m, c = re.escape(merge), re.escape(classifier)
+    return _KeyMap(
+        name,
+        _SEGMENTATION_BACKBONE_RULES
+        + _PPM_RULES
+        + [
+            (m + r"\.0\.weight", "sem_seg_head.merge.0.weight"),
+            (m + r"\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
+            (c + r"\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+        ]
+        + _AUX_RULES,
+        layout_hint,
+    )
+
+
+# APD's PPM owns the merge conv: merge = Sequential(3×3 conv, BN, ReLU, Dropout2d); cls = 1×1 conv
+_APD_PSPNET = _pspnet_map(
     "official_apd_pspnet (apd layout)",
-    _SEGMENTATION_BACKBONE_RULES
-    + _PPM_RULES
-    + [
-        # APD's PPM owns the merge conv: merge = Sequential(3×3 conv, BN, ReLU, Dropout2d); cls = 1×1 conv
-        (r"ppm\.merge\.0\.weight", "sem_seg_head.merge.0.weight"),
-        (r"ppm\.merge\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
-        (r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
-    ]
-    + _AUX_RULES,
+    "ppm.merge",
+    "cls.0",
     "APD model/pspnet.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.features.{i}.{1,2}, "
     "ppm.merge.{0,1}, cls.0, aux.{0,1,4}",
 )
-_SEMSEG_PSPNET = _KeyMap(
+# semseg: cls = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv)
+_SEMSEG_PSPNET = _pspnet_map(
     "official_apd_pspnet (semseg layout)",
-    _SEGMENTATION_BACKBONE_RULES
-    + _PPM_RULES
-    + [
-        # semseg: cls = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv)
-        (r"cls\.0\.weight", "sem_seg_head.merge.0.weight"),
-        (r"cls\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
-        (r"cls\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
-    ]
-    + _AUX_RULES,
+    "cls",
+    "cls.4",
     "semseg model/pspnet.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.features.{i}.{1,2}, "
     "cls.{0,1,4}, aux.{0,1,4}",
 )
