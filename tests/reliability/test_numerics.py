@@ -17,7 +17,7 @@ from torch import nn
 
 from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint.io import NonFiniteCheckpointError
-from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError
+from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError, NonFiniteStateError
 from apd.modeling.losses import logit_kd_loss
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.utils.testing import toy_batch, toy_segmentor
@@ -163,7 +163,10 @@ def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
     conv1 = model.student.backbone.conv1.weight
     others = [p for p in model.parameters() if p.requires_grad and p is not conv1]
     opt = torch.optim.SGD([{"params": [conv1], "lr": 1e30}, {"params": others}], lr=0.01)
-    trainer = DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0)
+    # The trainer's own guard (test_the_trainer_stops_on_inf_bn_statistics_and_nan_gradients) would stop
+    # at iteration 1 before any save: switched off here, to test the checkpointer's guard behind it.
+    trainer = DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0,
+                             check_finite_state=False)
     out = str(tmp_path / "run")
     _train_until_the_checkpoint_is_refused(trainer, out, "student.backbone.bn1.running_var", max_iter=5)
     # --resume continues from the last finite checkpoint
@@ -171,6 +174,69 @@ def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
                                  teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
     assert AtomicCheckpointer(fresh, out).resume_or_load("", resume=True)["iteration"] == 0
     assert torch.isfinite(fresh.student.backbone.bn1.running_var).all()
+
+
+def _huge_lr_toy_trainer(tmp_path, lr, check_finite_state=True):
+    teacher_path = str(tmp_path / "teacher.pth")
+    torch.save(toy_segmentor(seed=1).state_dict(), teacher_path)
+    model = SemanticSegDistiller(student=toy_segmentor(seed=0), teacher=toy_segmentor(seed=2),
+                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
+    model.train()
+    conv1 = model.student.backbone.conv1.weight
+    others = [p for p in model.parameters() if p.requires_grad and p is not conv1]
+    opt = torch.optim.SGD([{"params": [conv1], "lr": lr}, {"params": others}], lr=0.01)
+    return DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0,
+                          check_finite_state=check_finite_state)
+
+
+def test_the_trainer_stops_on_inf_bn_statistics_before_the_step_and_any_save(tmp_path):
+    """The case above, with the trainer's guard on (the default): iteration 1's losses are finite, its
+    forward pass pushed bn1.running_var to inf; the trainer stops before that step's optimiser step and
+    before the checkpointer sees it, naming the buffer."""
+    trainer = _huge_lr_toy_trainer(tmp_path, lr=1e30)
+    spy = _LossAndStatsSpy(trainer.model)
+    out = str(tmp_path / "run")
+    trainer.register_hooks([spy, hooks.PeriodicCheckpointer(AtomicCheckpointer(trainer.model, out, trainer=trainer),
+                                                            period=1)])
+    weights = {}
+    trainer.register_hooks([_Snapshot(weights)])
+    with pytest.raises(NonFiniteStateError) as err:
+        trainer.train(0, 5)
+    msg = str(err.value)
+    assert "\n" not in msg and "Non-finite model state at iteration 1 with finite losses" in msg, msg
+    assert "student.backbone.bn1.running_var" in msg and "before the optimiser step" in msg, msg
+    assert isinstance(err.value, NonFiniteLossError)  # code that catches the loss guard catches this too
+    assert sorted(f for f in os.listdir(out) if not f.startswith(".")) == ["last_checkpoint", "model_0000000.pth"]
+    # no optimiser step at iteration 1: the parameters are those after step 0
+    for name, p in trainer.model.named_parameters():
+        torch.testing.assert_close(p.detach(), weights[0][name], rtol=0, atol=0, msg=name)
+
+
+def test_the_trainer_names_nan_gradients_with_a_finite_loss(tmp_path):
+    """A gradient hook writes NaN into one gradient while every loss is finite: the trainer stops
+    before the optimiser step, naming that parameter; switched off, the step poisons the weight."""
+    for check in (True, False):
+        (tmp_path / str(check)).mkdir()
+        trainer = _huge_lr_toy_trainer(tmp_path / str(check), lr=0.01, check_finite_state=check)
+        weight = trainer.model.student.backbone.conv1.weight
+        weight.register_hook(lambda g: torch.full_like(g, float("nan")))
+        if check:
+            with pytest.raises(NonFiniteStateError, match=r"gradients of \['student.backbone.conv1.weight'\]"):
+                trainer.train(0, 1)
+            assert torch.isfinite(weight).all()
+        else:
+            trainer.train(0, 1)
+            assert torch.isnan(weight).all()
+
+
+class _Snapshot(hooks.HookBase):
+    """Copies the model's parameters after every step, by iteration."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def after_step(self):
+        self.store[self.trainer.iter] = {n: p.detach().clone() for n, p in self.trainer.model.named_parameters()}
 
 
 @pytest.mark.slow
@@ -185,7 +251,7 @@ def test_huge_lr_on_the_demo_distiller_never_checkpoints_nan_weights(apd_demo_di
     cfg.optimizer.lr = 1e10
     optimizer, adapter_optimizer = instantiate(cfg.optimizer), instantiate(cfg.adapter_optimizer)
     batches = (toy_batch(batch_size=2, height=64, width=128, num_classes=19, seed=i) for i in itertools.count())
-    trainer = DistillTrainer(model, batches, optimizer, adapter_optimizer, seed=0)
+    trainer = DistillTrainer(model, batches, optimizer, adapter_optimizer, seed=0, check_finite_state=False)
     _train_until_the_checkpoint_is_refused(trainer, str(tmp_path / "run"), "student.backbone.conv1.weight", max_iter=4)
 
 

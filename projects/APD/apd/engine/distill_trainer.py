@@ -20,7 +20,7 @@ from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 from torch import nn
 
-__all__ = ["DistillTrainer", "NonFiniteLossError", "compile_model"]
+__all__ = ["DistillTrainer", "NonFiniteLossError", "NonFiniteStateError", "compile_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,22 @@ _LOG_WINDOW = 20
 
 class NonFiniteLossError(FloatingPointError):
     """Raised before any optimiser step when a loss is NaN/inf, so no poisoned weights are saved."""
+
+
+class NonFiniteStateError(NonFiniteLossError):
+    """Raised before the optimiser step when the losses are finite but a gradient, or a floating buffer
+    the forward pass updates (BatchNorm running statistics), is NaN/inf."""
+
+
+def _non_finite(named: List[Tuple[str, torch.Tensor]], most: int = 5) -> List[str]:
+    """Names of the tensors of ``named`` holding a NaN/inf (at most ``most``; one fused reduction)."""
+    named = [(n, t) for n, t in named if t.numel() > 0]
+    if not named:
+        return []
+    # Largest |value| per tensor: NaN and inf survive it, and unlike a 2-norm it cannot overflow.
+    peaks = torch._foreach_norm([t.detach().float() for _, t in named], float("inf"))
+    bad = (~torch.isfinite(torch.stack(peaks))).nonzero().flatten().tolist()
+    return [named[i][0] for i in bad[:most]] + ([f"... {len(bad) - most} more"] if len(bad) > most else [])
 
 
 def compile_model(
@@ -82,6 +98,12 @@ class DistillTrainer(SimpleTrainer):
         compile: ``train.compile``: False (eager), True (:func:`compile_model` with inductor) or a dict
             of its keyword arguments (``backend``, ``mode``, ``dynamic``). Compiled dropout draws other
             random numbers than eager dropout: a compiled run is reproducible, not equal to an eager one.
+        check_finite_state: before each optimiser step, check the trained model's floating buffers
+            (BatchNorm running statistics, which a huge step can push to inf while BN's output and the
+            loss stay finite) and, without a GradScaler, every gradient; raise
+            :class:`NonFiniteStateError` naming them. Two fused reductions per step. The teacher's buffers
+            are not checked (it never trains). With fp16 + GradScaler, inf gradients are the scaler's
+            business (it skips that step), so only the buffers are checked.
     """
 
     def __init__(
@@ -96,6 +118,7 @@ class DistillTrainer(SimpleTrainer):
         seed: Optional[int] = None,
         gather_metric_period: int = 1,
         compile: Union[bool, Mapping[str, Any]] = False,
+        check_finite_state: bool = True,
     ):
         super().__init__(model, data_loader, optimizer, gather_metric_period=gather_metric_period)
         self.compiled = []
@@ -110,6 +133,12 @@ class DistillTrainer(SimpleTrainer):
         use_scaler = amp and self._device_type == "cuda" and self.amp_dtype == torch.float16
         self.grad_scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         self._resumed_loss_history = {}
+        self.check_finite_state = check_finite_state
+        if check_finite_state:
+            # Floating buffers of the trained model (the teacher is frozen: its buffers never change).
+            self._buffers = [(n, b) for n, b in model.named_buffers()
+                             if b.is_floating_point() and ".teacher." not in f".{n}"]
+            self._grad_params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
     def _optimizers(self):
         return [o for o in (self.optimizer, self.adapter_optimizer) if o is not None]
@@ -141,6 +170,8 @@ class DistillTrainer(SimpleTrainer):
         else:
             losses.backward()
         self.after_backward()
+        if self.check_finite_state:
+            self._check_finite_state(loss_dict)
         self._write_metrics(loss_dict, data_time)
         for opt in self._optimizers():
             if self.grad_scaler is not None:
@@ -149,6 +180,20 @@ class DistillTrainer(SimpleTrainer):
                 opt.step()
         if self.grad_scaler is not None:
             self.grad_scaler.update()
+
+    def _check_finite_state(self, loss_dict) -> None:
+        bad_buffers = _non_finite(self._buffers)
+        bad_grads = [] if self.grad_scaler is not None else _non_finite(
+            [(n, p.grad) for n, p in self._grad_params if p.grad is not None])
+        if not bad_buffers and not bad_grads:
+            return
+        values = {k: round(float(v.detach()), 6) for k, v in loss_dict.items()}
+        what = "; ".join(part for part in (
+            f"buffers {bad_buffers}" if bad_buffers else "", f"gradients of {bad_grads}" if bad_grads else "") if part)
+        raise NonFiniteStateError(
+            f"Non-finite model state at iteration {self.iter} with finite losses {values}: {what}. Training "
+            "stopped before the optimiser step; the last checkpoint is untouched. Lower the learning rate "
+            "(or clip gradients), or check the data.")
 
     def state_dict(self):
         ret = super().state_dict()
