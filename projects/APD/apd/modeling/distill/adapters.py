@@ -6,10 +6,11 @@ of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
 """
 from torch import nn
 
-__all__ = ["ConvAdapter", "MLPAdapter"]
+__all__ = ["ConvAdapter", "MLPAdapter", "adapter_pair", "check_channels"]
 
 
-def _check_channels(**channels: int) -> None:
+def check_channels(**channels: int) -> None:
+    """Raise ``ValueError`` naming the first keyword whose value is not a positive number of channels."""
     for name, value in channels.items():
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive number of channels, got {value}")
@@ -25,7 +26,7 @@ class ConvAdapter(nn.Sequential):
             hidden_dim: D (``apd_head.hidden_dim``, 512 in the paper's code).
             out_channels: E, the embedding size shared by student and teacher adapters.
         """
-        _check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
+        check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
         super().__init__(
             nn.Conv2d(in_channels, hidden_dim, kernel_size=1, bias=True),
             nn.ReLU(inplace=True),
@@ -43,9 +44,17 @@ class MLPAdapter(nn.Sequential):
             hidden_dim: D.
             out_channels: E, shared by student and teacher adapters.
         """
-        _check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
+        check_channels(in_channels=in_channels, hidden_dim=hidden_dim, out_channels=out_channels)
         super().__init__(
             nn.Linear(in_channels, hidden_dim, bias=True),
             nn.ReLU(inplace=True),
             nn.Linear(hidden_dim, out_channels, bias=True),
         )
+
+
+def adapter_pair(adapter_cls, student_channels: int, teacher_channels: int, hidden_dim: int, embed_dim: int):
+    """(g_s, g_t): two ``adapter_cls`` (:class:`ConvAdapter` or :class:`MLPAdapter`) from C_s and from C_t
+    through D = ``hidden_dim`` to the common E = ``embed_dim``; g_s is built (initialised) first."""
+    student_adapter = adapter_cls(student_channels, hidden_dim, embed_dim)
+    teacher_adapter = adapter_cls(teacher_channels, hidden_dim, embed_dim)
+    return student_adapter, teacher_adapter

@@ -10,7 +10,8 @@ from torch import nn
 
 from ..heads.outputs import SegHeadOutputs
 from ..losses import apd_loss_terms, apd_point_loss_terms
-from .adapters import ConvAdapter, MLPAdapter
+from ..losses.apd import check_apd_scalars
+from .adapters import ConvAdapter, MLPAdapter, adapter_pair
 from .terms import DistillationTerm, resize_to
 
 __all__ = ["APDHead"]
@@ -65,13 +66,10 @@ class APDHead(DistillationTerm):
             raise ValueError(f"adapter must be one of {tuple(_ADAPTERS)}, got {adapter!r}")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}, got {scope!r}")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
-        adapter_cls = _ADAPTERS[adapter]
-        self.student_adapter = adapter_cls(student_channels, hidden_dim, embed_dim)
-        self.teacher_adapter = adapter_cls(teacher_channels, hidden_dim, embed_dim)
+        check_apd_scalars(num_classes, tau)
+        self.student_adapter, self.teacher_adapter = adapter_pair(
+            _ADAPTERS[adapter], student_channels, teacher_channels, hidden_dim, embed_dim
+        )
         self.num_classes = int(num_classes)
         self.tau = float(tau)
         self.scope = scope

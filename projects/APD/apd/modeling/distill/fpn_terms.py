@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from ..losses import apd_loss_terms, feature_mimic_loss
+from ..losses.apd import check_apd_scalars
 from ..losses.prototypes import downsample_labels, upcast_half
-from .adapters import ConvAdapter
+from .adapters import ConvAdapter, adapter_pair, check_channels
 from .class_maps import IGNORE_CLASS
 from .detection_inputs import DetectionOutputs, DetectionTargets
 from .terms import resize_to
@@ -31,12 +32,6 @@ def _check_levels(levels: Sequence[str]) -> Tuple[str, ...]:
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(f"levels must be a non-empty list of distinct FPN level names, got {levels}")
     return levels
-
-
-def _check_channels(**channels: int) -> None:
-    for name, value in channels.items():
-        if int(value) < 1:
-            raise ValueError(f"{name} must be a positive number of channels, got {value}")
 
 
 def _level_pair(student: DetectionOutputs, teacher: DetectionOutputs, level: str):
@@ -81,17 +76,15 @@ class FPNAPDHead(nn.Module):
             tau: similarity scale τ (10).
         """
         super().__init__()
-        _check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
+        check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
+        check_apd_scalars(num_classes, tau)
         self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
         self.num_classes = int(num_classes)
         self.levels = _check_levels(levels)
         self.tau = float(tau)
-        self.student_adapter = ConvAdapter(self.student_channels, hidden_dim, embed_dim)
-        self.teacher_adapter = ConvAdapter(self.teacher_channels, hidden_dim, embed_dim)
+        self.student_adapter, self.teacher_adapter = adapter_pair(
+            ConvAdapter, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
+        )
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets
@@ -171,7 +164,7 @@ class FPNImitationHead(nn.Module):
             gt_only: restrict the error to ground-truth object pixels.
         """
         super().__init__()
-        _check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
+        check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
         self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
         self.levels = _check_levels(levels)
         self.gt_only = bool(gt_only)

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from ..losses import apd_point_loss_terms, logit_kd_loss
-from .adapters import MLPAdapter
+from ..losses.apd import check_apd_scalars
+from .adapters import MLPAdapter, adapter_pair
 from .detection_inputs import DetectionOutputs, DetectionTargets
 
 __all__ = ["ROIAPDHead", "ROILogitKDHead"]
@@ -56,16 +57,14 @@ class ROIAPDHead(nn.Module):
             include_background_proto: background ROIs form class K of the perspective.
         """
         super().__init__()
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        if not tau > 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
+        check_apd_scalars(num_classes, tau)
         self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
         self.num_classes = int(num_classes)
         self.tau = float(tau)
         self.include_background_proto = bool(include_background_proto)
-        self.student_adapter = MLPAdapter(self.student_channels, hidden_dim, embed_dim)
-        self.teacher_adapter = MLPAdapter(self.teacher_channels, hidden_dim, embed_dim)
+        self.student_adapter, self.teacher_adapter = adapter_pair(
+            MLPAdapter, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
+        )
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets

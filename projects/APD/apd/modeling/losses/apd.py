@@ -116,7 +116,8 @@ def _cross_entropy_valid(logits: torch.Tensor, labels: torch.Tensor, valid: torc
     return ce.sum() / valid.sum().clamp(min=1)
 
 
-def _check_scalar_args(num_classes: int, tau: float) -> None:
+def check_apd_scalars(num_classes: int, tau: float) -> None:
+    """Raise ``ValueError`` unless K ≥ 1 and τ > 0 (the APD terms and the distillation heads that own them)."""
     if int(num_classes) < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if not tau > 0:
@@ -159,7 +160,7 @@ def apd_loss_terms(
         (absent classes at logit 0), mean over non-ignored pixels; gradient to ``teacher_feat`` only.
         With no valid label at h×w all three are zeros that still backpropagate (zero gradients).
     """
-    _check_scalar_args(num_classes, tau)
+    check_apd_scalars(num_classes, tau)
     if scope not in _SCOPES:
         raise ValueError(f"scope must be one of {_SCOPES}, got {scope!r}")
     if student_feat.dim() != 4 or student_feat.shape != teacher_feat.shape:
@@ -213,7 +214,7 @@ def apd_point_loss_terms(
         U over the points that have a class, absent classes at logit 0). Zeros that still backpropagate
         when no point has a class (or R = 0). Host sync: one, to size the per-image padding.
     """
-    _check_scalar_args(num_classes, tau)
+    check_apd_scalars(num_classes, tau)
     if student_emb.dim() != 2 or student_emb.shape != teacher_emb.shape:
         raise ValueError(
             "apd_point_loss_terms expects adapted embeddings of equal shape R×E, got student "
