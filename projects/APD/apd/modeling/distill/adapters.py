@@ -6,7 +6,9 @@ of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
 """
 from torch import nn
 
-__all__ = ["ConvAdapter", "MLPAdapter", "adapter_pair", "check_channels"]
+from ..losses.apd import check_apd_scalars
+
+__all__ = ["ConvAdapter", "MLPAdapter", "AdaptedAPDTerm", "adapter_pair", "check_channels"]
 
 
 def check_channels(**channels: int) -> None:
@@ -58,3 +60,29 @@ def adapter_pair(adapter_cls, student_channels: int, teacher_channels: int, hidd
     student_adapter = adapter_cls(student_channels, hidden_dim, embed_dim)
     teacher_adapter = adapter_cls(teacher_channels, hidden_dim, embed_dim)
     return student_adapter, teacher_adapter
+
+
+class AdaptedAPDTerm(nn.Module):
+    """Base of the detection APD terms (``FPNAPDHead``, ``ROIAPDHead``): checks K and τ
+    (:func:`~apd.modeling.losses.apd.check_apd_scalars`) and owns the adapter pair g_s, g_t
+    (:func:`adapter_pair`). Attributes ``student_channels`` (C_s), ``teacher_channels`` (C_t),
+    ``num_classes`` (K), ``tau``, ``student_adapter``, ``teacher_adapter``."""
+
+    def __init__(
+        self,
+        adapter_cls,
+        student_channels: int,
+        teacher_channels: int,
+        num_classes: int,
+        hidden_dim: int,
+        embed_dim: int,
+        tau: float,
+    ):
+        super().__init__()
+        check_apd_scalars(num_classes, tau)
+        self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
+        self.num_classes = int(num_classes)
+        self.tau = float(tau)
+        self.student_adapter, self.teacher_adapter = adapter_pair(
+            adapter_cls, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
+        )

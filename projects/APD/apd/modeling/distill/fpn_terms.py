@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from ..losses import apd_loss_terms, feature_mimic_loss
-from ..losses.apd import check_apd_scalars
 from ..losses.prototypes import downsample_labels, upcast_half
-from .adapters import ConvAdapter, adapter_pair, check_channels
+from .adapters import AdaptedAPDTerm, ConvAdapter, check_channels
 from .class_maps import IGNORE_CLASS
 from .detection_inputs import DetectionOutputs, DetectionTargets
 from .terms import resize_to
@@ -40,7 +39,7 @@ def _level_pair(student: DetectionOutputs, teacher: DetectionOutputs, level: str
     return s_feat, t_feat
 
 
-class FPNAPDHead(nn.Module):
+class FPNAPDHead(AdaptedAPDTerm):
     """Dense APD on FPN levels with ground-truth class maps (background = class K, padding ignored).
 
     Per level, the student's and the teacher's features go through one adapter pair shared across
@@ -75,16 +74,9 @@ class FPNAPDHead(nn.Module):
             hidden_dim, embed_dim: D and E of the adapters (512 as in segmentation).
             tau: similarity scale τ (10).
         """
-        super().__init__()
         check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
-        check_apd_scalars(num_classes, tau)
-        self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
-        self.num_classes = int(num_classes)
+        super().__init__(ConvAdapter, student_channels, teacher_channels, num_classes, hidden_dim, embed_dim, tau)
         self.levels = _check_levels(levels)
-        self.tau = float(tau)
-        self.student_adapter, self.teacher_adapter = adapter_pair(
-            ConvAdapter, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
-        )
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets

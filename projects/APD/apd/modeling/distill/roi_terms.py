@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from ..losses import apd_point_loss_terms, logit_kd_loss
-from ..losses.apd import check_apd_scalars
-from .adapters import MLPAdapter, adapter_pair
+from .adapters import AdaptedAPDTerm, MLPAdapter
 from .detection_inputs import DetectionOutputs, DetectionTargets
 
 __all__ = ["ROIAPDHead", "ROILogitKDHead"]
@@ -26,7 +25,7 @@ __all__ = ["ROIAPDHead", "ROILogitKDHead"]
 _NO_CLASS = -1
 
 
-class ROIAPDHead(nn.Module):
+class ROIAPDHead(AdaptedAPDTerm):
     """ROI-level APD: MLP adapters g_s, g_t on the box-head vectors, APD terms per image
     (:func:`apd.modeling.losses.apd_point_loss_terms`). Background ROIs have no prototype but stay rows
     of the KL, unless ``include_background_proto`` gives them class K. ``loss_roi_adapt`` trains only
@@ -56,15 +55,8 @@ class ROIAPDHead(nn.Module):
             tau: similarity scale τ.
             include_background_proto: background ROIs form class K of the perspective.
         """
-        super().__init__()
-        check_apd_scalars(num_classes, tau)
-        self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
-        self.num_classes = int(num_classes)
-        self.tau = float(tau)
+        super().__init__(MLPAdapter, student_channels, teacher_channels, num_classes, hidden_dim, embed_dim, tau)
         self.include_background_proto = bool(include_background_proto)
-        self.student_adapter, self.teacher_adapter = adapter_pair(
-            MLPAdapter, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
-        )
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets
