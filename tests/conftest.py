@@ -6,9 +6,11 @@ under ``$DETECTRON2_DATASETS``; these fixtures re-register the names we use with
 functions and put the original registrations back afterwards, so no subprocess is needed.
 """
 import os
+import sys
 
 import pytest
 import torch
+from detectron2.config import LazyConfig
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.data.datasets.builtin import register_all_ade20k, register_all_cityscapes
@@ -108,3 +110,15 @@ def _repo_root_cwd(monkeypatch):
 
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _load_rel(filename, keys=None):
+    """Detectron2's ``LazyConfig.load_rel`` without ``inspect.stack()``: same result (a path relative to the
+    caller's file), but ``inspect.stack()`` reads the source of every frame and scans ``sys.modules`` for each,
+    ~0.3 s per call inside pytest (many frames, thousands of modules); the config tests make ~100 such calls."""
+    caller_fname = sys._getframe(1).f_code.co_filename
+    assert caller_fname != "<string>", "load_rel Unable to find caller"
+    return LazyConfig.load(os.path.join(os.path.dirname(caller_fname), filename), keys)
+
+
+LazyConfig.load_rel = staticmethod(_load_rel)
