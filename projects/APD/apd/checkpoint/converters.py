@@ -195,6 +195,12 @@ def _stem_rules(source_prefix: str, deep_stem: bool) -> List[Tuple[str, object]]
     ]
 
 
+def _conv_norm_rules(conv: str, bn: str, target: str) -> List[Tuple[str, object]]:
+    """A source conv (``{conv}.weight``, no bias) and its BatchNorm (``{bn}.*``), both regexes, onto one
+    Detectron2 ``Conv2d`` with norm: ``{target}.weight`` and ``{target}.norm.*``."""
+    return [(conv + r"\.weight", target + ".weight"), (bn + r"\." + _BN, target + r".norm.\g<bn>")]
+
+
 # official APD / semseg segmentation models wrap the deep stem as layer0 = Sequential(conv1, bn1, relu,
 # conv2, bn2, relu, conv3, bn3, relu, maxpool)
 _LAYER0_RULES = [
@@ -206,16 +212,13 @@ _LAYER0_RULES = [
     (r"layer0\.7\." + _BN, r"backbone.bn3.\g<bn>"),
 ]
 # aux = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv) -> FCNAuxHead(conv [d2 Conv2d + norm], classifier)
-_AUX_RULES = [
-    (r"aux\.0\.weight", "sem_seg_head.aux_head.conv.weight"),
-    (r"aux\.1\." + _BN, r"sem_seg_head.aux_head.conv.norm.\g<bn>"),
+_AUX_RULES = _conv_norm_rules(r"aux\.0", r"aux\.1", "sem_seg_head.aux_head.conv") + [
     (r"aux\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
 ]
 # PPM branches: Sequential(AdaptiveAvgPool2d, 1×1 conv, BN, ReLU) -> stages.{i} = Sequential(pool, d2 Conv2d)
-_PPM_RULES = [
-    (r"ppm\.features\.(?P<i>\d+)\.1\.weight", r"sem_seg_head.ppm.stages.\g<i>.1.weight"),
-    (r"ppm\.features\.(?P<i>\d+)\.2\." + _BN, r"sem_seg_head.ppm.stages.\g<i>.1.norm.\g<bn>"),
-]
+_PPM_RULES = _conv_norm_rules(
+    r"ppm\.features\.(?P<i>\d+)\.1", r"ppm\.features\.(?P<i>\d+)\.2", r"sem_seg_head.ppm.stages.\g<i>.1"
+)
 _SEGMENTATION_BACKBONE_RULES = _LAYER0_RULES + _resnet_block_rules("")
 
 
@@ -228,11 +231,8 @@ def _pspnet_map(name: str, merge: str, classifier: str, layout_hint: str) -> _Ke
         name,
         _SEGMENTATION_BACKBONE_RULES
         + _PPM_RULES
-        + [
-            (m + r"\.0\.weight", "sem_seg_head.merge.0.weight"),
-            (m + r"\.1\." + _BN, r"sem_seg_head.merge.0.norm.\g<bn>"),
-            (c + r"\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
-        ]
+        + _conv_norm_rules(m + r"\.0", m + r"\.1", "sem_seg_head.merge.0")
+        + [(c + r"\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
         + _AUX_RULES,
         layout_hint,
     )
@@ -259,15 +259,14 @@ _SEMSEG_PSPNET = _pspnet_map(
 _APD_DEEPLABV3 = _KeyMap(
     "official_apd_deeplabv3",
     _SEGMENTATION_BACKBONE_RULES
-    + [
-        (r"ppm\.image_pool\.1\.conv\.weight", "sem_seg_head.aspp.image_pool.1.weight"),
-        (r"ppm\.image_pool\.1\.bn\." + _BN, r"sem_seg_head.aspp.image_pool.1.norm.\g<bn>"),
-        (r"ppm\.aspp_modules\.(?P<j>\d+)\.conv\.weight", r"sem_seg_head.aspp.branches.\g<j>.weight"),
-        (r"ppm\.aspp_modules\.(?P<j>\d+)\.bn\." + _BN, r"sem_seg_head.aspp.branches.\g<j>.norm.\g<bn>"),
-        (r"ppm\.bottleneck\.conv\.weight", "sem_seg_head.bottleneck.0.weight"),
-        (r"ppm\.bottleneck\.bn\." + _BN, r"sem_seg_head.bottleneck.0.norm.\g<bn>"),
-        (r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
-    ]
+    + _conv_norm_rules(r"ppm\.image_pool\.1\.conv", r"ppm\.image_pool\.1\.bn", "sem_seg_head.aspp.image_pool.1")
+    + _conv_norm_rules(
+        r"ppm\.aspp_modules\.(?P<j>\d+)\.conv",
+        r"ppm\.aspp_modules\.(?P<j>\d+)\.bn",
+        r"sem_seg_head.aspp.branches.\g<j>",
+    )
+    + _conv_norm_rules(r"ppm\.bottleneck\.conv", r"ppm\.bottleneck\.bn", "sem_seg_head.bottleneck.0")
+    + [(r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
     + _AUX_RULES,
     "APD model/deeplabv3.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.image_pool.1.{conv,bn}, "
     "ppm.aspp_modules.{j}.{conv,bn}, ppm.bottleneck.{conv,bn}, cls.0, aux.{0,1,4}",
@@ -277,26 +276,25 @@ _CIRKD_PROJECT = "sem_seg_head.project.0.weight"
 _CIRKD_BACKBONE_RULES = _stem_rules("pretrained.", deep_stem=True) + _resnet_block_rules("pretrained.")
 # CIRKD models/deeplabv3.py head. Branch order there: b0 (1×1), b1..b3 (3×3 atrous), b4 (image pooling);
 # ASPPHead: image_pool, branches[0] (1×1), branches[1..3] (3×3 atrous).
-_CIRKD_HEAD_RULES = [
-    (r"head\.aspp\.b0\.0\.weight", "sem_seg_head.aspp.branches.0.weight"),
-    (r"head\.aspp\.b0\.1\." + _BN, r"sem_seg_head.aspp.branches.0.norm.\g<bn>"),
-    (r"head\.aspp\.b(?P<j>[123])\.block\.0\.weight", r"sem_seg_head.aspp.branches.\g<j>.weight"),
-    (r"head\.aspp\.b(?P<j>[123])\.block\.1\." + _BN, r"sem_seg_head.aspp.branches.\g<j>.norm.\g<bn>"),
-    (r"head\.aspp\.b4\.gap\.1\.weight", "sem_seg_head.aspp.image_pool.1.weight"),
-    (r"head\.aspp\.b4\.gap\.2\." + _BN, r"sem_seg_head.aspp.image_pool.1.norm.\g<bn>"),
+_CIRKD_HEAD_RULES = (
+    _conv_norm_rules(r"head\.aspp\.b0\.0", r"head\.aspp\.b0\.1", "sem_seg_head.aspp.branches.0")
+    + _conv_norm_rules(
+        r"head\.aspp\.b(?P<j>[123])\.block\.0",
+        r"head\.aspp\.b(?P<j>[123])\.block\.1",
+        r"sem_seg_head.aspp.branches.\g<j>",
+    )
+    + _conv_norm_rules(r"head\.aspp\.b4\.gap\.1", r"head\.aspp\.b4\.gap\.2", "sem_seg_head.aspp.image_pool.1")
     # project = Sequential(1×1 conv 5·C→C, BN, ReLU, Dropout(0.5)) -> ASPPHead(project_channels=C).project =
     # Sequential(d2 Conv2d + norm + ReLU, Dropout); the conv's input channels are reordered afterwards
-    (r"head\.aspp\.project\.0\.weight", _CIRKD_PROJECT),
-    (r"head\.aspp\.project\.1\." + _BN, r"sem_seg_head.project.0.norm.\g<bn>"),
+    # (the conv's target is _CIRKD_PROJECT)
+    + _conv_norm_rules(r"head\.aspp\.project\.0", r"head\.aspp\.project\.1", "sem_seg_head.project.0")
     # block = Sequential(3×3 conv C→C, BN, ReLU, Dropout(0.1), 1×1 conv): the bottleneck (reads the projection)
-    (r"head\.block\.0\.weight", "sem_seg_head.bottleneck.0.weight"),
-    (r"head\.block\.1\." + _BN, r"sem_seg_head.bottleneck.0.norm.\g<bn>"),
-    (r"head\.block\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>"),
+    + _conv_norm_rules(r"head\.block\.0", r"head\.block\.1", "sem_seg_head.bottleneck.0")
+    + [(r"head\.block\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
     # auxlayer = _FCNHead: block = Sequential(3×3 conv in→in/4, BN, ReLU, Dropout, 1×1 conv)
-    (r"auxlayer\.block\.0\.weight", "sem_seg_head.aux_head.conv.weight"),
-    (r"auxlayer\.block\.1\." + _BN, r"sem_seg_head.aux_head.conv.norm.\g<bn>"),
-    (r"auxlayer\.block\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
-]
+    + _conv_norm_rules(r"auxlayer\.block\.0", r"auxlayer\.block\.1", "sem_seg_head.aux_head.conv")
+    + [(r"auxlayer\.block\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>")]
+)
 _CIRKD_LAYOUT = (
     "CIRKD models/deeplabv3.py: pretrained.{conv1..3,bn1..3,layer1..4}, head.aspp.{b0.{0,1},"
     "b1..b3.block.{0,1},b4.gap.{1,2},project.{0,1}}, head.block.{0,1,4}, auxlayer.block.{0,1,4}"
