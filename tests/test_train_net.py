@@ -1,9 +1,11 @@
-"""train_net.py end to end on generated Cityscapes-format data (subprocesses, a few iterations each)."""
+"""train_net.py end to end on generated Cityscapes-format data (subprocesses, a few iterations each; runs that
+check_run refuses before launch go through the script's entry point in-process)."""
 import argparse
 import importlib.util
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -26,7 +28,19 @@ def _metrics(out):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_train_evaluate_checkpoint_and_resume(demo_datasets_root, tmp_path):
+def _invoke_main(monkeypatch, capsys, args):
+    """``python train_net.py args`` for a run that check_run refuses (it raises before ``launch``): the
+    script's entry point in this process; returns (exit status, stderr)."""
+    train_net = _train_net_module()
+    monkeypatch.setattr(sys, "argv", ["train_net.py", *args])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train_net.invoke_main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_train_evaluate_checkpoint_and_resume(demo_datasets_root, register_datasets_at, tmp_path, monkeypatch,
+                                              capsys):
     out = str(tmp_path / "run")
     cfg = ["--config-file", "configs/demo/pspnet_r18_demo.py", f"train.output_dir={out}"]
     _run(cfg + TINY + ["train.max_iter=3", "train.eval_period=3", "train.checkpointer.period=2"],
@@ -42,10 +56,12 @@ def test_train_evaluate_checkpoint_and_resume(demo_datasets_root, tmp_path):
         assert os.path.exists(os.path.join(out, f)), f
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(out))
 
-    # a new run into the same folder without --resume is refused, nothing is overwritten
+    # a new run into the same folder without --resume is refused, nothing is overwritten (the refusal is
+    # check_run's, before any process is spawned: train_net's entry point in-process, no new interpreter)
     before = os.path.getmtime(os.path.join(out, "model_final.pth"))
-    proc = _run(cfg + TINY + ["train.max_iter=3"], demo_datasets_root, check=False)
-    assert proc.returncode == 2 and "--resume" in proc.stderr
+    register_datasets_at(demo_datasets_root)
+    code, stderr = _invoke_main(monkeypatch, capsys, cfg + TINY + ["train.max_iter=3"])
+    assert code == 2 and "--resume" in stderr
     assert os.path.getmtime(os.path.join(out, "model_final.pth")) == before
 
     # --resume continues after the last checkpoint (iteration 2 -> starts at 3)
@@ -54,13 +70,16 @@ def test_train_evaluate_checkpoint_and_resume(demo_datasets_root, tmp_path):
     assert iters == [0, 1, 2, 3, 4]
 
 
-def test_missing_dataset_root_is_one_clear_line(tmp_path):
-    proc = _run(["--config-file", "configs/demo/pspnet_r18_demo.py", f"train.output_dir={tmp_path}/o"],
-                tmp_path / "nowhere", check=False)
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
+def test_missing_dataset_root_is_one_clear_line(tmp_path, register_datasets_at, monkeypatch, capsys):
+    # The dataset names registered under a root that does not exist, as Detectron2 does at import from
+    # $DETECTRON2_DATASETS; check_run refuses before launch, so train_net's entry point runs in-process.
+    register_datasets_at(tmp_path / "nowhere")
+    code, stderr = _invoke_main(monkeypatch, capsys, ["--config-file", "configs/demo/pspnet_r18_demo.py",
+                                                      f"train.output_dir={tmp_path}/o"])
+    assert code == 2
+    last = stderr.strip().splitlines()[-1]
     assert "nowhere/cityscapes/leftImg8bit/train" in last and "prepare_cityscapes.py" in last
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in stderr
 
 
 def _train_net_module():
