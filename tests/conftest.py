@@ -17,7 +17,7 @@ from detectron2.data.datasets.builtin import register_all_ade20k, register_all_c
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from apd.data.datasets import register_pascal_context
-from apd.utils.testing import load_script
+from apd.utils.testing import TINY_TRAIN_OVERRIDES, load_script, run_script
 from apd.data.datasets.coco import use_checked_coco_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +55,35 @@ def demo_datasets_root(tmp_path_factory, dataset_script):
     root = tmp_path_factory.mktemp("demo_datasets")
     dataset_script("generate_demo_data").generate(str(root), seed=0, num_train=3, num_val=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def teacher_weights(tmp_path_factory):
+    """Path of a checkpoint ``{"model": state_dict}`` of the demo teacher (PSPNet-R18 half width),
+    saved from a freshly instantiated model (seed 0): real architecture and key names, no training."""
+    from detectron2.config import instantiate
+
+    torch.manual_seed(0)
+    teacher = instantiate(LazyConfig.load(os.path.join(REPO, "configs/demo/pspnet_r18_wide_demo.py")).model)
+    path = str(tmp_path_factory.mktemp("teacher") / "teacher.pth")
+    torch.save({"model": teacher.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def apd_demo_run(demo_datasets_root, teacher_weights, tmp_path_factory):
+    """Output dir of one tiny ``train_net.py`` run of configs/demo/apd_pspnet_r18_demo.py, shared by the
+    tests that only read what a run leaves (tests/test_logging.py, tests/reliability/test_teacher_integrity.py):
+    2 iterations, ``TINY_TRAIN_OVERRIDES`` (batch 2, 64×128 crops, no workers, log every step), the
+    ``teacher_weights`` checkpoint as teacher, ``train.eval_teacher=False``, ``model.save_teacher=True``.
+    Tests must not write into it."""
+    out = tmp_path_factory.mktemp("apd_demo_run") / "run"
+    run_script("train_net.py", ["--config-file", "configs/demo/apd_pspnet_r18_demo.py",
+                                f"model.teacher_weights={teacher_weights}", f"train.output_dir={out}",
+                                "train.max_iter=2", *TINY_TRAIN_OVERRIDES, "train.eval_teacher=False",
+                                "model.save_teacher=True"],
+               cwd=REPO, datasets_root=demo_datasets_root, threads=2)
+    return out
 
 
 def _remove(name):

@@ -2,22 +2,20 @@
 and the per-class IoU table of --eval-only.
 
 One tiny APD demo run (2 iterations, 64×128 crops, batch 2, a random demo teacher saved as its
-checkpoint) is shared by the module; --eval-only runs once on its final checkpoint.
+checkpoint; tests/conftest.py::apd_demo_run, shared with the reliability tests) is read by the module;
+--eval-only runs once on its final checkpoint.
 """
 import json
 import math
 import os
 
 import pytest
-import torch
-from detectron2.config import LazyConfig, instantiate
 
-from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
+from apd.utils.testing import run_script
 
 REPO = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"
 LOSS_TERMS = ("loss_sem_seg", "loss_aux", "loss_kd", "loss_apd", "loss_pa", "loss_adapt")
-TINY = ["train.max_iter=2", *TINY_TRAIN_OVERRIDES, "train.eval_teacher=False"]
 
 
 def _train_net(args, root):
@@ -25,15 +23,11 @@ def _train_net(args, root):
 
 
 @pytest.fixture(scope="module")
-def apd_run(demo_datasets_root, tmp_path_factory):
-    """(output dir, teacher checkpoint, dataset root) of a 2-iteration APD demo run."""
-    tmp = tmp_path_factory.mktemp("apd_logging")
-    teacher = str(tmp / "teacher.pth")
-    torch.save({"model": instantiate(LazyConfig.load("configs/demo/pspnet_r18_wide_demo.py").model).state_dict()}, teacher)
-    out = str(tmp / "run")
-    _train_net(["--config-file", APD_DEMO, f"model.teacher_weights={teacher}", f"train.output_dir={out}", *TINY],
-               demo_datasets_root)
-    return out, teacher, demo_datasets_root
+def apd_run(apd_demo_run, teacher_weights, demo_datasets_root):
+    """(output dir, teacher checkpoint, dataset root) of the session's 2-iteration APD demo run
+    (tests/conftest.py::apd_demo_run: ``train.max_iter=2``, ``TINY_TRAIN_OVERRIDES``, ``train.eval_teacher=False``,
+    ``model.save_teacher=True``)."""
+    return str(apd_demo_run), teacher_weights, demo_datasets_root
 
 
 def _train_entries(out):

@@ -1,4 +1,5 @@
-"""Fixtures of the reliability tests: a demo teacher checkpoint and a train_net.py runner.
+"""Fixtures of the reliability tests: a train_net.py runner (the demo teacher checkpoint ``teacher_weights``
+and the shared run ``apd_demo_run`` are in tests/conftest.py).
 
 The runs use the demo APD config (configs/demo/apd_pspnet_r18_demo.py) shrunk by overrides: batch 2,
 64×128 crops, no worker processes. Subprocesses get one BLAS/OpenMP thread each: several test runs and
@@ -11,19 +12,6 @@ import torch
 
 from apd.utils.testing import popen_script, run_script
 from reliability_helpers import REPO, read_metrics
-
-
-@pytest.fixture(scope="session")
-def teacher_weights(tmp_path_factory):
-    """Path of a checkpoint ``{"model": state_dict}`` of the demo teacher (PSPNet-R18 half width),
-    saved from a freshly instantiated model (seed 0): real architecture and key names, no training."""
-    from detectron2.config import LazyConfig, instantiate
-
-    torch.manual_seed(0)
-    teacher = instantiate(LazyConfig.load(os.path.join(REPO, "configs/demo/pspnet_r18_wide_demo.py")).model)
-    path = str(tmp_path_factory.mktemp("teacher") / "teacher.pth")
-    torch.save({"model": teacher.state_dict()}, path)
-    return path
 
 
 @pytest.fixture

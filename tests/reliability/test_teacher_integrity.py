@@ -255,13 +255,9 @@ def test_teacher_score_before_step_0_and_teacher_left_out_of_checkpoints(
     assert any(k.startswith("distill_heads.apd.teacher_adapter.") for k in keys)
 
 
-def test_teacher_score_switched_off_and_saved_teacher_unchanged_by_training(
-        demo_datasets_root, teacher_weights, tmp_path, run_train_net, metrics):
-    out = tmp_path / "run"
-    run_train_net(["--config-file", APD_DEMO, f"train.output_dir={out}",
-                   f"model.teacher_weights={teacher_weights}",
-                   "train.max_iter=1", "train.eval_teacher=False", "model.save_teacher=True", *TINY],
-                  demo_datasets_root)
+def test_teacher_score_switched_off_and_saved_teacher_unchanged_by_training(apd_demo_run, teacher_weights, metrics):
+    # The session's shared run (tests/conftest.py): 2 iterations, train.eval_teacher=False, model.save_teacher=True.
+    out = apd_demo_run
     log = (out / "log.txt").read_text()
     assert "Teacher score" not in log and re.search(r" iter: 0 ", log)
     assert not [k for m in metrics(out) for k in m if k.startswith("teacher/")]
