@@ -150,32 +150,6 @@ def _train_until_the_checkpoint_is_refused(trainer, out, tensor, max_iter):
     return spy
 
 
-def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
-    """A huge LR on the conv before a BN: step 0 makes its weights ~1e27, so at iteration 1 its outputs
-    square past float32's range. The batch variance is inf, BN's output (x − μ)/√inf stays finite, and so
-    does the loss, so the non-finite-loss guard does not fire, but ``running_var`` becomes inf. That
-    checkpoint used to be written and tagged as the last one."""
-    teacher_path = str(tmp_path / "teacher.pth")
-    torch.save(toy_segmentor(seed=1).state_dict(), teacher_path)
-    model = SemanticSegDistiller(student=toy_segmentor(seed=0), teacher=toy_segmentor(seed=2),
-                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
-    model.train()
-    conv1 = model.student.backbone.conv1.weight
-    others = [p for p in model.parameters() if p.requires_grad and p is not conv1]
-    opt = torch.optim.SGD([{"params": [conv1], "lr": 1e30}, {"params": others}], lr=0.01)
-    # The trainer's own guard (test_the_trainer_stops_on_inf_bn_statistics_and_nan_gradients) would stop
-    # at iteration 1 before any save: switched off here, to test the checkpointer's guard behind it.
-    trainer = DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0,
-                             check_finite_state=False)
-    out = str(tmp_path / "run")
-    _train_until_the_checkpoint_is_refused(trainer, out, "student.backbone.bn1.running_var", max_iter=5)
-    # --resume continues from the last finite checkpoint
-    fresh = SemanticSegDistiller(student=toy_segmentor(seed=3), teacher=toy_segmentor(seed=2),
-                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
-    assert AtomicCheckpointer(fresh, out).resume_or_load("", resume=True)["iteration"] == 0
-    assert torch.isfinite(fresh.student.backbone.bn1.running_var).all()
-
-
 def _huge_lr_toy_trainer(tmp_path, lr, check_finite_state=True):
     teacher_path = str(tmp_path / "teacher.pth")
     torch.save(toy_segmentor(seed=1).state_dict(), teacher_path)
@@ -187,6 +161,24 @@ def _huge_lr_toy_trainer(tmp_path, lr, check_finite_state=True):
     opt = torch.optim.SGD([{"params": [conv1], "lr": lr}, {"params": others}], lr=0.01)
     return DistillTrainer(model, (toy_batch(seed=i) for i in itertools.count()), opt, seed=0,
                           check_finite_state=check_finite_state)
+
+
+def test_inf_bn_statistics_with_a_finite_loss_are_never_checkpointed(tmp_path):
+    """A huge LR on the conv before a BN: step 0 makes its weights ~1e27, so at iteration 1 its outputs
+    square past float32's range. The batch variance is inf, BN's output (x − μ)/√inf stays finite, and so
+    does the loss, so the non-finite-loss guard does not fire, but ``running_var`` becomes inf. That
+    checkpoint used to be written and tagged as the last one."""
+    # The trainer's own guard (test_the_trainer_stops_on_inf_bn_statistics_before_the_step_and_any_save)
+    # would stop at iteration 1 before any save: switched off here, to test the checkpointer's guard behind it.
+    trainer = _huge_lr_toy_trainer(tmp_path, lr=1e30, check_finite_state=False)
+    teacher_path = str(tmp_path / "teacher.pth")
+    out = str(tmp_path / "run")
+    _train_until_the_checkpoint_is_refused(trainer, out, "student.backbone.bn1.running_var", max_iter=5)
+    # --resume continues from the last finite checkpoint
+    fresh = SemanticSegDistiller(student=toy_segmentor(seed=3), teacher=toy_segmentor(seed=2),
+                                 teacher_weights=teacher_path, distill_heads={"mse": _FeatureMSE()})
+    assert AtomicCheckpointer(fresh, out).resume_or_load("", resume=True)["iteration"] == 0
+    assert torch.isfinite(fresh.student.backbone.bn1.running_var).all()
 
 
 def test_the_trainer_stops_on_inf_bn_statistics_before_the_step_and_any_save(tmp_path):
