@@ -7,6 +7,7 @@ TorchScript runs the same ATen kernels → atol = rtol = 1e-5; ONNX Runtime uses
 summation order → atol = rtol = 1e-4 (measured max |diff| ≈ 2e-5 on the demo student).
 """
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -202,13 +203,24 @@ def test_export_model_takes_images_in_input_format(demo_distiller):
 
 
 # ------------------------------------------------------------------------------------ R-CNN student
+RCNN_APD_DEMO = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
+
+
+@pytest.fixture(scope="module")
+def rcnn_distiller(tmp_path_factory):
+    """(distiller, its checkpoint) of the R-CNN APD demo config, built once for both layouts (read-only)."""
+    path = str(tmp_path_factory.mktemp("rcnn_ckpt") / "rcnn.pth")
+    return distiller_checkpoint(RCNN_APD_DEMO, path), path
+
+
 @pytest.mark.parametrize("layout", ["current", "former"])
-def test_rcnn_distiller_exports_generalized_rcnn_checkpoint(export_tool, tmp_path, capsys, layout):
+def test_rcnn_distiller_exports_generalized_rcnn_checkpoint(export_tool, rcnn_distiller, tmp_path, capsys, layout):
     """An R-CNN distiller checkpoint (keys student.*, distill_heads.*) and one of the former layout (student
     keys at the top level, ROI APD adapters under apd_head.*) export to the plain student's keys."""
-    config = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
+    config = RCNN_APD_DEMO
+    distiller, source = rcnn_distiller
     ckpt = str(tmp_path / "rcnn.pth")
-    distiller = distiller_checkpoint(config, ckpt)
+    shutil.copyfile(source, ckpt)
     saved = torch.load(ckpt, weights_only=True)["model"]
     assert any(k.startswith("distill_heads.apd.") for k in saved) and any(k.startswith("student.") for k in saved)
     if layout == "former":
