@@ -5,6 +5,7 @@ The runs use the demo APD config (configs/demo/apd_pspnet_r18_demo.py) shrunk by
 64×128 crops, no worker processes. Subprocesses get one BLAS/OpenMP thread each: several test runs and
 helpers share two cores, and oversubscribed OpenMP threads make a step ~10× slower.
 """
+import copy
 import os
 
 import pytest
@@ -51,10 +52,9 @@ def metrics():
     return read_metrics
 
 
-@pytest.fixture
-def apd_demo_distiller(teacher_weights):
-    """A freshly built demo APD distiller (seed 0) in train mode, with its optimisers' configs:
-    returns ``(model, cfg)``; ``cfg`` is the LazyConfig of configs/demo/apd_pspnet_r18_demo.py."""
+@pytest.fixture(scope="session")
+def _apd_demo_distiller_built(teacher_weights):
+    """The demo APD distiller built once (seed 0, train mode), its config, and the RNG state right after."""
     from detectron2.config import LazyConfig, instantiate
 
     cfg = LazyConfig.load(os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py"))
@@ -62,4 +62,16 @@ def apd_demo_distiller(teacher_weights):
     torch.manual_seed(0)
     model = instantiate(cfg.model)
     model.train()
-    return model, cfg
+    return model, cfg, torch.get_rng_state()
+
+
+@pytest.fixture
+def apd_demo_distiller(_apd_demo_distiller_built):
+    """A freshly built demo APD distiller (seed 0) in train mode, with its optimisers' configs:
+    returns ``(model, cfg)``; ``cfg`` is the LazyConfig of configs/demo/apd_pspnet_r18_demo.py.
+
+    Each test gets its own deep copy of one session-built model (same weights, buffers, hooks and train
+    mode as a new instantiation) and the global RNG in the state that instantiation leaves."""
+    model, cfg, rng_state = _apd_demo_distiller_built
+    torch.set_rng_state(rng_state)
+    return copy.deepcopy(model), copy.deepcopy(cfg)
