@@ -4,7 +4,7 @@
     DETECTRON2_DATASETS=datasets/demo python tools/visualize.py \\
         --config-file configs/demo/apd_pspnet_r18_demo.py \\
         --student-weights output/demo/apd/model_final.pth \\
-        --teacher-weights output/demo/teacher/model_final.pth \\
+        --teacher-weights checkpoints/demo/teacher_pspnet_r18_half.pth \\
         --baseline-config configs/demo/pspnet_r18_demo.py \\
         --baseline-weights output/demo/student/model_final.pth \\
         --num 4 --output-dir output/demo/vis --grid output/demo/vis/grid.png --tsne
