@@ -3,16 +3,10 @@
 
     .venv/bin/python tools/pretrain_standin.py --width half
 """
-from detectron2.layers import ShapeSpec
-
 from .standin_pspnet_r18_quarter_ade import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.stem_width = 32
 model.backbone.base_channels = 32
-model.sem_seg_head.input_shape = {
-    "res4": ShapeSpec(channels=128, stride=8),
-    "res5": ShapeSpec(channels=256, stride=8),
-}
 model.sem_seg_head.channels = 128
 model.sem_seg_head.aux_channels = 64
 train.output_dir = "./output/standin/half"

@@ -5,17 +5,11 @@ recipe, the backbone starts from pretrained weights through ``train.init_checkpo
 stand-in (a backbone pre-trained on generated ADE20K-format scenes, ``tools/pretrain_standin.py``); the
 head starts random. 200 iterations × batch 8 (10 epochs of the 160 generated training images).
 """
-from detectron2.layers import ShapeSpec
-
 from ..cityscapes.pspnet_r18 import lr_multiplier, model, optimizer, train
 from ._data import dataloader
 
 model.backbone.stem_width = 16
 model.backbone.base_channels = 16
-model.sem_seg_head.input_shape = {
-    "res4": ShapeSpec(channels=64, stride=8),
-    "res5": ShapeSpec(channels=128, stride=8),
-}
 model.sem_seg_head.channels = 64
 model.sem_seg_head.aux_channels = 32
 model.sliding_window = None

@@ -5,16 +5,10 @@ continued with ``--resume`` to 500) and committed as ``checkpoints/demo/teacher_
 evaluated every 50 (then 100) iterations for its curve (docs/BENCHMARKS.md). From random initialisation a half-width ResNet-50 teacher learned slower than the
 student (29.1 vs 35.7 mIoU, measured 2026-11-26), so the demo teacher is a wider ResNet-18.
 """
-from detectron2.layers import ShapeSpec
-
 from .pspnet_r18_demo import dataloader, lr_multiplier, model, optimizer, train
 
 model.backbone.stem_width = 32
 model.backbone.base_channels = 32
-model.sem_seg_head.input_shape = {
-    "res4": ShapeSpec(channels=128, stride=8),
-    "res5": ShapeSpec(channels=256, stride=8),
-}
 model.sem_seg_head.channels = 128
 model.sem_seg_head.aux_channels = 64
 train.init_checkpoint = "checkpoints/demo/standin_r18_half.pth"  # the ImageNet stand-in, teacher width
