@@ -26,7 +26,8 @@ def apd_registrations():
     """[(registry name, registered name, object)] for every object of an ``apd`` module in any
     Detectron2 ``Registry`` alive in this process."""
     found = []
-    for registry in [o for o in gc.get_objects() if isinstance(o, Registry)]:
+    # type() rather than isinstance(): isinstance on a dead weakref.proxy in gc.get_objects() raises ReferenceError
+    for registry in [o for o in gc.get_objects() if issubclass(type(o), Registry)]:
         for name, obj in registry:
             if getattr(obj, "__module__", "").split(".")[0] == "apd":
                 found.append((registry._name, name, obj))
