@@ -149,18 +149,10 @@ def recorded_wall(out: str):
 def step_times(out: str):
     """Median training-step time and data-loading time per iteration of a run (metrics.json)."""
     times, data = [], []
-    path = os.path.join(out, "metrics.json")
-    if not os.path.exists(path):
-        return None, None
-    with open(path) as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "time" in entry and "data_time" in entry:
-                times.append(entry["time"])
-                data.append(entry["data_time"])
+    for entry in run_demo.metrics_records(out):
+        if "time" in entry and "data_time" in entry:
+            times.append(entry["time"])
+            data.append(entry["data_time"])
     if not times:
         return None, None
     return statistics.median(times), statistics.median(data)

@@ -80,20 +80,26 @@ TASKS = {
 }
 
 
-def final_metrics(output_dir: str, key: str = "sem_seg/mIoU"):
-    """Last evaluation entry of a run's metrics.json (the final checkpoint's score)."""
+def metrics_records(output_dir: str):
+    """The records of a run's metrics.json, in order (none when the file does not exist yet; a line a
+    running job is still writing is skipped)."""
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.exists(path):
-        return None
-    last = None
+        return
     with open(path) as f:
         for line in f:
             try:
-                entry = json.loads(line)
+                yield json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if key in entry:
-                last = entry
+
+
+def final_metrics(output_dir: str, key: str = "sem_seg/mIoU"):
+    """Last evaluation entry of a run's metrics.json (the final checkpoint's score)."""
+    last = None
+    for entry in metrics_records(output_dir):
+        if key in entry:
+            last = entry
     return last
 
 
@@ -235,17 +241,9 @@ def config_max_iter(config: str, opts=()) -> int:
 
 def teacher_logged_score(output_dir: str, key: str):
     """The teacher's score a distillation run logged before step 0 (``teacher/<key>``), or None."""
-    path = os.path.join(output_dir, "metrics.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if f"teacher/{key}" in entry:
-                return entry
+    for entry in metrics_records(output_dir):
+        if f"teacher/{key}" in entry:
+            return entry
     return None
 
 
