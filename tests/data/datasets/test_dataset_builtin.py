@@ -33,15 +33,21 @@ def test_generated_data_passes(demo_datasets, name):
     check_dataset_root(name)  # raises if anything is missing
 
 
-def test_cityscapes_without_prepared_labels_points_to_prepare_script(register_datasets_at, demo_datasets_root,
-                                                                     tmp_path):
+@pytest.mark.parametrize("missing, split, shown", [
+    # trainIds are what prepare_cityscapes.py writes for training
+    ("*_labelTrainIds.png", "train", r"\*_gtFine_labelTrainIds\.png"),
+    # the official evaluation reads *_gtFine_labelIds.png: missing ones would only fail the final
+    # evaluation, after the whole training (with train.eval_teacher=False)
+    ("*_labelIds.png", "val", r"val/\*/\*_gtFine_labelIds\.png"),
+])
+def test_cityscapes_without_labels_points_to_prepare_script_before_training(
+        register_datasets_at, demo_datasets_root, tmp_path, missing, split, shown):
     shutil.copytree(demo_datasets_root / "cityscapes" / "leftImg8bit", tmp_path / "cityscapes" / "leftImg8bit")
     shutil.copytree(demo_datasets_root / "cityscapes" / "gtFine", tmp_path / "cityscapes" / "gtFine",
-                    ignore=shutil.ignore_patterns("*_labelTrainIds.png"))
+                    ignore=shutil.ignore_patterns(missing))
     register_datasets_at(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"\*_gtFine_labelTrainIds\.png \(no such files\)\. .*"
-                                                r"run datasets/prepare_cityscapes\.py"):
-        check_dataset_root("cityscapes_fine_sem_seg_train")
+    with pytest.raises(FileNotFoundError, match=shown + r" \(no such files\)\. .*run datasets/prepare_cityscapes\.py"):
+        check_dataset_root(f"cityscapes_fine_sem_seg_{split}")
 
 
 def test_unregistered_name_is_a_key_error():
@@ -52,15 +58,3 @@ def test_unregistered_name_is_a_key_error():
 def test_register_all_skips_registered_names(register_datasets_at, tmp_path):
     register_datasets_at(tmp_path)
     assert register_all(os.fspath(tmp_path / "other")) == []
-
-
-def test_cityscapes_without_label_ids_is_refused_before_training(register_datasets_at, demo_datasets_root, tmp_path):
-    """The official evaluation reads *_gtFine_labelIds.png: missing ones would only fail the final
-    evaluation, after the whole training (with train.eval_teacher=False)."""
-    shutil.copytree(demo_datasets_root / "cityscapes" / "leftImg8bit", tmp_path / "cityscapes" / "leftImg8bit")
-    shutil.copytree(demo_datasets_root / "cityscapes" / "gtFine", tmp_path / "cityscapes" / "gtFine",
-                    ignore=shutil.ignore_patterns("*_labelIds.png"))
-    register_datasets_at(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"val/\*/\*_gtFine_labelIds\.png \(no such files\)\. .*"
-                                                r"run datasets/prepare_cityscapes\.py"):
-        check_dataset_root("cityscapes_fine_sem_seg_val")
