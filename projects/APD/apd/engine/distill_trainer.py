@@ -101,7 +101,8 @@ class DistillTrainer(SimpleTrainer):
         check_finite_state: before each optimiser step, check the trained model's floating buffers
             (BatchNorm running statistics, which a huge step can push to inf while BN's output and the
             loss stay finite) and, without a GradScaler, every gradient; raise
-            :class:`NonFiniteStateError` naming them. Two fused reductions per step. The teacher's buffers
+            :class:`NonFiniteStateError` naming them. One fused reduction and one host sync per
+            step. The teacher's buffers
             are not checked (it never trains). With fp16 + GradScaler, inf gradients are the scaler's
             business (it skips that step), so only the buffers are checked.
     """
@@ -182,9 +183,12 @@ class DistillTrainer(SimpleTrainer):
             self.grad_scaler.update()
 
     def _check_finite_state(self, loss_dict) -> None:
-        bad_buffers = _non_finite(self._buffers)
-        bad_grads = [] if self.grad_scaler is not None else _non_finite(
-            [(n, p.grad) for n, p in self._grad_params if p.grad is not None])
+        # One fused reduction and one host sync per step for buffers and gradients together.
+        grads = [] if self.grad_scaler is not None else [
+            (f"grad:{n}", p.grad) for n, p in self._grad_params if p.grad is not None]
+        bad = _non_finite(self._buffers + grads, most=10)
+        bad_buffers = [n for n in bad if not n.startswith("grad:")]
+        bad_grads = [n[len("grad:"):] for n in bad if n.startswith("grad:")]
         if not bad_buffers and not bad_grads:
             return
         values = {k: round(float(v.detach()), 6) for k, v in loss_dict.items()}
