@@ -102,8 +102,7 @@ class DistillTrainer(SimpleTrainer):
             (BatchNorm running statistics, which a huge step can push to inf while BN's output and the
             loss stay finite) and, without a GradScaler, every gradient; raise
             :class:`NonFiniteStateError` naming them. One fused reduction and one host sync per
-            step. The teacher's buffers
-            are not checked (it never trains). With fp16 + GradScaler, inf gradients are the scaler's
+            step. The teacher's buffers are not checked (it never trains). With fp16 + GradScaler, inf gradients are the scaler's
             business (it skips that step), so only the buffers are checked.
     """
 
