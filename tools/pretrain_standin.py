@@ -52,10 +52,10 @@ WIDTHS = {
 STUDENT_PREFIXED = ("configs/demo/apd_pspnet_r18_demo.py", "standin_r18_quarter_student.pth")
 TEACHER_CONFIG = "configs/demo/pspnet_r18_wide_demo.py"
 TEACHER_FILE = "teacher_pspnet_r18_half.pth"
-# After the config's 200 iterations the teacher was still rising (18.8, 23.2, ... mIoU at 50, 100, ...), so the
-# run is continued (--resume) to this many iterations, evaluated every TEACHER_EVAL_PERIOD. Resuming keeps the
-# optimiser state; the poly schedule is re-scaled to the new length (a warm restart at 200).
-TEACHER_CONTINUE_TO = 500
+# The teacher trains the config's one schedule (1000 iterations). If it has not converged, --continue-to N
+# resumes it to N iterations, evaluated every TEACHER_EVAL_PERIOD (the optimiser state is kept; the poly
+# schedule is re-scaled to the new length, a warm restart). 0: no continuation.
+TEACHER_CONTINUE_TO = 0
 TEACHER_EVAL_PERIOD = 100
 ADE_ARGS = ["--datasets", "ade20k", "--num-train", "400", "--num-val", "40", "--seed", "100"]
 
