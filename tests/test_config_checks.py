@@ -28,3 +28,19 @@ def test_unknown_train_key_is_rejected():
         cfg[k] = {}
     with pytest.raises(ConfigKeyError, match="max_itr"):
         check_config(cfg)
+
+
+def test_overrides_of_keys_a_subclass_passes_on_to_its_base_stay_checked():
+    """RCNNDistiller and the APD heads take ``**kwargs`` and pass them to their base: the base's keys are
+    still known (a typo is refused, naming the valid keys) and type-checked."""
+    from apd.config import ConfigValueError
+
+    cfg = LazyConfig.load("configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py")
+    # save_teacher is set nowhere in the config: only the base's signature knows it
+    check_overrides(cfg, ["model.save_teacher=True", "model.class_map_from=boxes", "model.distill_heads.apd.tau=5.0"])
+    with pytest.raises(ConfigKeyError, match="warmup_iter'.*'warmup_iters'"):
+        check_overrides(cfg, ["model.warmup_iter=10"])
+    with pytest.raises(ConfigKeyError, match="hidden_dims'.*'hidden_dim'"):
+        check_overrides(cfg, ["model.distill_heads.apd.hidden_dims=64"])
+    with pytest.raises(ConfigValueError, match="model.save_teacher"):
+        check_overrides(cfg, ["model.save_teacher=3"])

@@ -39,9 +39,7 @@ model = L(RCNNDistiller)(
             teacher_channels="${...teacher.backbone.out_channels}",
             num_classes="${...student.roi_heads.num_classes}",
             levels=list(FPN_LEVELS),
-            hidden_dim=512,
-            embed_dim=512,
-            tau=10.0,
+            # hidden_dim, embed_dim, tau: the segmentation recipe's 512, 512, 10 (FPNAPDHead's defaults)
         ),
     },
     loss_weights={"loss_kd": 10.0, "loss_apd": 10.0, "loss_pa": 10.0, "loss_adapt": 1.0},

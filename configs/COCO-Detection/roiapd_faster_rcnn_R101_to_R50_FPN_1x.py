@@ -15,10 +15,7 @@ model.distill_heads["roi_apd"] = L(ROIAPDHead)(
     student_channels="${...student.roi_heads.box_predictor.input_shape.channels}",
     teacher_channels="${...teacher.roi_heads.box_predictor.input_shape.channels}",
     num_classes="${...student.roi_heads.num_classes}",
-    hidden_dim=512,
-    embed_dim=512,
-    tau=10.0,
-    include_background_proto=False,
+    include_background_proto=False,  # hidden_dim, embed_dim, tau: the defaults 512, 512, 10 as in segmentation
 )
 model.loss_weights = {"loss_kd": model.loss_weights["loss_kd"], "loss_roi_apd": 1.0, "loss_roi_pa": 1.0, "loss_roi_adapt": 1.0}
 train.output_dir = "./output/COCO-Detection/roiapd_faster_rcnn_R101_to_R50_FPN_1x"

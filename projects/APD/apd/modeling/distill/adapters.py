@@ -4,11 +4,14 @@ Both are "1×1 conv → ReLU → 1×1 conv" with biases, PyTorch's default initi
 normalisation layer; the parameter names (``0.weight``, ``0.bias``, ``2.weight``, ``2.bias``) are those
 of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
 """
+from typing import Iterator
+
 from torch import nn
 
 from ..losses.apd import check_apd_scalars
+from .terms import DistillationTerm
 
-__all__ = ["ConvAdapter", "MLPAdapter", "AdaptedAPDTerm", "adapter_pair", "check_channels"]
+__all__ = ["ADAPTERS", "ConvAdapter", "MLPAdapter", "AdaptedAPDTerm", "adapter_pair", "check_channels"]
 
 
 def check_channels(**channels: int) -> None:
@@ -62,27 +65,58 @@ def adapter_pair(adapter_cls, student_channels: int, teacher_channels: int, hidd
     return student_adapter, teacher_adapter
 
 
-class AdaptedAPDTerm(nn.Module):
-    """Base of the detection APD terms (``FPNAPDHead``, ``ROIAPDHead``): checks K and τ
+ADAPTERS = {"conv": ConvAdapter, "mlp": MLPAdapter}
+
+
+class AdaptedAPDTerm(DistillationTerm):
+    """Base of the APD terms (:class:`~.apd_head.APDHead`, :class:`~.fpn_terms.FPNAPDHead`,
+    :class:`~.roi_terms.ROIAPDHead`): checks the channels, K and τ
     (:func:`~apd.modeling.losses.apd.check_apd_scalars`) and owns the adapter pair g_s, g_t
     (:func:`adapter_pair`). Attributes ``student_channels`` (C_s), ``teacher_channels`` (C_t),
-    ``num_classes`` (K), ``tau``, ``student_adapter``, ``teacher_adapter``."""
+    ``num_classes`` (K), ``tau``, ``adapter``, ``student_adapter``, ``teacher_adapter``.
+
+    Subclasses take their own keywords and pass the rest on (``**kwargs``); ``apd.config`` reads a forwarding
+    subclass's signature as its own keywords plus these, so overrides stay checked."""
 
     def __init__(
         self,
-        adapter_cls,
+        *,
         student_channels: int,
         teacher_channels: int,
         num_classes: int,
-        hidden_dim: int,
-        embed_dim: int,
-        tau: float,
+        hidden_dim: int = 512,
+        embed_dim: int = 512,
+        tau: float = 10.0,
+        adapter: str = "conv",
     ):
+        """
+        Args:
+            student_channels: C_s, channels of the student feature the term reads (``SegHeadOutputs.feature``,
+                an FPN level, or the box head's ROI vectors).
+            teacher_channels: C_t, the same for the teacher.
+            num_classes: K (foreground classes for detection).
+            hidden_dim: D, hidden width of both adapters (``kmeans_adapt_dim`` = 512 in the paper's code).
+            embed_dim: E, common output width of both adapters (512).
+            tau: similarity scale τ (``kmeans_temp`` = 10).
+            adapter: ``"conv"`` (:class:`ConvAdapter`, dense B×C×h×w features) or ``"mlp"``
+                (:class:`MLPAdapter`, R×C vectors).
+
+        Raises:
+            ValueError: a channel count < 1, K < 1, τ ≤ 0 or an unknown ``adapter``.
+        """
         super().__init__()
+        if adapter not in ADAPTERS:
+            raise ValueError(f"adapter must be one of {tuple(ADAPTERS)}, got {adapter!r}")
+        check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
         check_apd_scalars(num_classes, tau)
         self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
         self.num_classes = int(num_classes)
         self.tau = float(tau)
+        self.adapter = adapter
         self.student_adapter, self.teacher_adapter = adapter_pair(
-            adapter_cls, self.student_channels, self.teacher_channels, hidden_dim, embed_dim
+            ADAPTERS[adapter], self.student_channels, self.teacher_channels, hidden_dim, embed_dim
         )
+
+    def teacher_adapter_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of g_t, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code)."""
+        return self.teacher_adapter.parameters()

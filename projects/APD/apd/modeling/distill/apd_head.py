@@ -3,24 +3,21 @@
 Shape letters: B images, C_s / C_t student / teacher channels, E embedding channels, K classes,
 R points (ROIs), h×w feature grid, H×W target grid.
 """
-from typing import Dict, Iterator
+from typing import Dict
 
 import torch
-from torch import nn
 
 from ..heads.outputs import SegHeadOutputs
 from ..losses import apd_loss_terms, apd_point_loss_terms
-from ..losses.apd import check_apd_scalars
-from .adapters import ConvAdapter, MLPAdapter, adapter_pair
-from .terms import DistillationTerm, resize_to
+from .adapters import AdaptedAPDTerm
+from .terms import resize_to
 
 __all__ = ["APDHead"]
 
-_ADAPTERS = {"conv": ConvAdapter, "mlp": MLPAdapter}
 _SCOPES = ("image", "batch")
 
 
-class APDHead(DistillationTerm):
+class APDHead(AdaptedAPDTerm):
     """Owns the student adapter g_s and the teacher adapter g_t and returns the unweighted APD terms.
 
     - ``loss_apd`` and ``loss_pa`` train the student and g_s (never g_t: the teacher side is detached).
@@ -31,54 +28,25 @@ class APDHead(DistillationTerm):
 
     loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
 
-    def __init__(
-        self,
-        *,
-        student_channels: int,
-        teacher_channels: int,
-        num_classes: int,
-        hidden_dim: int = 512,
-        embed_dim: int = 512,
-        tau: float = 10.0,
-        scope: str = "image",
-        ignore_value: int = 255,
-        adapter: str = "conv",
-    ):
+    def __init__(self, *, scope: str = "image", ignore_value: int = 255, **kwargs):
         """
         Args:
-            student_channels: C_s, channels of the student's ``SegHeadOutputs.feature`` (or of its ROI
-                vectors with ``adapter="mlp"``).
-            teacher_channels: C_t, the same for the teacher.
-            num_classes: K (foreground classes for detection).
-            hidden_dim: D, hidden width of both adapters (``kmeans_adapt_dim`` = 512).
-            embed_dim: E, common output width of both adapters (512).
-            tau: similarity scale τ (``kmeans_temp`` = 10).
             scope: ``"image"`` (one perspective per image) or ``"batch"`` (official code's per-device
                 batch perspective); dense :meth:`forward` only — points always use one per image.
             ignore_value: label without a class. Dense targets: 255. Points: any value outside [0, K)
                 already has no class, so Detectron2's ``gt_classes`` can be passed unchanged
                 (background = K); ``ignore_value`` is one more "no class" id.
-            adapter: ``"conv"`` (:class:`ConvAdapter`, dense features) or ``"mlp"`` (:class:`MLPAdapter`,
-                R×C vectors for :meth:`forward_points`).
+            **kwargs: the adapters, K and τ: ``student_channels`` (C_s, channels of the student's
+                ``SegHeadOutputs.feature``, or of its ROI vectors with ``adapter="mlp"``),
+                ``teacher_channels``, ``num_classes``, ``hidden_dim``, ``embed_dim``, ``tau``, ``adapter``
+                (``"conv"`` for :meth:`forward`, ``"mlp"`` for :meth:`forward_points`); see
+                :class:`~.adapters.AdaptedAPDTerm`.
         """
-        super().__init__()
-        if adapter not in _ADAPTERS:
-            raise ValueError(f"adapter must be one of {tuple(_ADAPTERS)}, got {adapter!r}")
         if scope not in _SCOPES:
             raise ValueError(f"scope must be one of {_SCOPES}, got {scope!r}")
-        check_apd_scalars(num_classes, tau)
-        self.student_adapter, self.teacher_adapter = adapter_pair(
-            _ADAPTERS[adapter], student_channels, teacher_channels, hidden_dim, embed_dim
-        )
-        self.num_classes = int(num_classes)
-        self.tau = float(tau)
+        super().__init__(**kwargs)
         self.scope = scope
         self.ignore_value = int(ignore_value)
-        self.adapter = adapter
-
-    def teacher_adapter_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of g_t, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code)."""
-        return self.teacher_adapter.parameters()
 
     def forward(
         self, student: SegHeadOutputs, teacher: SegHeadOutputs, targets: torch.Tensor

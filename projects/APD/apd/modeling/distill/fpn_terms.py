@@ -15,7 +15,7 @@ from torch import nn
 
 from ..losses import apd_loss_terms, feature_mimic_loss
 from ..losses.prototypes import downsample_labels, upcast_half
-from .adapters import AdaptedAPDTerm, ConvAdapter, check_channels
+from .adapters import AdaptedAPDTerm, check_channels
 from .class_maps import IGNORE_CLASS
 from .detection_inputs import DetectionOutputs, DetectionTargets
 from .terms import resize_to
@@ -54,28 +54,16 @@ class FPNAPDHead(AdaptedAPDTerm):
     uses_class_maps = True
     uses_rois = False
 
-    def __init__(
-        self,
-        *,
-        student_channels: int,
-        teacher_channels: int,
-        num_classes: int,
-        levels: Sequence[str] = FPN_LEVELS,
-        hidden_dim: int = 512,
-        embed_dim: int = 512,
-        tau: float = 10.0,
-    ):
+    def __init__(self, *, levels: Sequence[str] = FPN_LEVELS, **kwargs):
         """
         Args:
-            student_channels: C_s, the student's FPN width (256 in Detectron2's FPN).
-            teacher_channels: C_t, the teacher's FPN width.
-            num_classes: K foreground classes (the perspective has K+1 with the background).
             levels: FPN levels to distil (default: all five the detector reads).
-            hidden_dim, embed_dim: D and E of the adapters (512 as in segmentation).
-            tau: similarity scale τ (10).
+            **kwargs: the 1×1-conv adapters, K and τ: ``student_channels`` (C_s, the student's FPN width,
+                256 in Detectron2's FPN), ``teacher_channels`` (C_t), ``num_classes`` (K foreground classes;
+                the perspective has K+1 with the background), ``hidden_dim``, ``embed_dim`` (D and E, 512 as
+                in segmentation), ``tau`` (10); see :class:`~.adapters.AdaptedAPDTerm`.
         """
-        check_channels(student_channels=student_channels, teacher_channels=teacher_channels)
-        super().__init__(ConvAdapter, student_channels, teacher_channels, num_classes, hidden_dim, embed_dim, tau)
+        super().__init__(adapter="conv", **kwargs)
         self.levels = _check_levels(levels)
 
     def forward(

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..losses import apd_point_loss_terms, logit_kd_loss
-from .adapters import AdaptedAPDTerm, MLPAdapter
+from .adapters import AdaptedAPDTerm
 from .detection_inputs import DetectionOutputs, DetectionTargets
 
 __all__ = ["ROIAPDHead", "ROILogitKDHead"]
@@ -35,27 +35,16 @@ class ROIAPDHead(AdaptedAPDTerm):
     uses_rois = True
     uses_class_maps = False
 
-    def __init__(
-        self,
-        *,
-        student_channels: int,
-        teacher_channels: int,
-        num_classes: int,
-        hidden_dim: int = 512,
-        embed_dim: int = 512,
-        tau: float = 10.0,
-        include_background_proto: bool = False,
-    ):
+    def __init__(self, *, include_background_proto: bool = False, **kwargs):
         """
         Args:
-            student_channels: C_s, the student's box-head output width (1024 in Detectron2's FC head).
-            teacher_channels: C_t, the teacher's.
-            num_classes: K foreground classes.
-            hidden_dim, embed_dim: D and E of the MLP adapters.
-            tau: similarity scale τ.
             include_background_proto: background ROIs form class K of the perspective.
+            **kwargs: the MLP adapters, K and τ: ``student_channels`` (C_s, the student's box-head output
+                width, 1024 in Detectron2's FC head), ``teacher_channels`` (C_t), ``num_classes`` (K
+                foreground classes), ``hidden_dim``, ``embed_dim`` (D and E), ``tau``; see
+                :class:`~.adapters.AdaptedAPDTerm`.
         """
-        super().__init__(MLPAdapter, student_channels, teacher_channels, num_classes, hidden_dim, embed_dim, tau)
+        super().__init__(adapter="mlp", **kwargs)
         self.include_background_proto = bool(include_background_proto)
 
     def forward(

@@ -104,35 +104,16 @@ class RCNNDistiller(Distiller):
             ``StandardROIHeads`` for the ROI terms). Inference = ``student(batched_inputs)``.
         teacher: a built ``GeneralizedRCNN`` with the same classes (own pixel mean/std and input format;
             RGB↔BGR are converted).
-        teacher_weights, distill_heads, loss_weights, save_teacher, warmup_iters: see
+        teacher_weights, distill_heads, loss_weights, save_teacher, warmup_iters: keywords passed on to
             :class:`~.distiller.Distiller`. ``distill_heads`` are detection terms (module docstring).
         class_map_from: "auto" (instance masks when the data has ``gt_masks``, else boxes), "masks" or
             "boxes": the source of the class maps of the dense terms.
     """
 
-    def __init__(
-        self,
-        *,
-        student: nn.Module,
-        teacher: nn.Module,
-        teacher_weights: Optional[str] = None,
-        distill_heads: Optional[Mapping[str, nn.Module]] = None,
-        loss_weights: Optional[Mapping[str, float]] = None,
-        save_teacher: bool = False,
-        warmup_iters: int = 0,
-        class_map_from: str = "auto",
-    ):
+    def __init__(self, *, class_map_from: str = "auto", **kwargs):
         if class_map_from not in CLASS_MAP_SOURCES:
             raise ValueError(f"class_map_from must be one of {CLASS_MAP_SOURCES}, got {class_map_from!r}")
-        super().__init__(
-            student=student,
-            teacher=teacher,
-            teacher_weights=teacher_weights,
-            distill_heads=distill_heads,
-            loss_weights=loss_weights,
-            save_teacher=save_teacher,
-            warmup_iters=warmup_iters,
-        )
+        super().__init__(**kwargs)
         self.class_map_from = class_map_from
         self.register_load_state_dict_pre_hook(_upgrade_legacy_keys_hook)
 
