@@ -63,6 +63,13 @@ METHODS = {
     "student_scratch": (_D + "pspnet_r18_demo.py", False, "Student alone from random weights (no stand-in)",
                         ("train.init_checkpoint=",)),
 }
+# What a method adds to: the same run without it (APD combinations → the method without APD; an ablation →
+# the run it changes one thing of). The table's "Δ vs reference" column.
+REFERENCE = {
+    "apd": "student", "apd_kd": "kd", "apd_cwd": "cwd", "apd_dist": "dist",
+    "apd_kd_w1": "apd_kd", "apd_kd_w3": "apd_kd", "apd_kd_batch": "apd_kd", "apd_kd_warmup": "apd_kd",
+    "kd_warmup": "kd", "student_scratch": "student",
+}
 CORE = ["student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"]
 BASELINES = ["kd", "cwd", "dist"]  # what a user would pick instead of APD today
 PRESETS = {
@@ -197,7 +204,8 @@ def paired(diffs):
 
 def summarize(results, methods, seeds):
     """Per method: mIoU per seed, mean ± std, and paired per-seed differences (with 95% t-intervals) to the
-    student, to KD and to the best baseline (the best of KD / CWD / DIST by mean over the seeds they share)."""
+    student, to KD, to the best baseline (the best of KD / CWD / DIST by mean over the seeds they share) and
+    to the method's :data:`REFERENCE` (what adding APD, or the ablation's one change, does)."""
     miou = {m: {s: results[m][s]["mIoU"] for s in seeds if "mIoU" in results.get(m, {}).get(s, {})}
             for m in methods}
     base = [b for b in BASELINES if b in methods and miou[b]]
@@ -208,7 +216,7 @@ def summarize(results, methods, seeds):
                "opts": list(METHODS[method][3])}
         row["mean"], row["std"] = mean_std(list(miou[method].values()))
         row["pACC_mean"], _ = mean_std([results[method][s]["pACC"] for s in miou[method]])
-        for name, ref in (("student", "student"), ("kd", "kd"), ("best", best)):
+        for name, ref in (("student", "student"), ("kd", "kd"), ("best", best), ("ref", REFERENCE.get(method))):
             if ref is None or ref == method or ref not in miou:
                 continue
             shared = [s for s in seeds if s in miou[method] and s in miou[ref]]
@@ -230,6 +238,10 @@ def _fmt_diff(d) -> str:
     return f"{mark}{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['wins']}/{d['n']}){mark}"
 
 
+def _fmt_ref(d) -> str:
+    return f"vs {d['ref']}: {_fmt_diff(d)}" if d else "—"
+
+
 def format_table(rows, teacher, iters, seeds, best=None) -> str:
     def pm(mean, std):
         if mean != mean:
@@ -240,13 +252,14 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
     best_label = f"Δ vs best baseline ({METHODS[best][2].lstrip('+ ')})" if best else "Δ vs best baseline"
     lines = [
         f"| method | mIoU mean ± std | {seed_cols} | Δ vs student [95% CI] (wins) | Δ vs KD [95% CI] (wins) | "
-        f"{best_label} [95% CI] (wins) | pixel acc | step time | run wall time |",
-        "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|---|",
+        f"{best_label} [95% CI] (wins) | Δ vs reference (what it adds) [95% CI] (wins) | pixel acc | step time | "
+        "run wall time |",
+        "|---|---|" + "---|" * len(seeds) + "---|---|---|---|---|---|---|",
     ]
     t_miou, t_pacc = teacher
     if t_miou is not None:
         lines.append(f"| {run_demo.LABELS['teacher']} (the committed checkpoint, for reference) | {t_miou:.2f} | "
-                     + " | ".join("" for _ in seeds) + f" | | | | {t_pacc or float('nan'):.2f} | | |")
+                     + " | ".join("" for _ in seeds) + f" | | | | | {t_pacc or float('nan'):.2f} | | |")
     for r in rows:
         per_seed = " | ".join(f"{r['mIoU'][s]:.2f}" if s in r["mIoU"] else "" for s in seeds)
         step = f"{r['step_s']:.2f} s" if r.get("step_s") is not None else ""
@@ -254,7 +267,8 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
         pacc = f"{r['pACC_mean']:.2f}" if r["pACC_mean"] == r["pACC_mean"] else ""
         lines.append(
             f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {_fmt_diff(r.get('vs_student'))} | "
-            f"{_fmt_diff(r.get('vs_kd'))} | {_fmt_diff(r.get('vs_best'))} | {pacc} | {step} | {wall} |"
+            f"{_fmt_diff(r.get('vs_kd'))} | {_fmt_diff(r.get('vs_best'))} | {_fmt_ref(r.get('vs_ref'))} | {pacc} | "
+            f"{step} | {wall} |"
         )
     lines.append("")
     lines.append(
@@ -262,7 +276,8 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
         f"{', '.join(map(str, seeds))} (an empty cell: that run has not finished); std = sample standard deviation "
         "over seeds. Δ = mean of the per-seed paired difference (same student initialisation and data stream) "
         "with its 95% t-interval; **bold** where the interval excludes 0; wins = seeds where the method is "
-        "better. Step time: median of metrics.json `time` over the runs of a method; wall time: median per run "
+        "better. Reference: the same run without APD (APD combinations) or without the ablation's one "
+        "change. Step time: median of metrics.json `time` over the runs of a method; wall time: median per run "
         "(start-up and evaluation included).")
     return "\n".join(lines)
 

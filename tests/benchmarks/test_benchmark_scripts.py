@@ -97,7 +97,12 @@ def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy
     # apd_kd is paired only on the seeds it has: vs cwd +1, +1 -> std 0, interval [1, 1]
     a = rows["apd_kd"]["vs_best"]
     assert (a["n"], a["mean"], a["ref"]) == (2, pytest.approx(1.0), "cwd") and a["lo"] == pytest.approx(1.0)
+    # what APD adds: apd_kd against kd on their shared seeds, +5, +3 -> mean 4, std sqrt(2)
+    r = rows["apd_kd"]["vs_ref"]
+    assert (r["ref"], r["n"], r["mean"], r["std"]) == ("kd", 2, pytest.approx(4.0), pytest.approx(2 ** 0.5))
+    assert "vs_ref" not in rows["kd"] and set(accuracy.REFERENCE.values()) <= set(accuracy.METHODS)
     table = accuracy.format_table(list(rows.values()), (60.0, 90.0), 300, [1, 2, 3], best)
+    assert "vs kd: +4.00 [-8.71, +16.71] (2/2)" in table
     assert "42.00 ± 2.00" in table and "+1.00 [-1.48, +3.48] (2/3)" in table and "60.00" in table
     assert "**+4.00 [+1.52, +6.48] (3/3)**" in table and "Δ vs best baseline (CWD" in table
 
