@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/accuracy.py                       # the core table: 8 methods × 5 seeds (CPU)
     .venv/bin/python benchmarks/accuracy.py --preset ablation     # where APD pays: weights, scope, warm-up
-    .venv/bin/python benchmarks/accuracy.py --preset gpu          # longer schedule on one GPU
+    .venv/bin/python benchmarks/accuracy.py --preset gpu          # one GPU: 3× schedule, half-width student
     .venv/bin/python benchmarks/accuracy.py --seeds 1,2 --methods student,kd,apd_kd   # a subset
 
 The regime is the recipe's, shrunk: every student starts from the ImageNet stand-in backbone
@@ -77,9 +77,15 @@ PRESETS = {
     "cpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
     "ablation": dict(methods=["student", "kd", "apd_kd", "apd_kd_w1", "apd_kd_w3", "apd_kd_batch", "apd_kd_warmup",
                               "kd_warmup", "student_scratch"], seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
-    # One GPU: 3× the CPU schedule, 8 runs at a time (sized to about 6 min on an H200; not run yet).
+    # One GPU: 3× the CPU schedule and the student at the teacher's width (4× the CPU student's parameters,
+    # from the half-width stand-in), 8 runs at a time (sized to about 6 min on an H200; not run yet). The
+    # teacher stays the committed one, so teacher and student have the same architecture here: the teacher's
+    # lead comes from its longer training, not from capacity (a wider teacher needs a wider stand-in).
     "gpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=600, jobs=8,
-                opts=["train.device=cuda", "dataloader.train.num_workers=2"]),
+                opts=["train.device=cuda", "dataloader.train.num_workers=2",
+                      "train.init_checkpoint=checkpoints/demo/standin_r18_half.pth"],
+                student=["backbone.stem_width=32", "backbone.base_channels=32", "sem_seg_head.channels=128",
+                         "sem_seg_head.aux_channels=64"]),
 }
 WALL_FILE = "benchmark_wall_time.json"
 TEACHER = run_demo.SEG_TEACHER
@@ -89,7 +95,17 @@ def run_dir(output: str, method: str, seed: int) -> str:
     return os.path.join(output, method, f"seed{seed}")
 
 
-def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=()):
+def student_overrides(method: str, overrides=()):
+    """``key=value`` overrides of the student model (keys relative to it, e.g. ``backbone.stem_width=32``) as
+    the method's config spells them: ``model.<key>`` for the student alone, ``model.student.<key>`` for a
+    distiller, so every method of a preset trains the same student."""
+    prefix = "model.student." if METHODS[method][1] else "model."
+    return [prefix + o for o in overrides]
+
+
+def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=(),
+                  student=()):
+    """The ``train_net.py`` command of one run; ``student``: overrides of the student (:func:`student_overrides`)."""
     config, needs_teacher, _, extra = METHODS[method]
     cmd = [
         sys.executable, "train_net.py", "--config-file", config, "--overwrite",
@@ -102,7 +118,7 @@ def train_command(method: str, seed: int, out: str, iters: int, teacher: str, ev
     ]
     if needs_teacher:
         cmd.append(f"model.teacher_weights={teacher}")
-    return cmd + list(extra) + list(opts)
+    return cmd + list(extra) + list(opts) + student_overrides(method, student)
 
 
 def _same_run(a, b) -> bool:
@@ -386,7 +402,8 @@ def main(argv=None):
     for seed in seeds:
         for method in methods:
             out = run_dir(output, method, seed)
-            cmd = train_command(method, seed, out, iters, teacher, method == first_distill and seed == seeds[0], opts)
+            cmd = train_command(method, seed, out, iters, teacher, method == first_distill and seed == seeds[0], opts,
+                                preset.get("student", ()))
             if is_complete(out, iters, cmd) and not args.retrain:
                 print(f"[accuracy] {method} seed {seed}: finished run in {os.path.relpath(out, ROOT)}, reused")
                 continue

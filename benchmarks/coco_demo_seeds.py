@@ -11,8 +11,8 @@ loader, the data order and augmentation, so all methods of one seed are **paired
 set of ``tools/run_demo.py --task coco`` (160 train / 40 val images; generated if missing). Scores: the
 final checkpoint's ``COCOEvaluator`` box AP and mask AP. Output under ``--output`` (rewritten after every
 run, so an interrupted benchmark keeps what finished; finished runs are reused): ``results.json`` and
-``table.md`` with mean ± std per method and the mean paired difference to the student with its 95%
-t-interval (two-sided, n − 1 degrees of freedom) and the wins.
+``table.md`` with mean ± std per method and the mean paired difference to the student and to KD with its
+95% t-interval (two-sided, n − 1 degrees of freedom) and the wins.
 """
 import argparse
 import json
@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import accuracy  # noqa: E402  (the paired t-interval and its formatting, shared with the segmentation table)
 import run_demo  # noqa: E402  (the demo's data generation and metrics reader)
 
 _C = "configs/COCO-InstanceSegmentation/"
@@ -38,27 +40,19 @@ METHODS = {
     "roiapd": (_C + "roiapd_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ ROI-level APD + KD (ablation)"),
 }
 METRICS = (("bbox/AP", "box AP"), ("segm/AP", "mask AP"))
-# Two-sided 95% Student-t quantiles t_{0.975, df}.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def paired_interval(diffs):
-    """(mean, half-width of the 95% t-interval or None for n < 2) of paired differences."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, None
-    half = T975.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return mean, half
+COMPARED_WITH = ("student", "kd")  # the table's paired columns: what dense APD must beat
 
 
 def summarise(results, methods, seeds):
-    """Markdown table of ``results[method][seed] = {metric: value}``."""
+    """Markdown table of ``results[method][seed] = {metric: value}``: per method and metric the mean ± std, the
+    per-seed values, and the mean paired difference to the student and to KD over the seeds both finished,
+    with its 95% t-interval (two-sided, n − 1 degrees of freedom; ``accuracy.paired``) and the wins; bold where
+    the interval excludes 0."""
     lines = []
     for key, header in METRICS:
         lines.append(f"\n{header} (final checkpoint, 40 val images):\n")
-        lines.append("| method | n | mean ± std | per seed | Δ vs student (95% t-interval) | wins |")
+        lines.append("| method | n | mean ± std | per seed | Δ vs student [95% t-interval] (wins) | Δ vs KD |")
         lines.append("|---|---|---|---|---|---|")
-        base = results.get("student", {})
         for m in methods:
             runs = results.get(m, {})
             values = [runs[s][key] for s in seeds if s in runs]
@@ -66,15 +60,16 @@ def summarise(results, methods, seeds):
                 continue
             std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
             per_seed = ", ".join(f"{runs[s][key]:.2f}" for s in seeds if s in runs)
-            delta, wins = "", ""
-            paired = [s for s in seeds if s in runs and s in base]
-            if m != "student" and paired:
-                diffs = [runs[s][key] - base[s][key] for s in paired]
-                mean, half = paired_interval(diffs)
-                delta = f"{mean:+.2f}" + (f" [{mean - half:+.2f}, {mean + half:+.2f}]" if half is not None else "")
-                wins = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+            cells = []
+            for ref in COMPARED_WITH:
+                base = results.get(ref, {})
+                paired = [s for s in seeds if s in runs and s in base]
+                if m == ref or not paired:
+                    cells.append("—")
+                    continue
+                cells.append(accuracy._fmt_diff(accuracy.paired([runs[s][key] - base[s][key] for s in paired])))
             lines.append(f"| {METHODS[m][2]} | {len(values)} | {statistics.fmean(values):.2f}{std} | {per_seed} "
-                         f"| {delta} | {wins} |")
+                         f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -44,3 +44,9 @@ def test_overrides_of_keys_a_subclass_passes_on_to_its_base_stay_checked():
         check_overrides(cfg, ["model.distill_heads.apd.hidden_dims=64"])
     with pytest.raises(ConfigValueError, match="model.save_teacher"):
         check_overrides(cfg, ["model.save_teacher=3"])
+    # the dense head fixes its adapter kind itself: overriding it is an unknown key, caught before the build
+    with pytest.raises(ConfigKeyError, match="apd.adapter"):
+        check_overrides(cfg, ["model.distill_heads.apd.adapter=mlp"])
+    roi = LazyConfig.load("configs/COCO-InstanceSegmentation/roiapd_mask_rcnn_R34_to_R18_FPN_demo.py")
+    with pytest.raises(ConfigKeyError, match="adapter"):
+        check_overrides(roi, ["model.distill_heads.roi_apd.adapter=conv"])

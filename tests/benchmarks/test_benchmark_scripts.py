@@ -74,6 +74,31 @@ def test_accuracy_method_configs_hold_the_intended_terms_and_the_same_student(ac
         assert cfg.dataloader.train == base.dataloader.train, method
 
 
+def test_accuracy_gpu_preset_trains_the_same_wider_student_in_every_method(accuracy):
+    """The GPU preset's student overrides reach the student of every method (``model.`` for the student alone,
+    ``model.student.`` for distillers), and the APD adapters follow its width."""
+    from detectron2.config import instantiate
+
+    from apd.config import load_config
+
+    preset = accuracy.PRESETS["gpu"]
+    cpu_student = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), []).model
+    students = {}
+    for method in ("student", "kd", "apd_kd"):
+        cmd = accuracy.train_command(method, 1, "/tmp/o", 600, "/t.pth", False, preset["opts"], preset["student"])
+        overrides = [c for c in cmd if "=" in c and c.startswith(("model.", "train.init_checkpoint"))
+                     and not c.startswith("model.teacher_weights")]
+        cfg = load_config(os.path.join(REPO, cmd[cmd.index("--config-file") + 1]),
+                          overrides + (["model.teacher_weights=None"] if method != "student" else []))
+        assert cfg.train.init_checkpoint == "checkpoints/demo/standin_r18_half.pth", method
+        students[method] = cfg.model if method == "student" else cfg.model.student
+        if method == "apd_kd":
+            assert instantiate(cfg.model.distill_heads.apd).student_adapter[0].in_channels == 128
+    assert students["student"] == students["kd"] == students["apd_kd"]
+    assert students["student"] != cpu_student
+    assert students["student"].backbone.base_channels == 32 and students["student"].sem_seg_head.channels == 128
+
+
 def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy):
     results = {
         "student": {1: {"mIoU": 40.0, "pACC": 80.0}, 2: {"mIoU": 42.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},

@@ -63,7 +63,9 @@ def _forwarding_signature(target) -> Optional[inspect.Signature]:
     """``inspect.signature(target)``; for a class whose ``__init__`` takes ``**kwargs``, its own parameters plus
     those of the nearest base class that defines ``__init__`` (this package's subclasses pass their
     ``**kwargs`` on to ``super().__init__``, e.g. ``RCNNDistiller`` → ``Distiller``), so the keys of the
-    base stay known and type-checked. None when there is no signature to inspect."""
+    base stay known and type-checked. Keywords the class lists in its ``fixed_base_kwargs`` attribute are
+    ones it sets itself when it calls the base, so they are left out: overriding one is an unknown key, not
+    Python's "got multiple values" when the model is built. None when there is no signature to inspect."""
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError):
@@ -75,7 +77,7 @@ def _forwarding_signature(target) -> Optional[inspect.Signature]:
     base_sig = _forwarding_signature(base) if base not in (None, object) else None
     if base_sig is None:
         return sig
-    names = {p.name for p in own}
+    names = {p.name for p in own} | set(getattr(target, "fixed_base_kwargs", ()))
     inherited = [p.replace(kind=p.KEYWORD_ONLY) for p in base_sig.parameters.values()
                  if p.name not in names and p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     tail = [p for p in base_sig.parameters.values() if p.kind == p.VAR_KEYWORD]  # the base forwards too

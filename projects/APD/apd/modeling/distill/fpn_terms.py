@@ -53,6 +53,7 @@ class FPNAPDHead(AdaptedAPDTerm):
     loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
     uses_class_maps = True
     uses_rois = False
+    fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
     def __init__(self, *, levels: Sequence[str] = FPN_LEVELS, **kwargs):
         """

@@ -34,6 +34,7 @@ class ROIAPDHead(AdaptedAPDTerm):
     loss_keys = ("loss_roi_apd", "loss_roi_pa", "loss_roi_adapt")
     uses_rois = True
     uses_class_maps = False
+    fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
     def __init__(self, *, include_background_proto: bool = False, **kwargs):
         """
