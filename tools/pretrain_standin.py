@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Make the demo's pretrained weights: the ImageNet stand-in backbones and the converged demo teacher.
+"""Make the demo's pretrained weights: the ImageNet stand-in backbones and the demo teacher.
 
     .venv/bin/python tools/pretrain_standin.py                   # everything (stand-ins, then the teacher)
     .venv/bin/python tools/pretrain_standin.py --stage standin   # only the two stand-in backbones
@@ -25,8 +25,11 @@ from a converged teacher. The stand-in replaces ImageNet with a task and data th
    weights.
 3. **The teacher** (``--stage teacher``): ``configs/demo/pspnet_r18_wide_demo.py`` from the half-width
    stand-in on the demo data, evaluated every ``train.eval_period`` iterations. Its curve is printed and
-   written to ``<output>/teacher/curve.json``, with the convergence check (the last three evaluations within
-   ``--plateau`` mIoU of the best). The final checkpoint's weights are written to
+   written to ``<output>/teacher/curve.json``, with two convergence checks: in the run, the last three
+   evaluations within ``--plateau`` mIoU of the best; across schedules (``--shorter-run DIR``, the run
+   folder of the same config at half the iterations), the longer schedule's final mIoU less than
+   ``--plateau`` above the shorter one's. A poly schedule ends with a rise as its learning rate goes to
+   zero, so the second is the one that says whether more training would help. The final checkpoint's weights are written to
    ``checkpoints/demo/teacher_pspnet_r18_half.pth`` (``{"model": state}``, fp16), the ``model.teacher_weights``
    of the demo distillation configs.
 
@@ -140,6 +143,20 @@ def teacher_curve(out, plateau):
     return curve, best, converged
 
 
+def schedule_check(shorter_out, curve, plateau):
+    """Across schedules: did the longer run (``curve``, [(iteration, mIoU)]) end less than ``plateau`` mIoU
+    above the final evaluation of the shorter run in ``shorter_out``? A dict of both finals, the gain and
+    ``converged``; raises FileNotFoundError naming the folder when it holds no evaluation."""
+    short, _, _ = teacher_curve(shorter_out, plateau)
+    if not short or not curve:
+        raise FileNotFoundError(f"no sem_seg/mIoU evaluation in {shorter_out}/metrics.json")
+    (short_it, short_final), (long_it, long_final) = short[-1], curve[-1]
+    gain = long_final - short_final
+    # iterations as metrics.json records the evaluations (the final one at max_iter, periodic ones at k·period − 1)
+    return {"shorter_last_iteration": short_it, "shorter_final": short_final, "last_iteration": long_it,
+            "final": long_final, "gain": gain, "converged": gain < plateau}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,6 +169,9 @@ def main(argv=None):
                         help="teacher convergence: the last three evaluations within this many mIoU of the best")
     parser.add_argument("--continue-to", type=int, default=TEACHER_CONTINUE_TO,
                         help="continue the teacher run to this many iterations (0: stop at the config's)")
+    parser.add_argument("--shorter-run", default=None,
+                        help="run folder of the same teacher config at half the iterations: the convergence check "
+                             "across schedules (the final mIoU rose by less than --plateau)")
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--opts", nargs="*", default=[], help="extra train_net.py overrides of the teacher run")
     args = parser.parse_args(argv)
@@ -181,8 +201,15 @@ def main(argv=None):
         curve, best, converged = teacher_curve(out, args.plateau)
         log("teacher val mIoU by iteration: " + ", ".join(f"{i}: {m:.2f}" for i, m in curve))
         log(f"best {best:.2f}; last three within {args.plateau} of the best: {converged}")
+        record = {"curve": curve, "best": best, "plateau": args.plateau, "converged": converged}
+        if args.shorter_run:
+            record["schedule"] = schedule_check(args.shorter_run, curve, args.plateau)
+            sc = record["schedule"]
+            log(f"final mIoU {sc['final']:.2f} (iteration {sc['last_iteration']}) vs the shorter schedule's "
+                f"{sc['shorter_final']:.2f} (iteration {sc['shorter_last_iteration']}): {sc['gain']:+.2f}; "
+                f"converged across schedules: {sc['converged']}")
         with open(os.path.join(out, "curve.json"), "w") as f:
-            json.dump({"curve": curve, "best": best, "plateau": args.plateau, "converged": converged}, f, indent=1)
+            json.dump(record, f, indent=1)
         from apd.checkpoint.atomic import atomic_torch_save
 
         dst = os.path.join(args.dest, TEACHER_FILE)

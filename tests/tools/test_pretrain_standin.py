@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,3 +69,19 @@ def test_teacher_curve_and_convergence_check(tmp_path):
     with open(tmp_path / "metrics.json", "a") as f:
         f.write("\n" + json.dumps({"iteration": 249, "sem_seg/mIoU": 34.2}))
     assert pretrain_standin.teacher_curve(str(tmp_path), plateau=1.0)[2]
+
+
+def test_schedule_check_compares_the_final_scores_of_two_schedules(tmp_path):
+    short = tmp_path / "short"
+    short.mkdir()
+    rows = [{"iteration": 499, "sem_seg/mIoU": 36.0}, {"iteration": 1000, "sem_seg/mIoU": 42.5}]
+    (short / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows))
+    check = pretrain_standin.schedule_check(str(short), [(999, 41.0), (2000, 48.7)], plateau=1.0)
+    assert check["shorter_last_iteration"] == 1000 and check["last_iteration"] == 2000
+    assert check["gain"] == pytest.approx(6.2) and not check["converged"]
+    assert pretrain_standin.schedule_check(str(short), [(1999, 43.4)], plateau=1.0)["converged"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.json").write_text(json.dumps({"iteration": 9, "total_loss": 1.0}))
+    with pytest.raises(FileNotFoundError, match="empty"):
+        pretrain_standin.schedule_check(str(empty), [(1999, 48.7)], plateau=1.0)
