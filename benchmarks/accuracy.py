@@ -8,13 +8,13 @@
 
 The regime is the recipe's, shrunk: every student starts from the ImageNet stand-in backbone
 (``checkpoints/demo/standin_r18_quarter*.pth``, loaded by ``train.init_checkpoint``; heads and adapters
-random) and learns from the converged demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``); both
-are made by ``tools/pretrain_standin.py``. Data: the demo's generated Cityscapes-format set (160 train / 128
-val images, ``tools/run_demo.py`` generates it). Every run is a plain ``train_net.py`` subprocess of a
-``configs/demo`` config with ``train.seed=<seed>``: the seed fixes the student's initialisation (heads; the
-backbone is the stand-in) and the data stream (order and augmentation, positional loader), so all methods of
-one seed are **paired**. Every method gets the same iterations, batch and data. The score is the **final**
-checkpoint's val mIoU (no checkpoint selection).
+random) and learns from the committed demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``, 1000
+iterations, not converged; docs/BENCHMARKS.md); both are made by ``tools/pretrain_standin.py``. Data: the
+demo's generated Cityscapes-format set (160 train / 128 val images, ``tools/run_demo.py`` generates it).
+Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config with ``train.seed=<seed>``: the
+seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and
+augmentation, positional loader), so all methods of one seed are **paired**. Every method gets the same
+iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
 
 Output (rewritten after every finished run, so an interrupted benchmark keeps what ran): ``results.json``
 (every run, the summary, the exact commands) and ``table.md``: per method the mean ± std over seeds, the
@@ -73,14 +73,14 @@ REFERENCE = {
 CORE = ["student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"]
 BASELINES = ["kd", "cwd", "dist"]  # what a user would pick instead of APD today
 PRESETS = {
-    # CPU: the demo configs as they are (300 iterations, batch 8, 128×256 crops), 2 one-thread jobs at a time.
+    # CPU: the demo configs as they are (200 iterations, batch 8, 128×256 crops), 2 one-thread jobs at a time.
     "cpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
     "ablation": dict(methods=["student", "kd", "apd_kd", "apd_kd_w1", "apd_kd_w3", "apd_kd_batch", "apd_kd_warmup",
                               "kd_warmup", "student_scratch"], seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[]),
     # One GPU: 3× the CPU schedule and the student at the teacher's width (4× the CPU student's parameters,
-    # from the half-width stand-in), 8 runs at a time (sized to about 6 min on an H200; not run yet). The
-    # teacher stays the committed one, so teacher and student have the same architecture here: the teacher's
-    # lead comes from its longer training, not from capacity (a wider teacher needs a wider stand-in).
+    # from the half-width stand-in), 8 runs at a time (sized to about 7–9 min on an H200, a guess; not run
+    # yet). The teacher stays the committed one, so teacher and student have the same architecture here: the
+    # teacher's lead comes from its longer training, not from capacity (a wider teacher needs a wider stand-in).
     "gpu": dict(methods=CORE, seeds=[1, 2, 3, 4, 5], iters=600, jobs=8,
                 opts=["train.device=cuda", "dataloader.train.num_workers=2",
                       "train.init_checkpoint=checkpoints/demo/standin_r18_half.pth"],
@@ -346,11 +346,12 @@ def _recorded_cmd(out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
-                        help="cpu: the core table (default); ablation: APD/PA weight, scope, warm-up; gpu: one GPU")
+                        help="cpu: the core table (default); ablation: APD/PA weight, scope, warm-up, plus KD with "
+                        "warm-up (kd_warmup) and the student from random weights (student_scratch); gpu: one GPU")
     parser.add_argument("--seeds", default=None, help="train.seed of the runs (comma list; preset: 1..5)")
     parser.add_argument("--methods", default=None, help=f"comma list from {list(METHODS)}")
     parser.add_argument("--iters", type=int, default=None,
-                        help="train.max_iter of every run (default: the demo configs' own, 300)")
+                        help="train.max_iter of every run (default: the demo configs' own, 200)")
     parser.add_argument("--output", default=None, help="default: output/benchmarks/accuracy_<preset>; the cpu "
                         "and ablation presets share output/benchmarks/accuracy, so shared runs are reused")
     parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))

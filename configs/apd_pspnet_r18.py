@@ -5,8 +5,8 @@
 
 Student recipe = configs/cityscapes/pspnet_r18.py (713 crops, batch 8, lr 0.005, ≈74k iterations).
 Loss = CE + 0.4·aux + 10·KD + 10·APD + 10·PA; the teacher adapter is trained by loss_adapt with its
-own Adam (lr 1e-5). ``apd_head.scope="image"`` is one perspective per image (the paper's intent);
-``"batch"`` reproduces the official per-GPU-batch prototypes exactly.
+own Adam (lr 1e-5). ``model.distill_heads.apd.scope="image"`` is one perspective per image (the paper's
+intent); ``"batch"`` reproduces the official per-GPU-batch prototypes exactly.
 """
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig

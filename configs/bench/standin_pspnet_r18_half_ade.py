@@ -1,7 +1,7 @@
 """ImageNet stand-in, teacher width: as ``standin_pspnet_r18_quarter_ade.py`` for the demo teacher's backbone
 (PSPNet-R18 at half width, ``configs/demo/pspnet_r18_wide_demo.py``).
 
-    .venv/bin/python tools/pretrain_standin.py --width half
+    .venv/bin/python tools/pretrain_standin.py --stage standin --widths half
 """
 from .standin_pspnet_r18_quarter_ade import dataloader, lr_multiplier, model, optimizer, train
 

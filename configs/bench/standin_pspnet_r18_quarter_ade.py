@@ -4,7 +4,7 @@ ade20k``): another task and other data than the Cityscapes-format benchmark. Onl
 (``tools/pretrain_standin.py`` exports it in the format of ``tools/convert_torchvision_backbone.py``); the
 PSP head trained here is thrown away, as an ImageNet classifier would be.
 
-    .venv/bin/python tools/pretrain_standin.py --width quarter
+    .venv/bin/python tools/pretrain_standin.py --stage standin --widths quarter
 """
 from ..common.data.ade20k import dataloader
 from ..demo._data import dataloader as _demo_data
