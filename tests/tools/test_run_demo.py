@@ -26,7 +26,7 @@ def test_seg_demo_generates_at_least_100_val_images_and_uses_the_committed_pretr
 
     spec = run_demo.TASKS["seg"]
     assert spec["num_val"] >= 100 and spec["gen_args"][spec["gen_args"].index("--num-val") + 1] == str(spec["num_val"])
-    assert "teacher" not in spec["default_runs"].split(",")  # the converged teacher is committed
+    assert "teacher" not in spec["default_runs"].split(",")  # the demo teacher is committed
     student = LazyConfig.load(spec["runs"]["student"][0])
     apd = LazyConfig.load(spec["runs"]["apd"][0])
     # the ImageNet stand-in, through the key a real config uses for ImageNet weights
