@@ -11,7 +11,8 @@ loader, the data order and augmentation, so all methods of one seed are **paired
 set of ``tools/run_demo.py --task coco`` (160 train / 40 val images; generated if missing). Scores: the
 final checkpoint's ``COCOEvaluator`` box AP and mask AP. Output under ``--output`` (rewritten after every
 run, so an interrupted benchmark keeps what finished; finished runs are reused): ``results.json`` and
-``table.md`` with mean ± std per method and the mean paired difference to the student and to KD with its
+``table.md`` with mean ± std per method and the mean paired difference to the student, KD and FPN imitation
+with its
 95% t-interval (two-sided, n − 1 degrees of freedom) and the wins.
 """
 import argparse
@@ -40,19 +41,23 @@ METHODS = {
     "roiapd": (_C + "roiapd_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ ROI-level APD + KD (ablation)"),
 }
 METRICS = (("bbox/AP", "box AP"), ("segm/AP", "mask AP"))
-COMPARED_WITH = ("student", "kd")  # the table's paired columns: what dense APD must beat
+# the table's paired columns: what dense APD must beat (the student, KD, and FPN imitation, the detection
+# baseline users compare with)
+COMPARED_WITH = ("student", "kd", "fpnmimic")
 
 
 def summarise(results, methods, seeds):
     """Markdown table of ``results[method][seed] = {metric: value}``: per method and metric the mean ± std, the
-    per-seed values, and the mean paired difference to the student and to KD over the seeds both finished,
+    per-seed values, and the mean paired difference to the student, KD and FPN imitation over the seeds both
+    finished,
     with its 95% t-interval (two-sided, n − 1 degrees of freedom; ``accuracy.paired``) and the wins; bold where
     the interval excludes 0."""
     lines = []
     for key, header in METRICS:
         lines.append(f"\n{header} (final checkpoint, 40 val images):\n")
-        lines.append("| method | n | mean ± std | per seed | Δ vs student [95% t-interval] (wins) | Δ vs KD |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append("| method | n | mean ± std | per seed | Δ vs student [95% t-interval] (wins) | Δ vs KD "
+                     "| Δ vs FPN imitation |")
+        lines.append("|---|---|---|---|---|---|---|")
         for m in methods:
             runs = results.get(m, {})
             values = [runs[s][key] for s in seeds if s in runs]
