@@ -245,7 +245,8 @@ def summarize(results, methods, seeds):
     return rows, best
 
 
-def _fmt_diff(d) -> str:
+def format_diff(d) -> str:
+    """One paired comparison of :func:`paired` as ``+m [lo, hi] (wins/n)``, bold where the interval excludes 0."""
     if not d:
         return "—"
     if d["n"] < 2:
@@ -255,7 +256,7 @@ def _fmt_diff(d) -> str:
 
 
 def _fmt_ref(d) -> str:
-    return f"vs {d['ref']}: {_fmt_diff(d)}" if d else "—"
+    return f"vs {d['ref']}: {format_diff(d)}" if d else "—"
 
 
 def format_table(rows, teacher, iters, seeds, best=None) -> str:
@@ -282,8 +283,8 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
         wall = f"{r['wall_s'] / 60:.1f} min" if r.get("wall_s") else ""
         pacc = f"{r['pACC_mean']:.2f}" if r["pACC_mean"] == r["pACC_mean"] else ""
         lines.append(
-            f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {_fmt_diff(r.get('vs_student'))} | "
-            f"{_fmt_diff(r.get('vs_kd'))} | {_fmt_diff(r.get('vs_best'))} | {_fmt_ref(r.get('vs_ref'))} | {pacc} | "
+            f"| {r['label']} | {pm(r['mean'], r['std'])} | {per_seed} | {format_diff(r.get('vs_student'))} | "
+            f"{format_diff(r.get('vs_kd'))} | {format_diff(r.get('vs_best'))} | {_fmt_ref(r.get('vs_ref'))} | {pacc} | "
             f"{step} | {wall} |"
         )
     lines.append("")

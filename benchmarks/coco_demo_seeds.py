@@ -12,8 +12,7 @@ set of ``tools/run_demo.py --task coco`` (160 train / 40 val images; generated i
 final checkpoint's ``COCOEvaluator`` box AP and mask AP. Output under ``--output`` (rewritten after every
 run, so an interrupted benchmark keeps what finished; finished runs are reused): ``results.json`` and
 ``table.md`` with mean ± std per method and the mean paired difference to the student, KD and FPN imitation
-with its
-95% t-interval (two-sided, n − 1 degrees of freedom) and the wins.
+with its 95% t-interval (two-sided, n − 1 degrees of freedom) and the wins.
 """
 import argparse
 import json
@@ -49,8 +48,7 @@ COMPARED_WITH = ("student", "kd", "fpnmimic")
 def summarise(results, methods, seeds):
     """Markdown table of ``results[method][seed] = {metric: value}``: per method and metric the mean ± std, the
     per-seed values, and the mean paired difference to the student, KD and FPN imitation over the seeds both
-    finished,
-    with its 95% t-interval (two-sided, n − 1 degrees of freedom; ``accuracy.paired``) and the wins; bold where
+    finished, with its 95% t-interval (two-sided, n − 1 degrees of freedom; ``accuracy.paired``) and the wins; bold where
     the interval excludes 0."""
     lines = []
     for key, header in METRICS:
@@ -72,7 +70,7 @@ def summarise(results, methods, seeds):
                 if m == ref or not paired:
                     cells.append("—")
                     continue
-                cells.append(accuracy._fmt_diff(accuracy.paired([runs[s][key] - base[s][key] for s in paired])))
+                cells.append(accuracy.format_diff(accuracy.paired([runs[s][key] - base[s][key] for s in paired])))
             lines.append(f"| {METHODS[m][2]} | {len(values)} | {statistics.fmean(values):.2f}{std} | {per_seed} "
                          f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
