@@ -40,11 +40,29 @@ from .io import CheckpointError, check_finite, format_keys, load_checkpoint
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _umask() -> int:
+    """The process's file-creation mask, read without changing it where Linux allows (``os.umask`` can only
+    be read by setting it, which would race with files other threads create meanwhile)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str, write_fn, mode: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        # mkstemp creates the file 0600; give it the permissions open() would (0666 less the umask), so a
+        # checkpoint is readable by whoever could read one written without the rename.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             write_fn(f)
             f.flush()
