@@ -17,7 +17,9 @@ augmentation, positional loader), so all methods of one seed are **paired**. Eve
 iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
 
 Output (rewritten after every finished run, so an interrupted benchmark keeps what ran): ``results.json``
-(every run, the summary, the exact commands) and ``table.md``: per method the mean ± std over seeds, the
+(every run, the summary, the exact commands) and ``table.md`` (``results_<preset>.json`` and
+``table_<preset>.md`` for the other presets, so the ablation never overwrites the core table in the folder
+they share): per method the mean ± std over seeds, the
 per-seed values and, against the student, KD and the best baseline (the best of KD / CWD / DIST by mean), the
 mean paired difference with its 95% t-interval and the wins. Finished runs (final checkpoint + score, same
 command) are reused, so re-running the same command resumes; ``--retrain`` redoes them.
@@ -314,17 +316,26 @@ def collect(output, methods, seeds, iters, results):
     return results
 
 
-def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=False):
+def report_names(preset: str):
+    """(results, table) file names of a preset's report. The cpu and ablation presets share one output
+    folder (so shared runs are reused); each keeps its own report, so running one never overwrites the
+    other's: ``results.json`` / ``table.md`` for cpu, ``results_<preset>.json`` / ``table_<preset>.md`` else."""
+    suffix = "" if preset == "cpu" else f"_{preset}"
+    return f"results{suffix}.json", f"table{suffix}.md"
+
+
+def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=False, preset="cpu"):
     results = collect(output, methods, seeds, iters, {})
     rows, best = summarize(results, methods, seeds)
     tscore = teacher_score(output, methods, seeds)
     table = format_table(rows, tscore, iters, seeds, best)
     os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "table.md"), "w") as f:
+    results_name, table_name = report_names(preset)
+    with open(os.path.join(output, table_name), "w") as f:
         f.write(table + "\n")
     done = sum(len(r) for r in results.values())
-    with open(os.path.join(output, "results.json"), "w") as f:
-        json.dump({"argv": argv, "iters": iters, "seeds": seeds, "methods": methods, "teacher": teacher,
+    with open(os.path.join(output, results_name), "w") as f:
+        json.dump({"argv": argv, "preset": preset, "iters": iters, "seeds": seeds, "methods": methods, "teacher": teacher,
                    "teacher_mIoU": tscore[0], "best_baseline": best, "runs_finished": done,
                    "runs_planned": len(methods) * len(seeds),
                    "runs": {m: {str(s): v for s, v in r.items()} for m, r in results.items()},
@@ -364,7 +375,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="OMP/MKL threads per run (default: CPU cores / --jobs; on a shared machine use 1)")
     parser.add_argument("--retrain", action="store_true", help="retrain runs that already finished")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite results.json / table.md")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report (results.json / table.md, or the preset's)")
     parser.add_argument("--opts", nargs="*", default=None,
                         help="extra train_net.py key=value overrides for every run")
     args = parser.parse_args(argv)
@@ -388,7 +399,7 @@ def main(argv=None):
     start = time.time()
     argv_record = sys.argv[1:] if argv is None else list(argv)
     if args.report_only:
-        return write_report(output, methods, seeds, iters, teacher, argv_record, start)
+        return write_report(output, methods, seeds, iters, teacher, argv_record, start, preset=args.preset)
 
     # 1. data (the demo's), and the teacher must exist.
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -425,13 +436,13 @@ def main(argv=None):
             return
         with lock:
             print(f"[accuracy] {method} seed {seed} done in {wall / 60:.1f} min", flush=True)
-            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True)
+            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True, preset=args.preset)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for fut in [pool.submit(work, j) for j in plan]:
             fut.result()
 
-    rows = write_report(output, methods, seeds, iters, teacher, argv_record, start)
+    rows = write_report(output, methods, seeds, iters, teacher, argv_record, start, preset=args.preset)
     print(f"\n[accuracy] {(time.time() - start) / 60:.1f} min; results in {output}")
     if failures:
         sys.exit(f"{len(failures)} runs failed:\n" + "\n".join(failures))

@@ -152,6 +152,27 @@ def test_accuracy_reuses_a_run_only_for_the_same_command(accuracy, tmp_path):
                               "wall_s": 3.0}}}
 
 
+def test_accuracy_presets_sharing_a_folder_keep_their_own_report(accuracy, tmp_path):
+    """The cpu and ablation presets write to one folder; the ablation's report must not replace the core
+    table's (it did: both wrote results.json)."""
+    import json
+
+    for method, miou in (("student", 30.0), ("kd", 31.0)):
+        out = tmp_path / method / "seed1"
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps({"iteration": 19, "sem_seg/mIoU": miou}) + "\n")
+    base = ["--output", str(tmp_path), "--seeds", "1", "--iters", "20", "--report-only"]
+    accuracy.main(base + ["--methods", "student,kd"])
+    accuracy.main(base + ["--preset", "ablation", "--methods", "student"])
+    core = json.loads((tmp_path / "results.json").read_text())
+    ablation = json.loads((tmp_path / "results_ablation.json").read_text())
+    assert core["methods"] == ["student", "kd"] and core["preset"] == "cpu"
+    assert core["runs"]["kd"]["1"]["mIoU"] == 31.0
+    assert ablation["methods"] == ["student"] and ablation["preset"] == "ablation"
+    assert "logit KD" in (tmp_path / "table.md").read_text()
+    assert "logit KD" not in (tmp_path / "table_ablation.md").read_text()
+
+
 # ---------------------------------------------------------------------------------------------- cost
 def test_cost_rejects_unknown_pairs_and_items(cost):
     with pytest.raises(SystemExit):
