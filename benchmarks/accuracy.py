@@ -8,8 +8,8 @@
 
 The regime is the recipe's, shrunk: every student starts from the ImageNet stand-in backbone
 (``checkpoints/demo/standin_r18_quarter*.pth``, loaded by ``train.init_checkpoint``; heads and adapters
-random) and learns from the committed demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``, 1000
-iterations, not converged; docs/BENCHMARKS.md); both are made by ``tools/pretrain_standin.py``. Data: the
+random) and learns from the committed demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``, 4000
+iterations, 57.67 val mIoU; docs/BENCHMARKS.md); both are made by ``tools/pretrain_standin.py``. Data: the
 demo's generated Cityscapes-format set (160 train / 128 val images, ``tools/run_demo.py`` generates it).
 Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config with ``train.seed=<seed>``: the
 seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and

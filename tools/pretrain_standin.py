@@ -55,7 +55,7 @@ WIDTHS = {
 STUDENT_PREFIXED = ("configs/demo/apd_pspnet_r18_demo.py", "standin_r18_quarter_student.pth")
 TEACHER_CONFIG = "configs/demo/pspnet_r18_wide_demo.py"
 TEACHER_FILE = "teacher_pspnet_r18_half.pth"
-# The teacher trains the config's one schedule (1000 iterations). If it has not converged, --continue-to N
+# The teacher trains the config's one schedule (4000 iterations). If it has not converged, --continue-to N
 # resumes it to N iterations, evaluated every TEACHER_EVAL_PERIOD (the optimiser state is kept; the poly
 # schedule is re-scaled to the new length, a warm restart). 0: no continuation.
 TEACHER_CONTINUE_TO = 0

@@ -10,8 +10,8 @@ Steps (each a plain `train_net.py` run, so this is exactly what a user runs on r
   1. write a Cityscapes-format dataset (160 train / 128 val street scenes at 256×512, leftImg8bit +
      gtFine polygons prepared by the real cityscapesscripts-based script) under --data-root, unless it
      is already there with these counts;
-  2. the teacher: the committed demo teacher ``checkpoints/demo/teacher_pspnet_r18_half.pth`` (1000
-     iterations, not converged; docs/BENCHMARKS.md), made by ``tools/pretrain_standin.py``; ``--runs teacher``
+  2. the teacher: the committed demo teacher ``checkpoints/demo/teacher_pspnet_r18_half.pth`` (4000
+     iterations, 57.67 val mIoU; docs/BENCHMARKS.md), made by ``tools/pretrain_standin.py``; ``--runs teacher``
      trains it again into <output>/teacher;
   3. train the student (from the committed ImageNet stand-in backbone, ``train.init_checkpoint``) alone,
      with logit KD, and with APD + KD, all from the same initialisation and data stream;
