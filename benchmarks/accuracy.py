@@ -335,7 +335,8 @@ def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=Fals
         f.write(table + "\n")
     done = sum(len(r) for r in results.values())
     with open(os.path.join(output, results_name), "w") as f:
-        json.dump({"argv": argv, "preset": preset, "iters": iters, "seeds": seeds, "methods": methods, "teacher": teacher,
+        json.dump({"argv": argv, "preset": preset, "iters": iters, "seeds": seeds, "methods": methods,
+                   "teacher": teacher,
                    "teacher_mIoU": tscore[0], "best_baseline": best, "runs_finished": done,
                    "runs_planned": len(methods) * len(seeds),
                    "runs": {m: {str(s): v for s, v in r.items()} for m, r in results.items()},
@@ -375,7 +376,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="OMP/MKL threads per run (default: CPU cores / --jobs; on a shared machine use 1)")
     parser.add_argument("--retrain", action="store_true", help="retrain runs that already finished")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite the report (results.json / table.md, or the preset's)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the report (results.json / table.md, or the preset's)")
     parser.add_argument("--opts", nargs="*", default=None,
                         help="extra train_net.py key=value overrides for every run")
     args = parser.parse_args(argv)
@@ -436,7 +438,8 @@ def main(argv=None):
             return
         with lock:
             print(f"[accuracy] {method} seed {seed} done in {wall / 60:.1f} min", flush=True)
-            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True, preset=args.preset)
+            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True,
+                         preset=args.preset)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for fut in [pool.submit(work, j) for j in plan]:

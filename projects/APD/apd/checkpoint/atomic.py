@@ -62,7 +62,7 @@ def _atomic_write(path: str, write_fn, mode: str) -> None:
     try:
         # mkstemp creates the file 0600; give it the permissions open() would (0666 less the umask), so a
         # checkpoint is readable by whoever could read one written without the rename.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             write_fn(f)
             f.flush()
