@@ -176,11 +176,11 @@ def run(args) -> Dict[str, str]:
     """Draw what ``args`` asks; returns {name: written PNG path}."""
     import torch
     from detectron2.data import MetadataCatalog
-    from detectron2.data import detection_utils as utils
     from PIL import Image
 
     import apd  # noqa: F401  (registers datasets, models)
     from apd.config import load_config
+    from apd.data.image_io import read_image
     from apd.evaluation import load_sem_seg_gt
     from apd.visualization import (
         colorize,
@@ -222,7 +222,7 @@ def run(args) -> Dict[str, str]:
     tsne_labels = []
     for record in records:
         inputs = mapper(record)
-        photo = utils.read_image(record["file_name"], format="RGB")
+        photo = read_image(record["file_name"], "RGB")
         panels, titles, is_label = [photo], [os.path.basename(record["file_name"])], [False]
         if record.get("sem_seg_file_name"):
             gt = load_sem_seg_gt(record["sem_seg_file_name"])

@@ -10,38 +10,24 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image
 
 from detectron2.config import configurable
-from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.utils.events import get_event_storage, has_event_storage
 
-from .image_io import UnsupportedImageError, check_image_mode, exif_orientation
+from .image_io import BadSampleError, read_image
 from .transforms.augmentations import build_train_augmentations
 
-__all__ = ["BadSampleError", "SemSegDatasetMapper"]
+__all__ = ["BadSampleError", "SemSegDatasetMapper", "record_skipped_sample"]
 
 logger = logging.getLogger(__name__)
-
-
-class BadSampleError(ValueError):
-    """A dataset sample that cannot be used (unreadable file, size mismatch, invalid label ids).
-
-    The message always names the file. :class:`SemSegDatasetMapper` skips these when
-    ``skip_bad_samples=True`` in training; other errors (e.g. a missing file, which usually means a
-    wrong dataset root) always propagate.
-    """
-
-
-# Errors PIL / numpy raise for corrupt or truncated files (UnidentifiedImageError is an OSError).
-_READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 class SemSegDatasetMapper:
     """Map a Detectron2 dataset dict (``file_name``, optional ``sem_seg_file_name``) to inputs.
 
-    Steps: read the image in ``image_format`` and the label map as stored (``L`` or palette ``P``
+    Steps: read the image in ``image_format`` and the label map as stored (both with
+    :func:`apd.data.image_io.read_image`) (``L`` or palette ``P``
     PNGs give their class ids directly; Detectron2's ``DatasetMapper`` converts labels to ``L``,
     which would turn palette colours into grey levels) → validate → apply ``augmentations``
     jointly (``AugInput`` with ``sem_seg``) → convert to tensors.
@@ -90,7 +76,7 @@ class SemSegDatasetMapper:
             augmentations: Detectron2 augmentations/transforms applied in order to image and label,
                 e.g. :func:`apd.data.transforms.build_train_augmentations`.
             num_classes: K; valid label ids are 0..K−1 plus ``ignore_value``.
-            image_format: any format of :func:`detectron2.data.detection_utils.read_image`
+            image_format: any format of :func:`apd.data.image_io.read_image`
                 ("RGB", "BGR", ...); must match the model's ``input_format``.
             ignore_value: label id that marks unlabelled pixels (and padding).
             skip_bad_samples: in training, return None for a bad sample instead of raising.
@@ -144,22 +130,18 @@ class SemSegDatasetMapper:
             if not (self.skip_bad_samples and self.is_train):
                 raise
             self.num_skipped += 1
-            logger.warning(f"Skipping bad training sample ({self.num_skipped} so far): {err}")
-            if has_event_storage():
-                get_event_storage().put_scalar(
-                    "data/skipped_samples", self.num_skipped, smoothing_hint=False
-                )
+            record_skipped_sample(self.num_skipped, err)
             return None
 
     def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         dataset_dict = copy.deepcopy(dataset_dict)
         file_name = dataset_dict["file_name"]
-        image = _read(file_name, self.image_format, "image")
+        image, orientation = read_image(file_name, self.image_format, return_orientation=True)
         self._check_image_size(dataset_dict, image)
 
         label_file = dataset_dict.pop("sem_seg_file_name", None)
         if label_file is not None:
-            _check_no_exif_rotation(file_name, label_file)
+            _check_no_exif_rotation(file_name, orientation, label_file)
         sem_seg = None
         if label_file is not None:
             sem_seg = self._load_label(label_file, image.shape[:2], file_name)
@@ -197,7 +179,7 @@ class SemSegDatasetMapper:
                 f"Label {label_file} is a JPEG; label maps must be stored losslessly (PNG), since JPEG "
                 "compression changes class ids at every edge."
             )
-        label = _read(label_file, None, "label")
+        label = read_image(label_file, None, what="label")
         if label.ndim == 3:
             if label.shape[2] != 1:
                 raise BadSampleError(
@@ -243,41 +225,21 @@ class SemSegDatasetMapper:
         return label.astype(np.float32)
 
 
-def _read(path: str, image_format: Optional[str], what: str) -> np.ndarray:
-    """``detection_utils.read_image`` with decode errors turned into :class:`BadSampleError`.
-
-    Images (``image_format`` not None) are first checked by :func:`apd.data.image_io.check_image_mode`:
-    16-bit, 32-bit and float images, and images with transparent pixels, are refused by name instead
-    of being clipped or flattened by Pillow's conversion. Labels are read as stored.
-    """
-    try:
-        if image_format is not None:
-            check_image_mode(path)
-        array = utils.read_image(path, format=image_format)
-    except FileNotFoundError:
-        raise
-    except UnsupportedImageError as err:
-        raise BadSampleError(str(err)) from err
-    except _READ_ERRORS as err:
-        raise BadSampleError(f"Cannot read {what} {path}: {err}") from err
-    if array.dtype == object or array.ndim < 2:
-        raise BadSampleError(
-            f"Cannot read {what} {path}: decoded to an array of shape {array.shape}."
-        )
-    return array
+def record_skipped_sample(count: int, err: BadSampleError) -> None:
+    """Log a skipped training sample (a warning naming the file) and, when an event storage is
+    active in this process, record the running count as the scalar ``data/skipped_samples``."""
+    logger.warning(f"Skipping bad training sample ({count} so far): {err}")
+    if has_event_storage():
+        get_event_storage().put_scalar("data/skipped_samples", count, smoothing_hint=False)
 
 
-def _check_no_exif_rotation(file_name: str, label_file: str) -> None:
+def _check_no_exif_rotation(file_name: str, orientation: Optional[int], label_file: str) -> None:
     """Refuse an image whose EXIF tag rotates or mirrors it when it comes with a label map.
 
-    Detectron2's ``read_image`` applies the tag; label PNGs have none, so the two would be read in
-    different orientations (silently misaligned when the image is square). Which orientation the
-    label was drawn in cannot be told from the files.
+    The reader applies the tag, as Detectron2's ``read_image`` does; label PNGs have none, so the two
+    would be read in different orientations (silently misaligned when the image is square). Which
+    orientation the label was drawn in cannot be told from the files.
     """
-    try:
-        orientation = exif_orientation(file_name)
-    except _READ_ERRORS:
-        return  # unreadable files are reported by _read with their own message
     if orientation not in (None, 1):
         raise BadSampleError(
             f"Image {file_name} has EXIF orientation {orientation}, which rotates or mirrors it when read, "
