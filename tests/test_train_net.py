@@ -130,9 +130,9 @@ def test_eval_only_of_a_distiller_needs_neither_teacher_file_nor_training_split(
     # No teacher file, no training split on disk.
     teacher_file.unlink()
     register_datasets_at(_test_split_only(demo_datasets_root, tmp_path / "data"))
-    args = argparse.Namespace(config_file=APD_DEMO, eval_only=True, resume=False, overwrite=False, machine_rank=0,
-                              opts=[f"model.teacher_weights={teacher_file}", f"train.init_checkpoint={checkpoint}",
-                                    "dataloader.test.num_workers=0", f"train.output_dir={tmp_path / 'out'}"])
+    args = train_net.argument_parser().parse_args(
+        ["--config-file", APD_DEMO, "--eval-only", f"model.teacher_weights={teacher_file}",
+         f"train.init_checkpoint={checkpoint}", "dataloader.test.num_workers=0", f"train.output_dir={tmp_path / 'out'}"])
     cfg = train_net.check_run(args)  # passes: the test split and the checkpoint are all it needs
     for path in (checkpoint, exported):
         cfg.train.init_checkpoint = str(path)
@@ -170,3 +170,4 @@ def test_overwrite_with_resume_or_eval_only_is_refused_before_anything_else(tmp_
                                   resume=flag == "resume", eval_only=flag == "eval_only")
         with pytest.raises(train_net.ConfigValueError, match="--overwrite starts a new run; it cannot go with --"):
             train_net.check_run(args)
+

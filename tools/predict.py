@@ -326,7 +326,9 @@ def test_protocol(cfg) -> str:
     from omegaconf import OmegaConf
 
     parts, offs = [], []
-    base = OmegaConf.select(cfg, "dataloader.test.mapper.augmentations.base_size", default=None)
+    # Segmentation mappers hold a node of augmentations; R-CNN mappers a list, which has no base_size.
+    augmentations = OmegaConf.select(cfg, "dataloader.test.mapper.augmentations", default=None)
+    base = augmentations.get("base_size") if OmegaConf.is_dict(augmentations) else None
     if base:
         parts.append(f"images resized to {base} wide")
         offs.append("dataloader.test.mapper.augmentations.base_size=null")

@@ -227,6 +227,14 @@ def test_predict_with_an_rcnn_distiller_draws_instances(predict_tool, inputs, tm
     assert not os.path.exists(os.path.join(out, "a_trainIds.png"))
 
 
+def test_test_protocol_of_detection_configs_is_empty(predict_tool):
+    """R-CNN test mappers hold a list of augmentations, not a node with ``base_size``: reading it must
+    not raise (it did, ``Index 'base_size' (str) is not an int``), and their protocol is a plain resize."""
+    for config in ("COCO-Detection/faster_rcnn_R_18_FPN_1x_demo.py",
+                   "COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"):
+        assert predict_tool.test_protocol(LazyConfig.load(os.path.join(ROOT, "configs", config))) == "", config
+
+
 def test_test_protocol_line_names_the_costly_steps_and_their_switches(predict_tool):
     from apd.config import load_config
 
