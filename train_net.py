@@ -18,6 +18,9 @@ Every user mistake (paths, keys, value types, weights, class counts, batch vs BN
 """
 import contextlib
 import logging
+import multiprocessing
+import os
+import signal
 import sys
 
 from detectron2.config import instantiate
@@ -32,7 +35,7 @@ from detectron2.engine import (
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
-from torch.multiprocessing import ProcessExitedException
+from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
@@ -51,7 +54,15 @@ from apd.config import (
 )
 from apd.engine.distill_trainer import DistillTrainer
 from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook
-from apd.engine.run_dir import check_output_dir, keep_run_config, move_previous_run, truncate_metrics
+from apd.engine.preemption import RunStopped, forward_stop_signals, stop_on_signals, stopping
+from apd.engine.run_dir import (
+    check_output_dir,
+    check_output_dir_free,
+    keep_run_config,
+    lock_output_dir,
+    move_previous_run,
+    truncate_metrics,
+)
 from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
 from apd.export import StudentWeightsError, read_student_state, student_config
@@ -165,7 +176,12 @@ def do_train(args, cfg, device: str):
     start_iter = resume_or_load(cfg, checkpointer, trainer, resume=args.resume)
     if hasattr(train_loader, "set_start_iter"):  # apd's positional loader; d2's R-CNN loaders have none
         train_loader.set_start_iter(start_iter)
-    trainer.train(start_iter, cfg.train.max_iter)
+    try:
+        trainer.train(start_iter, cfg.train.max_iter)
+    except BaseException as e:  # noqa: B036  (a stop signal: say at which iteration)
+        if stopping() is not None:
+            e.iteration = trainer.iter
+        raise
     return trainer
 
 
@@ -198,8 +214,7 @@ def do_eval(cfg, device: str):
 def check_run(args):
     """Every check that needs no model, run once before any process is spawned: returns the config.
 
-    Raises one of ``USER_ERRORS``. With ``--overwrite`` the old run is moved aside here (the path goes to
-    ``args.previous_run`` and into log.txt).
+    Raises one of ``USER_ERRORS``. Writes nothing (:func:`claim_output_dir` takes the folder afterwards).
     """
     if args.overwrite and (args.resume or args.eval_only):
         raise ConfigValueError(f"--overwrite starts a new run; it cannot go with --{'resume' if args.resume else 'eval-only'}.")
@@ -212,20 +227,61 @@ def check_run(args):
         check_batch_divides(cfg, world_size=max(args.num_gpus, 1) * args.num_machines)
     check_datasets(cfg, splits)
     check_model_matches_data(cfg, splits)
-    args.previous_run = None
-    if not args.eval_only and args.machine_rank == 0:
-        check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
-        if args.overwrite:
-            args.previous_run = move_previous_run(cfg.train.output_dir)
+    if args.machine_rank == 0:
+        if args.eval_only:
+            check_output_dir_free(cfg.train.output_dir)
+        else:
+            check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
     return cfg
 
 
+def claim_output_dir(args, cfg) -> None:
+    """Make this run the owner of ``train.output_dir`` (on the first machine), once every check passed.
+
+    The lock (apd.engine.run_dir.lock_output_dir) is held by this, the launching process, until it exits;
+    a second run into the folder is refused in :func:`check_run` or here. With ``--overwrite`` the old
+    run is then moved aside (the path goes to ``args.previous_run`` and into log.txt).
+    """
+    args.previous_run = None
+    if args.machine_rank != 0:
+        return
+    lock_output_dir(cfg.train.output_dir)
+    if not args.eval_only:
+        check_output_dir(cfg.train.output_dir, resume=args.resume, overwrite=args.overwrite)
+        if args.overwrite:
+            args.previous_run = move_previous_run(cfg.train.output_dir)
+
+
 def main(args):
-    try:
-        return _main(args)
-    except USER_ERRORS as e:
-        print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    """One training or evaluation process (the only one, or a worker spawned by ``launch``).
+
+    SIGTERM/SIGINT stop it (apd.engine.preemption): log.txt says which signal at which iteration, and
+    the process exits with status 128 + the signal's number. A spawned worker passes the signal to the
+    launcher, which stops the other workers.
+    """
+    with stop_on_signals(notify_parent=multiprocessing.parent_process() is not None):
+        try:
+            return _main(args)
+        except USER_ERRORS as e:
+            if stopping() is None:
+                print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
+                sys.exit(2)
+            sys.exit(128 + stopping())
+        except BaseException as e:  # noqa: B036
+            if stopping() is None or isinstance(e, SystemExit):
+                raise
+            sys.exit(128 + stopping())  # RunStopped, or a peer's stop seen first (a closed connection)
+
+
+def _log_stop(cfg, e: BaseException) -> None:
+    """The line that says which signal stopped the run at which iteration, and what --resume will load."""
+    iteration = getattr(e, "iteration", None)
+    where = f"during iteration {iteration}" if iteration is not None else "before training started"
+    tag = os.path.join(cfg.train.output_dir, "last_checkpoint")
+    last = open(tag).read().strip() if os.path.isfile(tag) else None
+    logger.warning(f"Stopped by {signal.Signals(stopping()).name} {where}; nothing was saved on the signal. " + (
+        f"last_checkpoint names {last} (complete); --resume continues from it." if last else
+        "No checkpoint was written yet; --resume starts from the beginning."))
 
 
 def _main(args):
@@ -240,9 +296,14 @@ def _main(args):
     if getattr(args, "previous_run", None):
         logger.info(f"--overwrite: the previous run in {cfg.train.output_dir} was moved to {args.previous_run}")
     device = resolve_device(cfg.train.get("device", "auto"))
-    if args.eval_only:
-        return do_eval(cfg, device)
-    do_train(args, cfg, device)
+    try:
+        if args.eval_only:
+            return do_eval(cfg, device)
+        do_train(args, cfg, device)
+    except BaseException as e:  # noqa: B036
+        if stopping() is not None:
+            _log_stop(cfg, e)
+        raise
     return None
 
 
@@ -260,23 +321,30 @@ def argument_parser():
 def invoke_main() -> None:
     args = argument_parser().parse_args()
     try:
-        check_run(args)
+        cfg = check_run(args)
+        claim_output_dir(args, cfg)
     except USER_ERRORS as e:
         print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
-    try:
-        launch(
-            main,
-            args.num_gpus,
-            num_machines=args.num_machines,
-            machine_rank=args.machine_rank,
-            dist_url=args.dist_url,
-            args=(args,),
-        )
-    except ProcessExitedException as e:
-        if e.exit_code == 2:  # a worker printed its one-line user error: no spawn traceback on top
-            sys.exit(2)
-        raise
+    with forward_stop_signals() as received:  # a SIGTERM/SIGINT here reaches every worker
+        try:
+            launch(
+                main,
+                args.num_gpus,
+                num_machines=args.num_machines,
+                machine_rank=args.machine_rank,
+                dist_url=args.dist_url,
+                args=(args,),
+            )
+        except (ProcessExitedException, ProcessRaisedException) as e:
+            if received:
+                print(f"train_net.py: stopped by {signal.Signals(received[0]).name}: every worker process has "
+                      f"exited. {os.path.join(cfg.train.output_dir, 'last_checkpoint')} names the last complete "
+                      "checkpoint; --resume continues from it.", file=sys.stderr, flush=True)
+                sys.exit(128 + received[0])
+            if getattr(e, "exit_code", None) == 2:  # a worker printed its one-line user error
+                sys.exit(2)
+            raise
 
 
 if __name__ == "__main__":

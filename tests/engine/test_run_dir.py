@@ -124,3 +124,46 @@ def test_keep_run_config_restores_even_when_the_block_fails(tmp_path):
             (tmp_path / "config.yaml").write_text("train: eval\n")
             raise RuntimeError("boom")
     assert (tmp_path / "config.yaml").read_text() == "train: run\n"
+
+
+
+_HOLD = """
+import sys, time
+from apd.engine.run_dir import lock_output_dir
+lock_output_dir(sys.argv[1])
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_folder_locked_by_a_live_process_is_refused_and_freed_when_it_is_killed(tmp_path):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from apd.engine.run_dir import LOCK_NAME, OutputDirInUseError, check_output_dir_free, lock_output_dir, unlock_output_dir
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert (out / LOCK_NAME).read_text().startswith(f"pid {holder.pid} on {socket.gethostname()} since ")
+        before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+        with pytest.raises(OutputDirInUseError, match=f"'{out}' is in use by another run \\(pid {holder.pid} on "):
+            check_output_dir_free(str(out))
+        with pytest.raises(OutputDirInUseError, match=f"pid {holder.pid}"):  # check_output_dir too
+            check_output_dir(str(out), resume=True, overwrite=False)
+        with pytest.raises(OutputDirInUseError, match=f"pid {holder.pid}"):
+            lock_output_dir(str(out))
+        assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before  # nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # SIGKILL left the lock file but no lock: the folder is free at once.
+    check_output_dir_free(str(out))
+    lock_output_dir(str(out))
+    try:
+        assert (out / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")
+    finally:
+        unlock_output_dir(str(out))

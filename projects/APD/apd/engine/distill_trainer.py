@@ -16,9 +16,11 @@ import time
 from typing import Any, Callable, List, Mapping, Optional, Tuple, Union
 
 import torch
-from detectron2.engine import SimpleTrainer
+from detectron2.engine import SimpleTrainer, hooks
 from detectron2.utils import comm
 from torch import nn
+
+from .preemption import stopping
 
 __all__ = ["DistillTrainer", "NonFiniteLossError", "NonFiniteStateError", "compile_model"]
 
@@ -228,6 +230,17 @@ class DistillTrainer(SimpleTrainer):
                 self.storage.put_scalar(name, value, cur_iter=iteration)
         self._resumed_loss_history = {}
         super().before_train()
+
+    def after_train(self):
+        # Stopped by a signal (apd.engine.preemption): the iteration did not complete, so no hook may save
+        # a "final" checkpoint or evaluate; only the writers flush what the completed iterations logged.
+        if stopping() is None:
+            return super().after_train()
+        self.storage.iter = self.iter
+        for h in self._hooks:
+            if isinstance(h, hooks.PeriodicWriter):
+                h.after_train()
+        self.concurrent_executor.shutdown(wait=True)
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)

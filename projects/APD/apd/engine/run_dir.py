@@ -2,8 +2,11 @@
 
 ``train_net.py`` calls, on the main process:
 
-- :func:`check_output_dir` before anything is written: a new run into a folder holding another run's
-  checkpoints is refused unless ``--resume`` or ``--overwrite``;
+- :func:`check_output_dir` before anything is written: a folder in use by a running run is refused
+  (:func:`check_output_dir_free`), and a new run into a folder holding another run's checkpoints is
+  refused unless ``--resume`` or ``--overwrite``;
+- :func:`lock_output_dir` once every check passed: the run owns the folder until its process ends (an
+  ``flock`` on ``<output_dir>/.run.lock``, which the OS releases when the process dies, however it dies);
 - :func:`move_previous_run` for ``--overwrite``: what the old run wrote (checkpoints,
   ``last_checkpoint``, metrics.json, events, logs, config.yaml) moves into
   ``<output_dir>/previous_<UTC time>/``, so a later ``--resume`` cannot resume the old run and nothing is
@@ -14,18 +17,22 @@
 - :func:`keep_run_config` around ``default_setup`` for ``--eval-only``.
 """
 import contextlib
+import datetime
+import fcntl
 import json
 import logging
 import os
 import re
 import shutil
+import socket
 import time
 from typing import Iterator, List, Optional
 
 from ..checkpoint.atomic import atomic_write_bytes
 
 __all__ = [
-    "check_output_dir", "keep_run_config", "move_previous_run", "periodic_checkpoints", "truncate_metrics",
+    "LOCK_NAME", "OutputDirInUseError", "check_output_dir", "check_output_dir_free", "keep_run_config",
+    "lock_output_dir", "move_previous_run", "periodic_checkpoints", "truncate_metrics", "unlock_output_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,12 +47,84 @@ def _checkpoints(output_dir: str) -> List[str]:
             (f.startswith("model_") and f.endswith(".pth"))]
 
 
-def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run into a folder that holds another run's checkpoints.
+LOCK_NAME = ".run.lock"
+_held = {}  # realpath of an output folder -> the open lock file descriptor this process holds
+
+
+class OutputDirInUseError(FileExistsError):
+    """Another running process holds the output folder's lock."""
+
+
+def _in_use_error(output_dir: str, fd: int) -> OutputDirInUseError:
+    os.lseek(fd, 0, os.SEEK_SET)
+    holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "a process that has not written its id yet"
+    return OutputDirInUseError(
+        f"Output folder '{output_dir}' is in use by another run ({holder}). Wait for it to end or stop it "
+        f"(a stopped or killed run frees the folder at once), or choose another train.output_dir.")
+
+
+def check_output_dir_free(output_dir: str) -> None:
+    """Refuse a folder that a running run owns (:func:`lock_output_dir`); writes nothing.
 
     Raises:
+        OutputDirInUseError: names the folder and the owner (pid, host, start time).
+    """
+    path = os.path.join(output_dir or "", LOCK_NAME)
+    if not output_dir or not os.path.isfile(path) or os.path.realpath(output_dir) in _held:
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _in_use_error(output_dir, fd) from None
+    finally:
+        os.close(fd)  # closing the descriptor drops the probe's shared lock
+
+
+def lock_output_dir(output_dir: str) -> None:
+    """Own ``output_dir`` until this process ends: create it and take an exclusive ``flock`` on
+    ``<output_dir>/.run.lock``, which then holds ``pid <pid> on <host> since <UTC time>``.
+
+    The lock belongs to the open file, which stays open for the life of the process (and of processes
+    forked from it, such as data loader workers); the OS releases it when they exit, also after a crash or
+    SIGKILL, so a dead run never leaves the folder locked. Locking a folder this process already holds
+    does nothing.
+
+    Raises:
+        OutputDirInUseError: another process holds the lock (nothing is written then).
+    """
+    if not output_dir or os.path.realpath(output_dir) in _held:
+        return
+    os.makedirs(output_dir, exist_ok=True)
+    fd = os.open(os.path.join(output_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        error = _in_use_error(output_dir, fd)
+        os.close(fd)
+        raise error from None
+    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {since}\n".encode(), 0)
+    _held[os.path.realpath(output_dir)] = fd
+
+
+def unlock_output_dir(output_dir: str) -> None:
+    """Give up the lock :func:`lock_output_dir` took in this process (the lock file stays)."""
+    fd = _held.pop(os.path.realpath(output_dir), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder in use by a running run (:func:`check_output_dir_free`), and refuse to start a
+    new run into a folder that holds another run's checkpoints.
+
+    Raises:
+        OutputDirInUseError: another running process owns the folder.
         FileExistsError: ``output_dir`` has checkpoints and neither ``resume`` nor ``overwrite`` is set.
     """
+    check_output_dir_free(output_dir)
     if resume or overwrite or not output_dir or not os.path.isdir(output_dir):
         return
     found = _checkpoints(output_dir)
