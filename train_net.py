@@ -185,18 +185,34 @@ def do_train(args, cfg, device: str):
     return trainer
 
 
-def build_eval_model(cfg, device: str):
+def build_eval_model(cfg, device: str, *, allow_partial_weights: bool = False):
     """The model ``--eval-only`` scores, with the weights of ``train.init_checkpoint``.
 
     A distiller's inference is its student's, so for a distiller config only the student is built
     (``apd.export.student_config``) and loaded from the checkpoint's ``student.*`` keys (a distiller
     training checkpoint) or from an exported student checkpoint; every student key must be there. The
-    teacher file is not read. Other configs: the model, loaded by the checkpointer.
+    teacher file is not read. Other configs: the model, loaded by the checkpointer; every tensor of the
+    model must come from the file unless ``allow_partial_weights`` (``--allow-partial-weights``).
+
+    Raises:
+        CheckpointError: the checkpoint leaves model tensors uninitialised (count and first keys).
+        StudentWeightsError: a distiller config's student keys are missing or mismatched.
     """
     spec = student_config(cfg.model)
     if spec.distiller is None:
         model = build_model(cfg, device)
-        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
+        checkpointer = AtomicCheckpointer(model)
+        checkpointer.load(cfg.train.init_checkpoint)
+        left = uninitialised(model, checkpointer.incompatible)
+        if left and not allow_partial_weights:
+            raise CheckpointError(
+                f"--eval-only: '{cfg.train.init_checkpoint}' (train.init_checkpoint) leaves {len(left)} of "
+                f"{len(model.state_dict())} model tensors uninitialised (first: {', '.join(left[:5])}), so a "
+                "partly random model would be scored. Give the run's own checkpoint, or pass "
+                "--allow-partial-weights to score it anyway.")
+        if left:
+            logger.warning(f"--allow-partial-weights: {len(left)} model tensors keep their random initial values "
+                           f"(first: {', '.join(left[:5])})")
         return model
     model = instantiate(spec.node)
     model.load_state_dict(read_student_state(cfg.train.init_checkpoint, model, spec.prefix))
@@ -205,8 +221,17 @@ def build_eval_model(cfg, device: str):
     return model.to(device)
 
 
-def do_eval(cfg, device: str):
-    model = build_eval_model(cfg, device)
+def uninitialised(model, incompatible) -> list:
+    """Model state keys a checkpoint load did not set (missing or of another shape), in model order;
+    ``num_batches_tracked`` (a BN counter no inference reads) is not counted."""
+    if incompatible is None:
+        return [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+    left = set(incompatible.missing_keys) | {k for k, *_ in incompatible.incorrect_shapes}
+    return [k for k in model.state_dict() if k in left and not k.endswith("num_batches_tracked")]
+
+
+def do_eval(cfg, device: str, *, allow_partial_weights: bool = False):
+    model = build_eval_model(cfg, device, allow_partial_weights=allow_partial_weights)
     model = create_ddp_model(model, **({"device_ids": None} if device == "cpu" else {}))
     return do_test(cfg, model)
 
@@ -298,7 +323,7 @@ def _main(args):
     device = resolve_device(cfg.train.get("device", "auto"))
     try:
         if args.eval_only:
-            return do_eval(cfg, device)
+            return do_eval(cfg, device, allow_partial_weights=args.allow_partial_weights)
         do_train(args, cfg, device)
     except BaseException as e:  # noqa: B036
         if stopping() is not None:
@@ -314,6 +339,12 @@ def argument_parser():
         action="store_true",
         help="start a new run in an output_dir that holds another run: the old run's files are moved "
         "into output_dir/previous_<UTC time>/ first",
+    )
+    parser.add_argument(
+        "--allow-partial-weights",
+        action="store_true",
+        help="--eval-only: score weights that leave some model tensors at their random initial values "
+        "(refused without this flag)",
     )
     return parser
 

@@ -171,3 +171,23 @@ def test_overwrite_with_resume_or_eval_only_is_refused_before_anything_else(tmp_
         with pytest.raises(train_net.ConfigValueError, match="--overwrite starts a new run; it cannot go with --"):
             train_net.check_run(args)
 
+
+def test_eval_model_from_weights_that_leave_tensors_uninitialised_is_refused_unless_allowed(tmp_path):
+    """The demo PSPNet's own init_checkpoint is the ImageNet stand-in: the backbone only. --eval-only of it
+    scored a random head (mIoU 0.68, exit status 0); now it is refused naming the count and first keys."""
+    train_net = _train_net_module()
+    cfg = LazyConfig.load("configs/demo/pspnet_r18_demo.py")
+    cfg.train.init_checkpoint = os.path.join(REPO, "checkpoints/demo/standin_r18_quarter.pth")
+    model = instantiate(cfg.model)
+    head = [k for k in model.state_dict() if k.startswith("sem_seg_head.") and not k.endswith("num_batches_tracked")]
+    with pytest.raises(train_net.CheckpointError) as refused:
+        train_net.build_eval_model(cfg, "cpu")
+    message = str(refused.value)
+    assert f"leaves {len(head)} of {len(model.state_dict())} model tensors uninitialised" in message
+    assert f"(first: {', '.join(head[:5])})" in message and "--allow-partial-weights" in message
+    # Asked for explicitly, it is built; the run's own complete checkpoint needs no flag.
+    partial = train_net.build_eval_model(cfg, "cpu", allow_partial_weights=True)
+    complete = tmp_path / "model_final.pth"
+    torch.save({"model": partial.state_dict()}, complete)
+    cfg.train.init_checkpoint = str(complete)
+    torch.testing.assert_close(train_net.build_eval_model(cfg, "cpu").state_dict(), partial.state_dict())

@@ -152,7 +152,11 @@ class AtomicCheckpointer(DetectionCheckpointer):
         elif target is not None:
             checkpoint["model"] = self._onto_student(checkpoint["model"], source)
         self._check_fits(checkpoint["model"], source)
-        return super()._load_model(checkpoint)
+        # What the load left out (missing keys, shape mismatches), for callers that need every tensor.
+        self.incompatible = super()._load_model(checkpoint)
+        return self.incompatible
+
+    incompatible = None
 
     def _onto_student(self, state: Dict[str, Any], source: str) -> Dict[str, Any]:
         """``state`` with student keys saved without the ``student.`` prefix moved under it."""
