@@ -41,8 +41,6 @@ import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint.io import CheckpointError
 from apd.config import (
-    ConfigKeyError,
-    ConfigMismatchError,
     ConfigValueError,
     check_batch_divides,
     check_batch_per_process,
@@ -65,15 +63,11 @@ from apd.engine.run_dir import (
 )
 from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
-from apd.export import StudentWeightsError, read_student_state, student_config
+from apd.errors import UserError
+from apd.export import read_student_state, student_config
 from apd.modeling.meta_arch.distiller import Distiller
-from apd.modeling.meta_arch.teacher import TeacherWeightsError
 
 logger = logging.getLogger("apd")
-
-# Mistakes of the user (paths, keys, values, weights): one clear line and exit status 2, no traceback.
-USER_ERRORS = (FileNotFoundError, FileExistsError, ConfigKeyError, ConfigValueError, ConfigMismatchError,
-               TeacherWeightsError, CheckpointError, StudentWeightsError)
 
 
 def _unwrap(model):
@@ -239,7 +233,7 @@ def do_eval(cfg, device: str, *, allow_partial_weights: bool = False):
 def check_run(args):
     """Every check that needs no model, run once before any process is spawned: returns the config.
 
-    Raises one of ``USER_ERRORS``. Writes nothing (:func:`claim_output_dir` takes the folder afterwards).
+    Raises :class:`apd.errors.UserError`. Writes nothing (:func:`claim_output_dir` takes the folder afterwards).
     """
     if args.overwrite and (args.resume or args.eval_only):
         raise ConfigValueError(f"--overwrite starts a new run; it cannot go with --{'resume' if args.resume else 'eval-only'}.")
@@ -287,7 +281,7 @@ def main(args):
     with stop_on_signals(notify_parent=multiprocessing.parent_process() is not None):
         try:
             return _main(args)
-        except USER_ERRORS as e:
+        except UserError as e:  # the user's mistake (apd.errors): one line, exit status 2, no traceback
             if stopping() is None:
                 print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
                 sys.exit(2)
@@ -354,7 +348,7 @@ def invoke_main() -> None:
     try:
         cfg = check_run(args)
         claim_output_dir(args, cfg)
-    except USER_ERRORS as e:
+    except UserError as e:  # the user's mistake (apd.errors): one line, exit status 2, no traceback
         print(f"train_net.py: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     with forward_stop_signals() as received:  # a SIGTERM/SIGINT here reaches every worker

@@ -191,3 +191,24 @@ def test_eval_model_from_weights_that_leave_tensors_uninitialised_is_refused_unl
     torch.save({"model": partial.state_dict()}, complete)
     cfg.train.init_checkpoint = str(complete)
     torch.testing.assert_close(train_net.build_eval_model(cfg, "cpu").state_dict(), partial.state_dict())
+
+
+def test_unknown_loss_key_in_a_config_file_is_one_line_and_exit_status_2(demo_datasets_root, tmp_path):
+    # The distiller refuses the key when it is built (apd.errors.ConfigKeyError), after launch: train_net.py
+    # catches apd.errors.UserError there too.
+    config = tmp_path / "apd_unknown_loss_key.py"
+    config.write_text(
+        "from detectron2.config import LazyConfig\n\n"
+        f"_cfg = LazyConfig.load({os.path.join(REPO, 'configs/demo/apd_pspnet_r18_demo.py')!r})\n"
+        "model, dataloader, optimizer, lr_multiplier, train = (_cfg.model, _cfg.dataloader, _cfg.optimizer,\n"
+        "                                                      _cfg.lr_multiplier, _cfg.train)\n"
+        "adapter_optimizer = _cfg.adapter_optimizer\n"
+        "model.loss_weights['loss_nope'] = 1.0\n"
+    )
+    out = tmp_path / "run"
+    proc = _run(["--config-file", str(config), f"train.output_dir={out}", *TINY], demo_datasets_root, check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_net.py: error: model.loss_weights has keys no distillation term produces: "
+                           "['loss_nope']"), last

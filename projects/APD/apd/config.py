@@ -18,6 +18,8 @@ from detectron2.config import LazyConfig
 from detectron2.data import MetadataCatalog
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from apd.errors import ConfigKeyError, ConfigMismatchError, ConfigValueError, MissingFileError
+
 __all__ = [
     "ConfigKeyError", "ConfigMismatchError", "ConfigValueError",
     "check_batch_divides", "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
@@ -29,21 +31,6 @@ TRAIN_KEYS = {
     "output_dir", "init_checkpoint", "max_iter", "amp", "ddp", "checkpointer", "eval_period",
     "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "sync_bn", "compile",
 }
-
-
-class ConfigKeyError(KeyError):
-    """A config key that does not exist (a typo)."""
-
-    def __str__(self):  # KeyError quotes its message; show it plainly
-        return str(self.args[0])
-
-
-class ConfigValueError(ValueError):
-    """A config value of the wrong type or meaning (``save_teacher=no``, ``max_iter=abc``)."""
-
-
-class ConfigMismatchError(ValueError):
-    """Two config values that must agree do not (class counts, pixel formats, batch and BN)."""
 
 
 # ----------------------------------------------------------------------------------------- keys
@@ -295,7 +282,7 @@ def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, nee
     Raises:
         ConfigValueError: ``eval_only`` and ``train.init_checkpoint`` is empty (a random model would be
             scored).
-        FileNotFoundError: ``train.init_checkpoint`` (when it will be loaded: not when ``resume`` finds a
+        MissingFileError: ``train.init_checkpoint`` (when it will be loaded: not when ``resume`` finds a
             checkpoint in ``train.output_dir``) or ``model.teacher_weights`` (when ``need_teacher``) is a
             local path that does not exist.
     """
@@ -310,10 +297,10 @@ def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, nee
         hint = "" if eval_only else (
             " For ImageNet weights convert them with tools/convert_torchvision_backbone.py (see MODEL_ZOO.md); "
             "to train from random weights pass train.init_checkpoint=\"\".")
-        raise FileNotFoundError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).{hint}")
+        raise MissingFileError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).{hint}")
     teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
     if need_teacher and isinstance(teacher, str) and teacher and _is_local(teacher) and not os.path.isfile(teacher):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Teacher weights not found: '{teacher}' (config key model.teacher_weights). Train the teacher first "
             "or convert a published checkpoint (see MODEL_ZOO.md).")
 
@@ -323,7 +310,7 @@ def check_datasets(cfg: DictConfig, splits: Sequence[str] = ("train", "test")) -
     """Fail fast, with the expected path and the prepare script, when a dataset is not on disk.
 
     Raises:
-        FileNotFoundError: from :func:`apd.data.datasets.check_dataset_root`, one line.
+        MissingFileError: from :func:`apd.data.datasets.check_dataset_root`, one line.
     """
     from apd.data.datasets import check_dataset_root
 

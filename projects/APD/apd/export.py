@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .errors import MissingFileError, UserError
 from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 DISTILLER_ONLY_PREFIXES = ("teacher.", "distill_heads.", "apd_head.")
 
 
-class StudentWeightsError(RuntimeError):
+class StudentWeightsError(UserError, RuntimeError):
     """A checkpoint does not hold the weights of the configured student."""
 
 
@@ -155,7 +156,7 @@ def extract_student_state(
 def read_student_state(path: str, student: nn.Module, prefix: str) -> Dict[str, torch.Tensor]:
     """:func:`extract_student_state` of the checkpoint file ``path`` (.pth, .pkl, d2 or plain)."""
     if "://" not in path and not os.path.isfile(path):
-        raise FileNotFoundError(f"Student checkpoint not found: '{path}'")
+        raise MissingFileError(f"Student checkpoint not found: '{path}'")
     return extract_student_state(read_state_dict(path), student, prefix, source=path)
 
 

@@ -35,6 +35,7 @@ from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 from detectron2.utils import comm
 from torch import nn
 
+from ..errors import MissingFileError
 from .io import CheckpointError, check_finite, format_keys, load_checkpoint
 
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
@@ -128,7 +129,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
             if os.path.isdir(local):
                 raise CheckpointError(f"Checkpoint '{path}' is a directory, not a checkpoint file")
             if not os.path.exists(local):
-                raise FileNotFoundError(f"Checkpoint not found: '{path}'")
+                raise MissingFileError(f"Checkpoint not found: '{path}'")
         self._loading = path
         try:
             return super().load(path, *args, **kwargs)

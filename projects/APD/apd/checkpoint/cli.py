@@ -10,9 +10,9 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import torch
 
+from ..errors import UserError
 from .atomic import atomic_torch_save
 from .converters import (
-    ConversionError,
     ConversionResult,
     ModelComparison,
     convert,
@@ -20,7 +20,6 @@ from .converters import (
     read_checkpoint,
     summarize_keys,
 )
-from .io import CheckpointError
 
 __all__ = ["allow_only", "converter_parser", "read_and_convert", "report_misfit", "write_converted"]
 
@@ -51,7 +50,7 @@ def read_and_convert(args: argparse.Namespace, source: str, **options) -> Option
     try:
         checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
         return convert(source, checkpoint, **options)
-    except (ConversionError, CheckpointError, FileNotFoundError) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return None
 

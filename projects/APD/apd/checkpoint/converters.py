@@ -52,6 +52,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import torch
 from torch import nn
 
+from ..errors import UserError
 from . import io as checkpoint_io
 from .io import CheckpointError, format_keys
 
@@ -83,7 +84,7 @@ _NO_COUNTERPART = object()
 _DROP = None
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """A checkpoint does not have the layout a converter expects (the message lists the keys)."""
 
 

@@ -34,6 +34,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Tuple
 import numpy as np
 import torch
 
+from ..errors import MissingFileError, UserError
+
 __all__ = [
     "CONTAINER_KEYS",
     "CheckpointError",
@@ -60,7 +62,7 @@ logger = logging.getLogger(__name__)
 CONTAINER_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file cannot be used: unreadable, unsafe, damaged or poisoned (the message names it)."""
 
 
@@ -359,7 +361,7 @@ def load_checkpoint(path: str, *, allow_pickle: bool = False, check_values: bool
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Checkpoint not found: '{path}'")
+        raise MissingFileError(f"Checkpoint not found: '{path}'")
     if os.path.isdir(path):
         raise CorruptCheckpointError(f"Checkpoint '{path}' is a directory, not a checkpoint file")
     size = os.path.getsize(path)

@@ -32,6 +32,8 @@ from PIL import Image
 from detectron2.data import detection_utils as d2_utils
 from detectron2.utils.file_io import PathManager
 
+from ..errors import UserError
+
 __all__ = [
     "BadSampleError",
     "UnsupportedImageError",
@@ -49,7 +51,7 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
 
 
-class BadSampleError(ValueError):
+class BadSampleError(UserError, ValueError):
     """A sample that cannot be used (unreadable or truncated file, unsupported mode, size mismatch,
     invalid label ids). The message always names the file.
 

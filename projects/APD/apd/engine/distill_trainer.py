@@ -20,6 +20,7 @@ from detectron2.engine import SimpleTrainer, hooks
 from detectron2.utils import comm
 from torch import nn
 
+from ..errors import UserError
 from .preemption import stopping
 
 __all__ = ["DistillTrainer", "NonFiniteLossError", "NonFiniteStateError", "compile_model"]
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 _LOG_WINDOW = 20
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
     """Raised before any optimiser step when a loss is NaN/inf, so no poisoned weights are saved."""
 
 

@@ -29,9 +29,10 @@ import time
 from typing import Iterator, List, Optional
 
 from ..checkpoint.atomic import atomic_write_bytes
+from ..errors import UserError
 
 __all__ = [
-    "LOCK_NAME", "OutputDirInUseError", "check_output_dir", "check_output_dir_free", "keep_run_config",
+    "LOCK_NAME", "OutputDirInUseError", "RunDirError", "check_output_dir", "check_output_dir_free", "keep_run_config",
     "lock_output_dir", "move_previous_run", "periodic_checkpoints", "truncate_metrics", "unlock_output_dir",
 ]
 
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT_MARKERS = ("last_checkpoint", "model_final.pth")
 PREVIOUS_PREFIX = "previous_"
 _PERIODIC = re.compile(r"^model_(\d{7})\.pth$")
+
+
+class RunDirError(UserError, FileExistsError):
+    """``train.output_dir`` holds another run's checkpoints (and neither --resume nor --overwrite)."""
 
 
 def _checkpoints(output_dir: str) -> List[str]:
@@ -51,7 +56,7 @@ LOCK_NAME = ".run.lock"
 _held = {}  # realpath of an output folder -> the open lock file descriptor this process holds
 
 
-class OutputDirInUseError(FileExistsError):
+class OutputDirInUseError(UserError, FileExistsError):
     """Another running process holds the output folder's lock."""
 
 
@@ -122,14 +127,14 @@ def check_output_dir(output_dir: str, *, resume: bool, overwrite: bool) -> None:
 
     Raises:
         OutputDirInUseError: another running process owns the folder.
-        FileExistsError: ``output_dir`` has checkpoints and neither ``resume`` nor ``overwrite`` is set.
+        RunDirError: ``output_dir`` has checkpoints and neither ``resume`` nor ``overwrite`` is set.
     """
     check_output_dir_free(output_dir)
     if resume or overwrite or not output_dir or not os.path.isdir(output_dir):
         return
     found = _checkpoints(output_dir)
     if found:
-        raise FileExistsError(
+        raise RunDirError(
             f"Output directory '{output_dir}' already holds checkpoints of another run ({', '.join(found[:5])}). "
             "Use --resume to continue it, choose another train.output_dir, or pass --overwrite to replace them."
         )

@@ -26,6 +26,8 @@ from detectron2.evaluation import SemSegEvaluator as _D2SemSegEvaluator
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
+from ..errors import MissingFileError, UserError
+
 __all__ = [
     "CityscapesSemSegEvaluator",
     "CityscapesEvalUnavailable",
@@ -91,7 +93,7 @@ class SemSegEvaluator(_D2SemSegEvaluator):
                          **kwargs)
 
 
-class CityscapesEvalUnavailable(RuntimeError):
+class CityscapesEvalUnavailable(UserError, RuntimeError):
     """``cityscapesscripts`` cannot evaluate with the installed libraries (one-line message)."""
 
 
@@ -148,7 +150,7 @@ class CityscapesSemSegEvaluator(_D2CityscapesSemSegEvaluator):
         gt_dir = PathManager.get_local_path(MetadataCatalog.get(dataset_name).gt_dir)
         pattern = os.path.join(gt_dir, "*", "*_gtFine_labelIds.png")
         if not glob.glob(pattern):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"CityscapesSemSegEvaluator('{dataset_name}') found no {os.path.abspath(pattern)}: "
                 "the official evaluation reads the labelIds files that Cityscapes ships (or that "
                 "datasets/prepare_cityscapes.py writes where they are missing)."

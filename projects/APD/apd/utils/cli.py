@@ -7,13 +7,12 @@ __all__ = ["tool_errors", "run_tool"]
 
 
 def tool_errors() -> Tuple[Type[BaseException], ...]:
-    """The exception types that mean "the user gave something wrong" to a tool."""
-    from apd.config import ConfigKeyError
-    from apd.export import StudentWeightsError
-    from apd.modeling.meta_arch.teacher import TeacherWeightsError
+    """The exception types that mean "the user gave something wrong" to a tool: :class:`apd.errors.UserError`,
+    the tools' own argument checks (``ValueError``, ``FileNotFoundError``) and a missing optional package
+    (``ImportError``)."""
+    from apd.errors import UserError
 
-    # CheckpointError (apd.checkpoint.io) and ConfigValueError are ValueErrors.
-    return (FileNotFoundError, ValueError, ImportError, ConfigKeyError, StudentWeightsError, TeacherWeightsError)
+    return (UserError, FileNotFoundError, ValueError, ImportError)
 
 
 def run_tool(name: str, run: Callable[[Any], Any], args: Any,

@@ -13,6 +13,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
+from ...errors import MissingFileError
 from .coco import use_checked_coco_loader
 from .pascal_context import register_pascal_context
 
@@ -56,7 +57,7 @@ def _how_to_get(dataset_name):
 
 
 def _missing(dataset_name, path, what="(not found)"):
-    return FileNotFoundError(
+    return MissingFileError(
         f"Dataset '{dataset_name}' expects {os.path.abspath(path)} {what}. "
         f"Set DETECTRON2_DATASETS or {_how_to_get(dataset_name)}; see datasets/README.md"
     )

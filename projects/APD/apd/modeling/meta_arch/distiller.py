@@ -32,6 +32,7 @@ from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
+from ...errors import ConfigKeyError, ConfigValueError
 from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
 
 __all__ = ["Distiller", "ADAPTER_ONLY_KEYS", "build_terms", "warmup_factor", "current_iteration"]
@@ -48,7 +49,7 @@ def build_terms(nodes: Optional[Mapping]) -> Dict[str, nn.Module]:
     for name, node in dict(nodes or {}).items():
         module = node if isinstance(node, nn.Module) else instantiate(node)
         if not isinstance(module, nn.Module):
-            raise TypeError(f"distill_heads['{name}'] is a {type(module).__name__}, not an nn.Module / LazyCall of one")
+            raise ConfigValueError(f"distill_heads['{name}'] is a {type(module).__name__}, not an nn.Module / LazyCall of one")
         out[str(name)] = module
     return out
 
@@ -105,7 +106,7 @@ class Distiller(TeacherMixin, nn.Module):
         self.distill_heads = nn.ModuleDict(build_terms(distill_heads))
         self.loss_weights = {str(k): float(v) for k, v in dict(loss_weights or {}).items()}
         if int(warmup_iters) < 0:
-            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
+            raise ConfigValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
         self.warmup_iters = int(warmup_iters)
         self._checked_loss_keys = False
         self.check_compatible()
@@ -131,7 +132,7 @@ class Distiller(TeacherMixin, nn.Module):
                 return None
             for key in declared:
                 if key in keys:
-                    raise KeyError(f"Loss key '{key}' is produced by two distillation terms (one is '{name}')")
+                    raise ConfigKeyError(f"Loss key '{key}' is produced by two distillation terms (one is '{name}')")
                 keys.append(key)
         return keys
 
@@ -144,7 +145,7 @@ class Distiller(TeacherMixin, nn.Module):
         produced = sorted(produced)
         unknown = sorted(set(self.loss_weights) - set(produced))
         if unknown:
-            raise KeyError(
+            raise ConfigKeyError(
                 f"model.loss_weights has keys no distillation term produces: {unknown}. "
                 f"Terms produce: {produced}."
             )
@@ -175,7 +176,7 @@ class Distiller(TeacherMixin, nn.Module):
         for name, head in self.distill_heads.items():
             for key, value in head(student_out, teacher_out, targets).items():
                 if key in terms or key in taken:
-                    raise KeyError(f"Loss key '{key}' produced twice (distillation term '{name}')")
+                    raise ConfigKeyError(f"Loss key '{key}' produced twice (distillation term '{name}')")
                 terms[key] = value
         if not self._checked_loss_keys:
             self._check_loss_keys(terms)

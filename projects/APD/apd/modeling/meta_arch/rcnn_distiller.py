@@ -34,6 +34,7 @@ from detectron2.modeling.roi_heads.cascade_rcnn import CascadeROIHeads
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
+from ...errors import ConfigMismatchError, ConfigValueError
 from ..distill.class_maps import CLASS_MAP_SOURCES, batch_class_maps
 from ..distill.detection_inputs import DetectionOutputs, DetectionTargets
 from .distiller import Distiller, current_iteration
@@ -139,24 +140,24 @@ class RCNNDistiller(Distiller):
     def check_compatible(self) -> None:
         for who, model in (("student", self.student), ("teacher", self.teacher)):
             if not isinstance(model, GeneralizedRCNN):
-                raise TypeError(f"RCNNDistiller needs a GeneralizedRCNN {who}; got {type(model).__name__}.")
+                raise ConfigValueError(f"RCNNDistiller needs a GeneralizedRCNN {who}; got {type(model).__name__}.")
         if not self.distill_heads:
-            raise ValueError(
+            raise ConfigMismatchError(
                 "RCNNDistiller has nothing to distil (distill_heads is empty). Train the plain "
                 "GeneralizedRCNN config for a student-only baseline."
             )
         k_s, k_t = self.student.roi_heads.num_classes, self.teacher.roi_heads.num_classes
         if k_s != k_t:
-            raise ValueError(f"Student detects {k_s} classes but the teacher {k_t}: they must match.")
+            raise ConfigMismatchError(f"Student detects {k_s} classes but the teacher {k_t}: they must match.")
         shapes = {"student": self.student.backbone.output_shape(), "teacher": self.teacher.backbone.output_shape()}
         for name, head in self.distill_heads.items():
             classes = getattr(head, "num_classes", k_s)
             if classes != k_s:
-                raise ValueError(f"distill_heads['{name}'].num_classes={classes} but the student has {k_s} classes.")
+                raise ConfigMismatchError(f"distill_heads['{name}'].num_classes={classes} but the student has {k_s} classes.")
             for who in ("student", "teacher"):
                 for level in getattr(head, "levels", ()):
                     if level not in shapes[who]:
-                        raise ValueError(
+                        raise ConfigMismatchError(
                             f"distill_heads['{name}'] reads level '{level}' but the {who}'s backbone outputs "
                             f"{sorted(shapes[who])}."
                         )
@@ -164,7 +165,7 @@ class RCNNDistiller(Distiller):
                     if getattr(head, "uses_rois", False):
                         continue
                     if expected is not None and expected != shapes[who][level].channels:
-                        raise ValueError(
+                        raise ConfigMismatchError(
                             f"distill_heads['{name}'].{who}_channels={expected} but the {who}'s level '{level}' "
                             f"has {shapes[who][level].channels} channels."
                         )
@@ -175,7 +176,7 @@ class RCNNDistiller(Distiller):
                     expected = getattr(head, f"{who}_channels", None)
                     actual = _box_head_channels(roi_heads)
                     if expected is not None and expected != actual:
-                        raise ValueError(
+                        raise ConfigMismatchError(
                             f"distill_heads['{name}'].{who}_channels={expected} but the {who}'s box head "
                             f"outputs {actual} channels per ROI."
                         )

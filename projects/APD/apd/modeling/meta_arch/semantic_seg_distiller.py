@@ -20,6 +20,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 
+from ...errors import ConfigMismatchError, ConfigValueError
 from ..losses import resize_to
 from .distiller import Distiller
 
@@ -46,13 +47,13 @@ class SemanticSegDistiller(Distiller):
         s_head, t_head = self.student.sem_seg_head, self.teacher.sem_seg_head
         for name, head in (("student", s_head), ("teacher", t_head)):
             if not hasattr(head, "layers") or not hasattr(head, "losses"):
-                raise TypeError(
+                raise ConfigValueError(
                     f"The {name}'s sem_seg_head ({type(head).__name__}) has no layers()/losses(); use a head "
                     "from apd.modeling.heads (PSPHead, ASPPHead, FPNSegHead)."
                 )
         ks, kt = getattr(s_head, "num_classes", None), getattr(t_head, "num_classes", None)
         if ks != kt:
-            raise ValueError(f"Student predicts {ks} classes but the teacher predicts {kt}: they must match.")
+            raise ConfigMismatchError(f"Student predicts {ks} classes but the teacher predicts {kt}: they must match.")
 
     @property
     def num_classes(self) -> int:

@@ -13,6 +13,7 @@ from torch import nn
 
 from ...checkpoint import io as checkpoint_io
 from ...checkpoint.io import format_keys
+from ...errors import MissingFileError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ _BENIGN_MISSING_SUFFIXES = ("num_batches_tracked",)
 _BENIGN_UNEXPECTED_SUBSTRINGS = ("anchor_generator.cell_anchors",)
 
 
-class TeacherWeightsError(RuntimeError):
+class TeacherWeightsError(UserError, RuntimeError):
     """The teacher checkpoint does not match the teacher architecture (or cannot be read)."""
 
 
@@ -58,7 +59,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
 
     local = PathManager.get_local_path(path)
     if not os.path.exists(local):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Teacher weights not found: '{path}' (config key `model.teacher_weights`). "
             "Train the teacher first or convert a published checkpoint (see MODEL_ZOO.md)."
         )
