@@ -22,8 +22,15 @@ Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2
 """
 import sys
 
-from apd.checkpoint.cli import allow_only, converter_parser, read_and_convert, report_misfit, write_converted
-from apd.checkpoint.converters import add_prefix, build_model_from_config, compare_with_model
+from apd.checkpoint.cli import (
+    allow_only,
+    build_model_from_config,
+    converter_parser,
+    read_and_convert,
+    report_misfit,
+    write_converted,
+)
+from apd.checkpoint.io import compare_state_dicts
 
 
 def argument_parser():
@@ -48,11 +55,11 @@ def main(argv=None) -> int:
     result = read_and_convert(args, "cirkd_deeplabv3", backbone_only=args.backbone_only)
     if result is None:
         return 1
-    state = add_prefix(result.state, args.prefix)
+    state = {args.prefix + k: v for k, v in result.state.items()}
     model, model_key = build_model_from_config(args.config_file, args.model_key, args.opts)
-    comparison = compare_with_model(state, model)
+    comparison = compare_state_dicts(model.state_dict(), state)
     allow_missing = allow_only(args.prefix + "backbone.") if args.backbone_only else (lambda k: False)
-    errors = comparison.errors(allow_missing=allow_missing)
+    errors = comparison.lines(limit=60, allow_missing=allow_missing)
     if errors:
         hints = []
         projection = args.prefix + "sem_seg_head.project.0.weight"

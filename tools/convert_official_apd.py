@@ -21,8 +21,14 @@ Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2
 """
 import sys
 
-from apd.checkpoint.cli import converter_parser, read_and_convert, report_misfit, write_converted
-from apd.checkpoint.converters import add_prefix, build_model_from_config, compare_with_model
+from apd.checkpoint.cli import (
+    build_model_from_config,
+    converter_parser,
+    read_and_convert,
+    report_misfit,
+    write_converted,
+)
+from apd.checkpoint.io import compare_state_dicts
 
 
 def argument_parser():
@@ -53,11 +59,11 @@ def main(argv=None) -> int:
     result = read_and_convert(args, "official_apd", layout=None if args.layout == "auto" else args.layout)
     if result is None:
         return 1
-    state = add_prefix(result.state, args.prefix)
+    state = {args.prefix + k: v for k, v in result.state.items()}
     model, model_key = build_model_from_config(args.config_file, args.model_key, args.opts)
     target = f"`{model_key}` of '{args.config_file}'"
-    comparison = compare_with_model(state, model)
-    errors = comparison.errors()
+    comparison = compare_state_dicts(model.state_dict(), state)
+    errors = comparison.lines(limit=60)
     if errors:
         return report_misfit(args.src, result, target, errors)
     return write_converted(

@@ -24,8 +24,15 @@ Exit status: 0 written; 1 the checkpoint does not fit (keys listed on stderr); 2
 """
 import sys
 
-from apd.checkpoint.cli import allow_only, converter_parser, read_and_convert, report_misfit, write_converted
-from apd.checkpoint.converters import add_prefix, build_model_from_config, compare_with_model
+from apd.checkpoint.cli import (
+    allow_only,
+    build_model_from_config,
+    converter_parser,
+    read_and_convert,
+    report_misfit,
+    write_converted,
+)
+from apd.checkpoint.io import compare_state_dicts
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
 
@@ -70,15 +77,13 @@ def main(argv=None) -> int:
         result = read_and_convert(args, "torchvision_resnet", deep_stem=args.deep_stem)
     if result is None:
         return 1
-    state = add_prefix(result.state, args.prefix)
+    state = {args.prefix + k: v for k, v in result.state.items()}
     backbone_prefix = args.prefix + "backbone."
 
     if args.config_file is None:
         target = f"a bare {args.arch} backbone" + (" (deep stem)" if args.deep_stem else "")
-        comparison = compare_with_model(
-            {k[len(backbone_prefix):]: v for k, v in state.items()},
-            reference_backbone(args.arch, args.deep_stem),
-        )
+        comparison = compare_state_dicts(reference_backbone(args.arch, args.deep_stem).state_dict(),
+                                         {k[len(backbone_prefix):]: v for k, v in state.items()})
         # report in the checkpoint's own names
         comparison.missing = [backbone_prefix + k for k in comparison.missing]
         comparison.unexpected = [backbone_prefix + k for k in comparison.unexpected]
@@ -88,9 +93,9 @@ def main(argv=None) -> int:
     else:
         model, model_key = build_model_from_config(args.config_file, args.model_key, args.opts)
         target = f"`{model_key}` ({type(model).__name__}) of '{args.config_file}'"
-        comparison = compare_with_model(state, model)
+        comparison = compare_state_dicts(model.state_dict(), state)
         not_provided = [k for k in comparison.missing if not k.startswith(backbone_prefix)]
-    errors = comparison.errors(allow_missing=allow_only(backbone_prefix))
+    errors = comparison.lines(limit=60, allow_missing=allow_only(backbone_prefix))
     if errors:
         return report_misfit(args.src, result, target, errors)
     return write_converted(

@@ -12,10 +12,9 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock as TVBasicBlock
 from torchvision.models.resnet import Bottleneck as TVBottleneck
 
-from apd.checkpoint import converters
+from apd.checkpoint.cli import build_model_from_config
 from apd.checkpoint.converters import (
     ConversionError,
-    compare_with_model,
     convert,
     convert_cirkd_deeplabv3,
     convert_official_apd,
@@ -23,8 +22,8 @@ from apd.checkpoint.converters import (
     convert_official_apd_pspnet,
     convert_torchvision_mobilenet_v2,
     convert_torchvision_resnet,
-    unwrap_state_dict,
 )
+from apd.checkpoint.io import compare_state_dicts, unwrap_state_dict
 from apd.modeling.backbone import DilatedMobileNetV2, DilatedResNet
 from apd.modeling.heads import ASPPHead, PSPHead
 from apd.modeling.meta_arch.segmentor import Segmentor
@@ -64,7 +63,7 @@ def torchvision_trunk(model, x):
 # ------------------------------------------------------------------------------------------ torchvision
 def test_torchvision_resnet18_equals_dilated_resnet_at_stride_32():
     tv = randomize(torchvision.models.resnet18(weights=None), seed=0)
-    state = convert_torchvision_resnet(tv.state_dict())
+    state = convert_torchvision_resnet(tv.state_dict()).state
     assert len(state) == len(tv.state_dict()) - 2 and all(k.startswith("backbone.") for k in state)
     ours = DilatedResNet(depth=18, output_stride=32, deep_stem=False, norm="BN").eval()
     ours.load_state_dict(strip(state), strict=True)
@@ -83,7 +82,7 @@ def test_torchvision_resnet50_dilated_equals_replace_stride_with_dilation():
         torchvision.models.resnet50(weights=None, replace_stride_with_dilation=[False, True, True]), seed=1
     )
     ours = DilatedResNet(depth=50, output_stride=8, deep_stem=False, torchvision_dilation=True, norm="BN")
-    ours.load_state_dict(strip(convert_torchvision_resnet(tv.state_dict())), strict=True)
+    ours.load_state_dict(strip(convert_torchvision_resnet(tv.state_dict()).state), strict=True)
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         _, res5 = torchvision_trunk(tv, x)
@@ -122,7 +121,7 @@ def semseg_resnet18_v2_state():
 
 def test_semseg_deep_stem_resnet_loads_strictly():
     source = semseg_resnet18_v2_state()
-    state = convert_torchvision_resnet(source)  # deep stem detected from conv2.weight
+    state = convert_torchvision_resnet(source).state  # deep stem detected from conv2.weight
     assert len(state) == len(source) - 2  # everything but fc.weight / fc.bias
     ours = DilatedResNet(depth=18, deep_stem=True, norm="BN")
     ours.load_state_dict(strip(state), strict=True)
@@ -161,16 +160,6 @@ def test_unmapped_keys_are_errors_that_list_them():
     mv2["features.19.0.weight"] = torch.zeros(1)
     with pytest.raises(ConversionError, match=r"features\.19\.0\.weight"):
         convert_torchvision_mobilenet_v2(mv2)
-
-
-def test_unwrap_state_dict_containers_and_module_prefix():
-    t = torch.ones(2)
-    assert unwrap_state_dict({"epoch": 3, "state_dict": {"module.a.weight": t}, "optimizer": {}}) == {"a.weight": t}
-    assert unwrap_state_dict({"model_state_dict": {"a.weight": t}}) == {"a.weight": t}
-    # a partial module. prefix is kept (then reported as unmapped by the converters)
-    assert set(unwrap_state_dict({"module.a": t, "b": t})) == {"module.a", "b"}
-    with pytest.raises(ConversionError, match=r"b \(str\)"):
-        unwrap_state_dict({"a": t, "b": "text"})
 
 
 # ------------------------------------------------------------------------- official APD / semseg PSPNet
@@ -291,13 +280,13 @@ def test_official_pspnet_converts_to_identical_segmentor(tmp_path, layout, depth
     ours.load_state_dict(result.state, strict=True)
     assert_same_outputs(ours, reference, torch.randn(1, 3, 33, 33))
     # the explicit-layout entry point agrees with detection
-    assert convert_official_apd_pspnet(checkpoint, layout=layout).keys() == result.state.keys()
+    assert convert_official_apd_pspnet(checkpoint, layout=layout).state.keys() == result.state.keys()
 
 
 def test_official_pspnet_model_state_dict_container_and_errors():
     reference = OfficialPSPNet(18, "apd")
     state = reference.state_dict()
-    converted = convert_official_apd_pspnet({"model_state_dict": state})
+    converted = convert_official_apd_pspnet({"model_state_dict": state}).state
     assert set(converted) == set(tiny_segmentor(18).state_dict())
     # an unknown module is listed, not dropped
     with pytest.raises(ConversionError, match=r"1 checkpoint keys match no rule: ppm\.extra\.weight"):
@@ -346,8 +335,8 @@ def test_official_deeplabv3_converts_to_identical_segmentor(tmp_path):
     torch.manual_seed(0)
     reference = randomize(OfficialDeepLabV3(18), seed=4)
     checkpoint = official_file(tmp_path, reference)
-    state = convert_official_apd(checkpoint)
-    assert state.keys() == convert_official_apd_deeplabv3(checkpoint).keys()
+    state = convert_official_apd(checkpoint).state
+    assert state.keys() == convert_official_apd_deeplabv3(checkpoint).state.keys()
     assert "sem_seg_head.aspp.branches.3.norm.running_var" in state
     ours = tiny_segmentor(18, head="aspp")
     ours.load_state_dict(state, strict=True)
@@ -493,7 +482,7 @@ def test_cirkd_deeplabv3_converts_to_identical_segmentor(tmp_path, depth):
     torch.testing.assert_close(logits / scale, expected / scale, atol=1e-5, rtol=0)
     torch.testing.assert_close(aux, expected_aux, atol=1e-5, rtol=1e-5)
     # the function entry point gives the same tensors
-    state = convert_cirkd_deeplabv3({"module." + k: v for k, v in checkpoint.items()})  # DDP keys unwrapped
+    state = convert_cirkd_deeplabv3({"module." + k: v for k, v in checkpoint.items()}).state  # DDP keys unwrapped
     assert state.keys() == result.state.keys()
     torch.testing.assert_close(state["sem_seg_head.project.0.weight"], projected)
 
@@ -502,7 +491,7 @@ def test_cirkd_without_reordering_the_projection_gives_other_outputs():
     """The reorder matters: with the projection copied as is, the logits differ (the pooled branch is
     spatially constant, the others are not)."""
     reference = randomize(CIRKDDeepLabV3(), seed=6)
-    state = convert_cirkd_deeplabv3(reference.state_dict())
+    state = convert_cirkd_deeplabv3(reference.state_dict()).state
     state["sem_seg_head.project.0.weight"] = reference.head.aspp.project[0].weight.detach().clone()
     ours = tiny_segmentor(18, head="aspp", torchvision_dilation=True, project_channels=16)
     ours.load_state_dict(state, strict=True)
@@ -519,17 +508,17 @@ def test_cirkd_real_layout_fits_the_cirkd_configs(depth, config):
     with torch.device("meta"):
         state = CIRKDDeepLabV3(depth, stem=64, base=64, channels=512, num_classes=19,
                                rates=(12, 24, 36)).state_dict()
-        model, _ = converters.build_model_from_config(config)
-        converted = convert_cirkd_deeplabv3(state)
-    comparison = compare_with_model(converted, model)
-    assert comparison.errors() == [] and comparison.extra_buffers == []
+        model, _ = build_model_from_config(config)
+        converted = convert_cirkd_deeplabv3(state).state
+    comparison = compare_state_dicts(model.state_dict(), converted)
+    assert comparison.lines() == [] and comparison.extra_buffers == []
     assert converted["sem_seg_head.project.0.weight"].shape == (512, 2560, 1, 1)
     assert model.input_format == "BGR" and model.sem_seg_head.dilations == (12, 24, 36)
     # the APD-layout config (no projection) does not fit: the projection is unexpected, the bottleneck
     # reads 5·512 there
     with torch.device("meta"):
-        apd_layout, _ = converters.build_model_from_config(config.replace("_cirkd", ""))
-    comparison = compare_with_model(converted, apd_layout)
+        apd_layout, _ = build_model_from_config(config.replace("_cirkd", ""))
+    comparison = compare_state_dicts(apd_layout.state_dict(), converted)
     assert "sem_seg_head.project.0.weight" in comparison.unexpected
     assert "sem_seg_head.bottleneck.0.weight (checkpoint (512, 512, 3, 3) vs model (512, 2560, 3, 3))" in (
         comparison.mismatched)
@@ -561,27 +550,28 @@ def test_cirkd_backbone_only_and_layout_errors():
 
 
 # --------------------------------------------------------------------------------------- model checks
-def test_compare_with_model_reports_missing_unexpected_and_shapes():
+def test_key_mismatch_reports_missing_unexpected_shapes_and_a_prefix_hint():
+    # apd.checkpoint.io.compare_state_dicts: the one reporter of teacher loading, export and the converters
     model = tiny_segmentor(18)
     state = dict(model.state_dict())
     del state["sem_seg_head.classifier.bias"]
     state["sem_seg_head.extra.weight"] = torch.zeros(1)
     state["sem_seg_head.classifier.weight"] = torch.zeros(K + 1, 16, 1, 1)
     state["backbone.frozen.num_batches_tracked"] = torch.tensor(0)
-    comparison = compare_with_model(state, model)
+    comparison = compare_state_dicts(model.state_dict(), state)
     assert comparison.missing == ["sem_seg_head.classifier.bias"]
     assert comparison.unexpected == ["sem_seg_head.extra.weight"]
     assert comparison.mismatched == [
         "sem_seg_head.classifier.weight (checkpoint (6, 16, 1, 1) vs model (5, 16, 1, 1))"
     ]
     assert comparison.extra_buffers == ["backbone.frozen.num_batches_tracked"]
-    errors = comparison.errors()
+    errors = comparison.lines()
     assert len(errors) == 3 and "sem_seg_head.classifier.bias" in errors[0]
-    assert len(comparison.errors(allow_missing=lambda k: k.startswith("sem_seg_head."))) == 2
+    assert len(comparison.lines(allow_missing=lambda k: k.startswith("sem_seg_head."))) == 2
     # Segmentor keys checked against a distiller-like wrapper: the missing prefix is named
     wrapper = nn.Module()
     wrapper.student = model
-    errors = compare_with_model(model.state_dict(), wrapper).errors()
+    errors = compare_state_dicts(wrapper.state_dict(), model.state_dict()).lines()
     n = sum(not k.endswith("num_batches_tracked") for k in model.state_dict())  # buffers are not compared
     assert errors[-1] == (
         f"hint: {n} unexpected keys are missing keys without the prefix 'student.': "

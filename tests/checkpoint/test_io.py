@@ -17,13 +17,13 @@ from torch import nn
 
 from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint import io as checkpoint_io
-from apd.checkpoint.converters import ConversionError, read_checkpoint, unwrap_state_dict
 from apd.checkpoint.io import (
     CheckpointError,
     CorruptCheckpointError,
     NonFiniteCheckpointError,
     UnsafeCheckpointError,
     load_checkpoint,
+    unwrap_state_dict,
 )
 from apd.modeling.meta_arch.teacher import TeacherWeightsError, load_teacher_weights, read_state_dict
 
@@ -71,7 +71,6 @@ def test_crafted_pkl_is_refused_by_every_reader_and_runs_nothing(tmp_path, kind)
         "load_checkpoint": lambda: load_checkpoint(path),
         "teacher weights": lambda: load_teacher_weights(small_model(), path),
         "init_checkpoint / --resume": lambda: AtomicCheckpointer(small_model()).load(path),
-        "converters": lambda: read_checkpoint(path),
     }
     for name, read in readers.items():
         with pytest.raises((UnsafeCheckpointError, TeacherWeightsError)) as err:
@@ -270,12 +269,12 @@ def test_all_readers_pick_the_same_state_dict_from_a_container(tmp_path):
     path = str(tmp_path / "both.pth")
     torch.save({"state_dict": {"module." + k: v for k, v in a.items()}, "model": b}, path)
     teacher = read_state_dict(path)
-    converted = unwrap_state_dict(read_checkpoint(path))
+    converted = unwrap_state_dict(load_checkpoint(path))
     shared = checkpoint_io.read_state_dict(path)
     for state in (teacher, converted, shared):
         assert set(state) == set(b) and all(torch.equal(state[k], b[k]) for k in b)
     assert checkpoint_io.CONTAINER_KEYS == ("model", "state_dict", "model_state_dict", "model_state")
-    with pytest.raises(ConversionError, match=r"b \(str\)"):
+    with pytest.raises(CheckpointError, match=r"b \(str\)"):
         unwrap_state_dict({"a": torch.ones(1), "b": "text"})
 
 
@@ -316,3 +315,13 @@ def test_save_refuses_non_finite_state_and_keeps_last_checkpoint(tmp_path):
     with pytest.raises(NonFiniteCheckpointError, match=r"optimizer/state/0/momentum_buffer"):
         AtomicCheckpointer(model, str(tmp_path / "other"), optimizer=optimizer).save("model_0000000")
     assert not (tmp_path / "other" / "model_0000000.pth").exists()
+
+
+def test_unwrap_state_dict_containers_and_module_prefix():
+    t = torch.ones(2)
+    assert unwrap_state_dict({"epoch": 3, "state_dict": {"module.a.weight": t}, "optimizer": {}}) == {"a.weight": t}
+    assert unwrap_state_dict({"model_state_dict": {"a.weight": t}}) == {"a.weight": t}
+    # a partial module. prefix is kept (then reported as unmapped by the converters)
+    assert set(unwrap_state_dict({"module.a": t, "b": t})) == {"module.a", "b"}
+    with pytest.raises(CheckpointError, match=r"b \(str\)"):
+        unwrap_state_dict({"a": t, "b": "text"})

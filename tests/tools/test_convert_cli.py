@@ -50,7 +50,7 @@ def write_config(tmp_path, deep_stem=True):
 
 
 def build(config):
-    from apd.checkpoint.converters import build_model_from_config
+    from apd.checkpoint.cli import build_model_from_config
 
     torch.manual_seed(0)
     return build_model_from_config(config)[0]
@@ -192,7 +192,7 @@ def test_help_documents_the_options(name):
 
 
 def test_build_model_from_config_picks_the_teacher_and_skips_teacher_weights(tmp_path):
-    from apd.checkpoint.converters import build_model_from_config
+    from apd.checkpoint.cli import build_model_from_config
 
     distiller = tmp_path / "tiny_distiller.py"
     distiller.write_text(textwrap.dedent(CONFIG.format(deep_stem=True, K=K)) + textwrap.dedent("""

@@ -140,7 +140,7 @@ def test_missing_student_key_is_named(demo_distiller, export_tool, tmp_path, cap
             "--format", "checkpoint"]
     assert export_tool.main(argv) == 2
     err = capsys.readouterr().err
-    assert "missing (1): sem_seg_head.classifier.weight" in err and str(broken) in err
+    assert "missing keys (1): sem_seg_head.classifier.weight" in err and str(broken) in err
     assert not (tmp_path / "o" / "model_student.pth").exists()
 
 

@@ -30,8 +30,7 @@ from .errors import MissingFileError, UserError
 from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
-from .checkpoint.io import format_keys, read_state_dict
-from .modeling.meta_arch.teacher import check_state_dict
+from .checkpoint.io import STUDENT_PREFIX, compare_state_dicts, read_state_dict, strip_prefix
 
 __all__ = [
     "StudentSpec",
@@ -97,9 +96,9 @@ def student_config(model_cfg: DictConfig) -> StudentSpec:
     if target is None:
         raise TypeError(f"cfg.model is not a LazyCall node (no _target_): {type(model_cfg).__name__}")
     if isinstance(target, type) and issubclass(target, Distiller):
-        return StudentSpec(model_cfg.student, "student.", target.__name__)
+        return StudentSpec(model_cfg.student, STUDENT_PREFIX, target.__name__)
     if target is rcnn_distiller_from_models:  # the former R-CNN config interface
-        return StudentSpec(model_cfg.student, "student.", RCNNDistiller.__name__)
+        return StudentSpec(model_cfg.student, STUDENT_PREFIX, RCNNDistiller.__name__)
     return StudentSpec(model_cfg, "", None)
 
 
@@ -126,27 +125,20 @@ def extract_student_state(
             another shape, or keys under the student's prefix that the student does not have;
             every offending key is listed.
     """
-    if prefix and any(k.startswith(prefix) for k in state):
-        candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    else:
+    candidate = strip_prefix(state, prefix) if prefix else {}
+    if not candidate:  # a student-only checkpoint already
         candidate = {k: v for k, v in state.items() if not k.startswith(DISTILLER_ONLY_PREFIXES)}
-    missing, unexpected, mismatched = check_state_dict(student, candidate)
-    if missing or unexpected or mismatched:
-        lines = [f"'{source}' does not hold the weights of the configured student ({type(student).__name__}):"]
-        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-            if keys:
-                lines.append(f"  {what} ({len(keys)}): {format_keys(keys, 20)}")
-        lines.append("Check --config-file against the config the checkpoint was trained with.")
-        raise StudentWeightsError("\n".join(lines))
+    misfit = compare_state_dicts(student.state_dict(), candidate).lines()
+    if misfit:
+        raise StudentWeightsError("\n  ".join([
+            f"'{source}' does not hold the weights of the configured student ({type(student).__name__}):",
+            *misfit, "Check --config-file against the config the checkpoint was trained with."]))
     expected = student.state_dict()
     out = {}
     for key, value in expected.items():
         # num_batches_tracked may be absent from old checkpoints: keep the model's own value.
         out[key] = candidate.get(key, value).detach().clone()
-    if prefix and any(k.startswith(prefix) for k in state):
-        used = {prefix + k for k in candidate}
-    else:
-        used = set(candidate)
+    used = {prefix + k for k in candidate} if prefix and any(k.startswith(prefix) for k in state) else set(candidate)
     dropped = sorted({k.split(".", 1)[0] for k in state if k not in used})
     if dropped:
         logger.info(f"Student weights from {source}: dropped non-student modules {dropped}")

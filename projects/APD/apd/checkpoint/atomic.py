@@ -36,7 +36,7 @@ from detectron2.utils import comm
 from torch import nn
 
 from ..errors import MissingFileError
-from .io import CheckpointError, check_finite, format_keys, load_checkpoint
+from .io import STUDENT_PREFIX, CheckpointError, check_finite, format_keys, load_checkpoint, strip_prefix
 
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
@@ -148,7 +148,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
             reference = (target or self.model).state_dict()
             aligned = align_and_update_state_dicts(
                 reference, checkpoint["model"], c2_conversion=checkpoint.get("__author__") == "Caffe2")
-            checkpoint["model"] = {("student." if target is not None else "") + k: v for k, v in aligned.items()}
+            checkpoint["model"] = {(STUDENT_PREFIX if target is not None else "") + k: v for k, v in aligned.items()}
             checkpoint["matching_heuristics"] = False
         elif target is not None:
             checkpoint["model"] = self._onto_student(checkpoint["model"], source)
@@ -162,30 +162,30 @@ class AtomicCheckpointer(DetectionCheckpointer):
     def _onto_student(self, state: Dict[str, Any], source: str) -> Dict[str, Any]:
         """``state`` with student keys saved without the ``student.`` prefix moved under it."""
         if state and all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
-        if any(k.startswith("student.") for k in state):
+            state = strip_prefix(state, "module.")
+        if any(k.startswith(STUDENT_PREFIX) for k in state):
             return state  # a distiller's own checkpoint
         names = set(self.model.state_dict())
-        moved = [k for k in state if k not in names and "student." + k in names]
+        moved = [k for k in state if k not in names and STUDENT_PREFIX + k in names]
         if not moved:
             return state
         self.logger.info(f"'{source}' holds {len(moved)} student tensors without the 'student.' prefix "
                          f"(e.g. {moved[0]}): loading them into model.student")
         moved_set = set(moved)
-        return {("student." + k if k in moved_set else k): v for k, v in state.items()}
+        return {(STUDENT_PREFIX + k if k in moved_set else k): v for k, v in state.items()}
 
     def _check_fits(self, state: Dict[str, Any], source: str) -> None:
         """Refuse a checkpoint none of whose tensors fits the model, or most of whose tensors fit nothing."""
         if not state:
             raise CheckpointError(f"Checkpoint '{source}' holds no model tensors")
         if all(k.startswith("module.") for k in state):
-            state = {k[len("module."):]: v for k, v in state.items()}
+            state = strip_prefix(state, "module.")
         slots = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
         misfits = [k for k, v in state.items()
                    if k not in slots or tuple(getattr(v, "shape", ())) != tuple(slots[k].shape)]
         if 2 * len(misfits) > len(state):
-            distiller_file = any(k.startswith("student.") for k in state) and not any(
-                k.startswith("student.") for k in slots)
+            distiller_file = any(k.startswith(STUDENT_PREFIX) for k in state) and not any(
+                k.startswith(STUDENT_PREFIX) for k in slots)
             hint = (" (a distiller's checkpoint for the plain student: tools/export_student.py)"
                     if distiller_file else "")
             raise CheckpointError(

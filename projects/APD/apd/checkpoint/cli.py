@@ -6,22 +6,21 @@ then either reports the keys that do not fit (exit status 1) or writes ``{"model
 """
 import argparse
 import sys
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from collections import Counter
+from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
 from ..errors import UserError
 from .atomic import atomic_torch_save
-from .converters import (
-    ConversionResult,
-    ModelComparison,
-    convert,
-    format_conversion_report,
-    read_checkpoint,
-    summarize_keys,
-)
+from .converters import ConversionResult, convert
+from .io import KeyMismatch, load_checkpoint
 
-__all__ = ["allow_only", "converter_parser", "read_and_convert", "report_misfit", "write_converted"]
+__all__ = [
+    "allow_only", "build_model_from_config", "converter_parser", "format_conversion_report", "read_and_convert",
+    "report_misfit", "summarize_keys", "write_converted",
+]
 
 
 def converter_parser(doc: str, src_help: str) -> argparse.ArgumentParser:
@@ -48,7 +47,7 @@ def read_and_convert(args: argparse.Namespace, source: str, **options) -> Option
     """Read ``args.src`` and convert it from ``source``; None (after one ``error:`` line on stderr) when the
     file is missing, unsafe, damaged, holds NaN/inf, or is not such a checkpoint."""
     try:
-        checkpoint = read_checkpoint(args.src, allow_pickle=args.allow_pickle)
+        checkpoint = load_checkpoint(args.src, allow_pickle=args.allow_pickle)
         return convert(source, checkpoint, **options)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -64,7 +63,7 @@ def report_misfit(src: str, result: ConversionResult, target: str, errors: Seque
     return 1
 
 
-def write_converted(result: ConversionResult, state: Mapping[str, torch.Tensor], comparison: ModelComparison,
+def write_converted(result: ConversionResult, state: Mapping[str, torch.Tensor], comparison: KeyMismatch,
                     checked: str, dst: str, not_provided: Sequence[str] = (),
                     not_provided_title: str = "Not in the output (keep their initialisation)") -> int:
     """Drop buffers the model has no slot for (e.g. ``num_batches_tracked`` for FrozenBN), print the
@@ -86,6 +85,61 @@ def write_converted(result: ConversionResult, state: Mapping[str, torch.Tensor],
 
 
 def allow_only(prefix: str) -> Callable[[str], bool]:
-    """``allow_missing`` predicate for :meth:`ModelComparison.errors`: model keys outside ``prefix`` may be
+    """``allow_missing`` predicate for :meth:`apd.checkpoint.io.KeyMismatch.lines`: model keys outside ``prefix`` may be
     missing (e.g. the head, when only a backbone is converted)."""
     return lambda key: not key.startswith(prefix)
+
+
+def build_model_from_config(
+    config_file: str, model_key: Optional[str] = None, overrides: Sequence[str] = ()
+) -> Tuple[nn.Module, str]:
+    """Instantiate the model node ``model_key`` of a LazyConfig (on CPU, no weights loaded).
+
+    Args:
+        config_file: a LazyConfig ``.py``/``.yaml`` file.
+        model_key: dotted key of the node to build; None picks ``model.teacher`` when the config's model
+            has a teacher (a distiller config) and ``model`` otherwise. A node with a ``teacher_weights``
+            argument is built with ``teacher_weights=None`` (the target only provides key names/shapes).
+        overrides: ``key=value`` config overrides (checked with :func:`apd.config.check_overrides`).
+    Returns:
+        (model, the model key used).
+    """
+    from detectron2.config import LazyConfig, instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    from ..config import check_overrides
+
+    cfg = LazyConfig.load(config_file)
+    overrides = list(overrides)
+    check_overrides(cfg, overrides)
+    cfg = LazyConfig.apply_overrides(cfg, overrides)
+    if "model" not in cfg:
+        raise KeyError(f"Config '{config_file}' defines no `model`")
+    if model_key is None:
+        model_key = "model.teacher" if isinstance(cfg.model, DictConfig) and "teacher" in cfg.model else "model"
+    node = OmegaConf.select(cfg, model_key, default=None)
+    if node is None:
+        raise KeyError(f"Config '{config_file}' has no node `{model_key}`")
+    if isinstance(node, DictConfig) and "teacher_weights" in node:
+        node.teacher_weights = None
+    model = instantiate(node)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`{model_key}` of '{config_file}' builds a {type(model).__name__}, not an nn.Module")
+    return model, model_key
+
+
+def summarize_keys(keys: Iterable[str], depth: int = 2) -> Dict[str, int]:
+    """Number of keys per dotted prefix of ``depth`` components (``backbone.layer1``: 60), in first-seen order."""
+    return dict(Counter(".".join(key.split(".")[:depth]) for key in keys))
+
+
+def format_conversion_report(result: ConversionResult, state: Mapping[str, torch.Tensor]) -> str:
+    """Human-readable summary: converted keys per target prefix, dropped keys per source prefix."""
+    lines = [f"Converted {len(state)} keys ({result.source}):"]
+    lines += [f"  {prefix:<40s} {count:5d}" for prefix, count in summarize_keys(state).items()]
+    lines += [f"Changed {name}: {what}" for name, what in result.changed.items()]
+    if result.dropped:
+        dropped = ", ".join(f"{p} ({n})" for p, n in summarize_keys(
+            [k.rsplit(".", 1)[0] for k in result.dropped], depth=2).items())
+        lines.append(f"Dropped {len(result.dropped)} source keys: {dropped}")
+    return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 Every converter is a pure function ``state -> state`` over a flat ``{name: tensor}`` dict (a checkpoint
 container such as ``{"state_dict": ...}`` / ``{"model_state_dict": ...}`` and a DDP ``module.`` prefix are
-unwrapped first, see :func:`unwrap_state_dict`). Keys are renamed by explicit rules; tensors are not
+unwrapped first, see :func:`apd.checkpoint.io.unwrap_state_dict`). Keys are renamed by explicit rules; tensors are not
 changed, except where a layout orders channels differently (CIRKD's ASPP projection; listed in
 ``ConversionResult.changed``). A source key that no rule knows is an error that lists every such key:
 nothing is silently dropped, apart from the documented ImageNet classifiers. The output keys are those of a
@@ -41,25 +41,19 @@ Architecture flags the converted weights need (the keys alone do not carry them)
   ASPPHead concatenates pooling first, so the projection weight's input-channel blocks are reordered
   (an exact permutation).
 
-The second half of this module holds the checks the ``tools/convert_*.py`` command lines run against a
-model built from a config (:func:`build_model_from_config`, :func:`compare_with_model`).
+The command lines (``tools/convert_*.py``) and their checks against a model live in :mod:`apd.checkpoint.cli`.
 """
 import re
-from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
 
-from ..errors import UserError
-from . import io as checkpoint_io
-from .io import CheckpointError, format_keys
+from .io import CheckpointError, format_keys, unwrap_state_dict
 
 __all__ = [
     "ConversionError",
     "ConversionResult",
-    "unwrap_state_dict",
     "convert",
     "convert_torchvision_resnet",
     "convert_torchvision_mobilenet_v2",
@@ -67,16 +61,8 @@ __all__ = [
     "convert_official_apd_deeplabv3",
     "convert_official_apd",
     "convert_cirkd_deeplabv3",
-    "add_prefix",
-    "summarize_keys",
-    "ModelComparison",
-    "compare_with_model",
-    "build_model_from_config",
-    "read_checkpoint",
-    "format_conversion_report",
 ]
 
-_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "model_state")
 _BN = r"(?P<bn>weight|bias|running_mean|running_var|num_batches_tracked)"
 _WB = r"(?P<wb>weight|bias)"
 # marks a source key whose module has no counterpart in this project (reported, never dropped silently)
@@ -84,7 +70,7 @@ _NO_COUNTERPART = object()
 _DROP = None
 
 
-class ConversionError(UserError, ValueError):
+class ConversionError(CheckpointError):
     """A checkpoint does not have the layout a converter expects (the message lists the keys)."""
 
 
@@ -107,21 +93,6 @@ class ConversionResult:
     dropped: List[str] = field(default_factory=list)
     source: str = ""
     changed: Dict[str, str] = field(default_factory=dict)
-
-
-def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
-    """The flat ``{name: tensor}`` dict inside a checkpoint: :func:`apd.checkpoint.io.unwrap_state_dict`
-    (the first of ``model``, ``state_dict``, ``model_state_dict``, ``model_state`` that holds a mapping;
-    the official APD / semseg files are ``{"epoch", "state_dict", "optimizer"}``), numpy arrays as tensors,
-    a ``module.`` prefix (DDP / DataParallel) stripped when every key has it.
-
-    Raises:
-        ConversionError: not a mapping, a non-tensor value, or no tensors at all.
-    """
-    try:
-        return checkpoint_io.unwrap_state_dict(checkpoint)
-    except CheckpointError as e:
-        raise ConversionError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------------------- rules
@@ -309,8 +280,15 @@ _CIRKD_DEEPLABV3_BACKBONE = _KeyMap(
 
 
 # ------------------------------------------------------------------------------------------ converters
-def _torchvision_resnet(state: Mapping[str, torch.Tensor], deep_stem: Optional[bool] = None) -> ConversionResult:
-    """See :func:`convert_torchvision_resnet`."""
+def convert_torchvision_resnet(state: Mapping, *, deep_stem: Optional[bool] = None) -> ConversionResult:
+    """ImageNet ResNet → ``DilatedResNet`` backbone keys (``backbone.*``), ``fc.*`` dropped.
+
+    Args:
+        state: a torchvision ``resnet18/34/50/101/152`` state dict (``deep_stem=False`` target), or a
+            semseg / APD ``resnet*_v2`` deep-stem ImageNet checkpoint (``conv1..3``, ``bn1..3``;
+            ``deep_stem=True`` target).
+        deep_stem: expected stem; None detects it (``conv2.weight`` present → deep stem).
+    """
     state = unwrap_state_dict(state)
     has_deep_stem = "conv2.weight" in state or "conv3.weight" in state
     if deep_stem is None:
@@ -324,8 +302,9 @@ def _torchvision_resnet(state: Mapping[str, torch.Tensor], deep_stem: Optional[b
     return _KeyMap(name, rules, hint).apply(state)
 
 
-def _torchvision_mobilenet_v2(state: Mapping[str, torch.Tensor]) -> ConversionResult:
-    """See :func:`convert_torchvision_mobilenet_v2`."""
+def convert_torchvision_mobilenet_v2(state: Mapping) -> ConversionResult:
+    """torchvision ``mobilenet_v2`` → ``DilatedMobileNetV2`` keys: ``features.0..17`` → ``backbone.features.*``;
+    ``features.18`` (1×1 conv to 1280) and ``classifier`` dropped."""
     block = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.0|1\.0|1|2)\.weight"
     block_bn = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.1|1\.1|2|3)\." + _BN
     rules = [
@@ -354,8 +333,24 @@ def _detect_pspnet_layout(state: Mapping[str, torch.Tensor]) -> str:
     )
 
 
-def _official_apd_pspnet(state: Mapping[str, torch.Tensor], layout: Optional[str] = None) -> ConversionResult:
-    """See :func:`convert_official_apd_pspnet`."""
+def convert_official_apd_pspnet(state: Mapping, *, layout: Optional[str] = None) -> ConversionResult:
+    """Official APD (``model/pspnet.py``) or semseg PSPNet checkpoint → ``Segmentor(DilatedResNet, PSPHead)``.
+
+    Key map (``module.`` and the ``state_dict`` / ``model_state_dict`` container are unwrapped first)::
+
+        layer0.{0,1,3,4,6,7}            backbone.{conv1,bn1,conv2,bn2,conv3,bn3}
+        layer{1..4}.*                   backbone.layer{1..4}.*
+        ppm.features.{i}.1 / .2         sem_seg_head.ppm.stages.{i}.1 / .1.norm
+        apd:    ppm.merge.0 / .1        sem_seg_head.merge.0 / .0.norm
+                cls.0                   sem_seg_head.classifier
+        semseg: cls.0 / cls.1           sem_seg_head.merge.0 / .0.norm
+                cls.4                   sem_seg_head.classifier
+        aux.0 / aux.1 / aux.4           sem_seg_head.aux_head.conv / .conv.norm / .classifier
+
+    Args:
+        layout: "apd" (the PPM owns the 3×3 merge conv, ``cls`` is the 1×1 classifier), "semseg"
+            (``cls`` = 3×3 conv, BN, ReLU, Dropout, 1×1 conv) or None to detect it.
+    """
     state = unwrap_state_dict(state)
     if layout is None:
         layout = _detect_pspnet_layout(state)
@@ -365,18 +360,22 @@ def _official_apd_pspnet(state: Mapping[str, torch.Tensor], layout: Optional[str
     return maps[layout].apply(state)
 
 
-def _official_apd_deeplabv3(state: Mapping[str, torch.Tensor]) -> ConversionResult:
-    """See :func:`convert_official_apd_deeplabv3`."""
+def convert_official_apd_deeplabv3(state: Mapping) -> ConversionResult:
+    """Official APD DeepLabV3 (``model/deeplabv3.py``, mmcv ``ConvModule`` names) →
+    ``Segmentor(DilatedResNet, ASPPHead)``: ``ppm.image_pool.1`` → ``sem_seg_head.aspp.image_pool.1``,
+    ``ppm.aspp_modules.{j}`` → ``sem_seg_head.aspp.branches.{j}``, ``ppm.bottleneck`` →
+    ``sem_seg_head.bottleneck.0`` (``conv``/``bn`` → weight/``norm``), ``cls.0`` → classifier; backbone and
+    ``aux`` as :func:`convert_official_apd_pspnet`."""
     return _APD_DEEPLABV3.apply(unwrap_state_dict(state))
 
 
-def _official_apd(state: Mapping[str, torch.Tensor], layout: Optional[str] = None) -> ConversionResult:
-    """See :func:`convert_official_apd`."""
+def convert_official_apd(state: Mapping, *, layout: Optional[str] = None) -> ConversionResult:
+    """:func:`convert_official_apd_pspnet` or :func:`convert_official_apd_deeplabv3`, picked from the keys."""
     state = unwrap_state_dict(state)
     if any(k.startswith(("ppm.image_pool.", "ppm.aspp_modules.", "ppm.bottleneck.")) for k in state):
-        return _official_apd_deeplabv3(state)
+        return convert_official_apd_deeplabv3(state)
     if any(k.startswith("ppm.features.") for k in state):
-        return _official_apd_pspnet(state, layout=layout)
+        return convert_official_apd_pspnet(state, layout=layout)
     top = sorted({k.split(".")[0] for k in state})
     raise ConversionError(
         "official_apd: neither a PSPNet (ppm.features.*) nor a DeepLabV3 (ppm.image_pool.*, "
@@ -403,8 +402,24 @@ def _reorder_cirkd_projection(weight: torch.Tensor, branch_channels: int) -> tor
     return torch.cat([blocks[i] for i in _CIRKD_ASPP_ORDER], dim=1).contiguous()
 
 
-def _cirkd_deeplabv3(state: Mapping[str, torch.Tensor], backbone_only: bool = False) -> ConversionResult:
-    """See :func:`convert_cirkd_deeplabv3`."""
+def convert_cirkd_deeplabv3(state: Mapping, *, backbone_only: bool = False) -> ConversionResult:
+    """CIRKD DeepLabV3 (``models/deeplabv3.py``, ResNetV1b deep-stem backbone ``pretrained.*``) →
+    ``Segmentor(DilatedResNet(deep_stem=True, torchvision_dilation=True), ASPPHead(project_channels=C))``.
+
+    Key map (``module.`` and a checkpoint container are unwrapped first)::
+
+        pretrained.{conv1..3,bn1..3,layer1..4}   backbone.*
+        head.aspp.b0.{0,1}                       sem_seg_head.aspp.branches.0 / .0.norm
+        head.aspp.b{1,2,3}.block.{0,1}           sem_seg_head.aspp.branches.{1,2,3} / .norm
+        head.aspp.b4.gap.{1,2}                   sem_seg_head.aspp.image_pool.1 / .1.norm
+        head.aspp.project.{0,1}                  sem_seg_head.project.0 / .0.norm  (input channels reordered)
+        head.block.{0,1} / head.block.4          sem_seg_head.bottleneck.0 / .0.norm, sem_seg_head.classifier
+        auxlayer.block.{0,1} / .4                sem_seg_head.aux_head.conv / .conv.norm, .aux_head.classifier
+
+    Args:
+        backbone_only: convert ``pretrained.*`` only and drop ``head.*`` / ``auxlayer.*`` (an init for a
+            model whose head differs).
+    """
     state = unwrap_state_dict(state)
     if backbone_only:
         return _CIRKD_DEEPLABV3_BACKBONE.apply(state)
@@ -425,12 +440,12 @@ def _cirkd_deeplabv3(state: Mapping[str, torch.Tensor], backbone_only: bool = Fa
 
 
 _CONVERTERS: Dict[str, Callable[..., ConversionResult]] = {
-    "torchvision_resnet": _torchvision_resnet,
-    "torchvision_mobilenet_v2": _torchvision_mobilenet_v2,
-    "official_apd_pspnet": _official_apd_pspnet,
-    "official_apd_deeplabv3": _official_apd_deeplabv3,
-    "official_apd": _official_apd,
-    "cirkd_deeplabv3": _cirkd_deeplabv3,
+    "torchvision_resnet": convert_torchvision_resnet,
+    "torchvision_mobilenet_v2": convert_torchvision_mobilenet_v2,
+    "official_apd_pspnet": convert_official_apd_pspnet,
+    "official_apd_deeplabv3": convert_official_apd_deeplabv3,
+    "official_apd": convert_official_apd,
+    "cirkd_deeplabv3": convert_cirkd_deeplabv3,
 }
 
 
@@ -450,228 +465,3 @@ def convert(source: str, state: Mapping, **options) -> ConversionResult:
     if source not in _CONVERTERS:
         raise ValueError(f"Unknown converter source {source!r}; choose from {sorted(_CONVERTERS)}")
     return _CONVERTERS[source](state, **options)
-
-
-def convert_torchvision_resnet(state: Mapping, *, deep_stem: Optional[bool] = None) -> Dict[str, torch.Tensor]:
-    """ImageNet ResNet → ``DilatedResNet`` backbone keys (``backbone.*``), ``fc.*`` dropped.
-
-    Args:
-        state: a torchvision ``resnet18/34/50/101/152`` state dict (``deep_stem=False`` target), or a
-            semseg / APD ``resnet*_v2`` deep-stem ImageNet checkpoint (``conv1..3``, ``bn1..3``;
-            ``deep_stem=True`` target).
-        deep_stem: expected stem; None detects it (``conv2.weight`` present → deep stem).
-    """
-    return _torchvision_resnet(state, deep_stem=deep_stem).state
-
-
-def convert_torchvision_mobilenet_v2(state: Mapping) -> Dict[str, torch.Tensor]:
-    """torchvision ``mobilenet_v2`` → ``DilatedMobileNetV2`` keys: ``features.0..17`` → ``backbone.features.*``;
-    ``features.18`` (1×1 conv to 1280) and ``classifier`` dropped."""
-    return _torchvision_mobilenet_v2(state).state
-
-
-def convert_official_apd_pspnet(state: Mapping, *, layout: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """Official APD (``model/pspnet.py``) or semseg PSPNet checkpoint → ``Segmentor(DilatedResNet, PSPHead)``.
-
-    Key map (``module.`` and the ``state_dict`` / ``model_state_dict`` container are unwrapped first)::
-
-        layer0.{0,1,3,4,6,7}            backbone.{conv1,bn1,conv2,bn2,conv3,bn3}
-        layer{1..4}.*                   backbone.layer{1..4}.*
-        ppm.features.{i}.1 / .2         sem_seg_head.ppm.stages.{i}.1 / .1.norm
-        apd:    ppm.merge.0 / .1        sem_seg_head.merge.0 / .0.norm
-                cls.0                   sem_seg_head.classifier
-        semseg: cls.0 / cls.1           sem_seg_head.merge.0 / .0.norm
-                cls.4                   sem_seg_head.classifier
-        aux.0 / aux.1 / aux.4           sem_seg_head.aux_head.conv / .conv.norm / .classifier
-
-    Args:
-        layout: "apd" (the PPM owns the 3×3 merge conv, ``cls`` is the 1×1 classifier), "semseg"
-            (``cls`` = 3×3 conv, BN, ReLU, Dropout, 1×1 conv) or None to detect it.
-    """
-    return _official_apd_pspnet(state, layout=layout).state
-
-
-def convert_official_apd_deeplabv3(state: Mapping) -> Dict[str, torch.Tensor]:
-    """Official APD DeepLabV3 (``model/deeplabv3.py``, mmcv ``ConvModule`` names) →
-    ``Segmentor(DilatedResNet, ASPPHead)``: ``ppm.image_pool.1`` → ``sem_seg_head.aspp.image_pool.1``,
-    ``ppm.aspp_modules.{j}`` → ``sem_seg_head.aspp.branches.{j}``, ``ppm.bottleneck`` →
-    ``sem_seg_head.bottleneck.0`` (``conv``/``bn`` → weight/``norm``), ``cls.0`` → classifier; backbone and
-    ``aux`` as :func:`convert_official_apd_pspnet`."""
-    return _official_apd_deeplabv3(state).state
-
-
-def convert_official_apd(state: Mapping, *, layout: Optional[str] = None) -> Dict[str, torch.Tensor]:
-    """:func:`convert_official_apd_pspnet` or :func:`convert_official_apd_deeplabv3`, picked from the keys."""
-    return _official_apd(state, layout=layout).state
-
-
-def convert_cirkd_deeplabv3(state: Mapping, *, backbone_only: bool = False) -> Dict[str, torch.Tensor]:
-    """CIRKD DeepLabV3 (``models/deeplabv3.py``, ResNetV1b deep-stem backbone ``pretrained.*``) →
-    ``Segmentor(DilatedResNet(deep_stem=True, torchvision_dilation=True), ASPPHead(project_channels=C))``.
-
-    Key map (``module.`` and a checkpoint container are unwrapped first)::
-
-        pretrained.{conv1..3,bn1..3,layer1..4}   backbone.*
-        head.aspp.b0.{0,1}                       sem_seg_head.aspp.branches.0 / .0.norm
-        head.aspp.b{1,2,3}.block.{0,1}           sem_seg_head.aspp.branches.{1,2,3} / .norm
-        head.aspp.b4.gap.{1,2}                   sem_seg_head.aspp.image_pool.1 / .1.norm
-        head.aspp.project.{0,1}                  sem_seg_head.project.0 / .0.norm  (input channels reordered)
-        head.block.{0,1} / head.block.4          sem_seg_head.bottleneck.0 / .0.norm, sem_seg_head.classifier
-        auxlayer.block.{0,1} / .4                sem_seg_head.aux_head.conv / .conv.norm, .aux_head.classifier
-
-    Args:
-        backbone_only: convert ``pretrained.*`` only and drop ``head.*`` / ``auxlayer.*`` (an init for a
-            model whose head differs).
-    """
-    return _cirkd_deeplabv3(state, backbone_only=backbone_only).state
-
-
-def add_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
-    """``{prefix + k: v}``, e.g. ``prefix="student."`` to initialise a distiller's student."""
-    return {prefix + k: v for k, v in state.items()}
-
-
-def summarize_keys(keys: Iterable[str], depth: int = 2) -> Dict[str, int]:
-    """Number of keys per dotted prefix of ``depth`` components (``backbone.layer1``: 60), in first-seen order."""
-    counts: Counter = Counter()
-    order: List[str] = []
-    for key in keys:
-        prefix = ".".join(key.split(".")[:depth])
-        if prefix not in counts:
-            order.append(prefix)
-        counts[prefix] += 1
-    return {p: counts[p] for p in order}
-
-
-# ------------------------------------------------------------------ checks against a target model (CLIs)
-@dataclass
-class ModelComparison:
-    """Converted keys vs a model's ``state_dict()``.
-
-    ``missing``: model keys absent from the checkpoint (``num_batches_tracked`` excluded);
-    ``unexpected``: checkpoint keys the model does not have; ``mismatched``: "key (checkpoint shape vs
-    model shape)" strings; ``extra_buffers``: checkpoint ``num_batches_tracked`` keys the model has no
-    slot for (e.g. FrozenBN), left out of ``unexpected``.
-    """
-
-    missing: List[str]
-    unexpected: List[str]
-    mismatched: List[str]
-    extra_buffers: List[str]
-
-    def errors(self, allow_missing: Callable[[str], bool] = lambda key: False, limit: int = 60) -> List[str]:
-        """Error lines (empty when the checkpoint fits); missing keys for which ``allow_missing`` is
-        true are not errors (a backbone-only checkpoint leaves the head missing). Each list shows its
-        count per prefix and its first ``limit`` keys; a consistent prefix difference between the
-        unexpected and the missing keys is pointed out."""
-        lines = []
-        missing = [k for k in self.missing if not allow_missing(k)]
-        for title, keys in (
-            ("missing keys", missing),
-            ("unexpected keys", self.unexpected),
-            ("shape mismatches", self.mismatched),
-        ):
-            if keys:
-                by_prefix = ", ".join(f"{p} ({n})" for p, n in summarize_keys(keys).items())
-                lines.append(f"{title} ({len(keys)}; {by_prefix}): {format_keys(keys, limit)}")
-        hint = _prefix_hint(missing, self.unexpected)
-        if hint:
-            lines.append(hint)
-        return lines
-
-
-def _prefix_hint(missing: Sequence[str], unexpected: Sequence[str]) -> Optional[str]:
-    """A sentence when most unexpected keys are missing keys with a prefix added or removed."""
-    if not missing or not unexpected:
-        return None
-    by_tail: Dict[str, List[str]] = {}
-    for m in missing:
-        by_tail.setdefault(".".join(m.split(".")[-3:]), []).append(m)
-    model_extra: Counter = Counter()  # the model's names = prefix + checkpoint names
-    checkpoint_extra: Counter = Counter()  # the checkpoint's names = prefix + model names
-    for u in unexpected:
-        for m in by_tail.get(".".join(u.split(".")[-3:]), []):
-            if m.endswith("." + u):
-                model_extra[m[: -len(u)]] += 1
-            elif u.endswith("." + m):
-                checkpoint_extra[u[: -len(m)]] += 1
-    if model_extra:
-        prefix, n = model_extra.most_common(1)[0]
-        if n >= len(unexpected) // 2:
-            return (f"hint: {n} unexpected keys are missing keys without the prefix '{prefix}': "
-                    f"pass --prefix {prefix}")
-    if checkpoint_extra:
-        prefix, n = checkpoint_extra.most_common(1)[0]
-        if n >= len(unexpected) // 2:
-            return (f"hint: {n} unexpected keys are missing keys with an extra prefix '{prefix}': "
-                    "check --prefix and --model-key")
-    return None
-
-
-def compare_with_model(state: Mapping[str, torch.Tensor], model: nn.Module) -> ModelComparison:
-    """Compare converted keys and shapes with ``model.state_dict()`` (see :class:`ModelComparison`)."""
-    expected = model.state_dict()
-    missing, unexpected, mismatched = checkpoint_io.compare_state_dicts(expected, state, ("num_batches_tracked",))
-    extra_buffers = [k for k in state if k not in expected and k.endswith("num_batches_tracked")]
-    return ModelComparison(missing, unexpected, mismatched, extra_buffers)
-
-
-def build_model_from_config(
-    config_file: str, model_key: Optional[str] = None, overrides: Sequence[str] = ()
-) -> Tuple[nn.Module, str]:
-    """Instantiate the model node ``model_key`` of a LazyConfig (on CPU, no weights loaded).
-
-    Args:
-        config_file: a LazyConfig ``.py``/``.yaml`` file.
-        model_key: dotted key of the node to build; None picks ``model.teacher`` when the config's model
-            has a teacher (a distiller config) and ``model`` otherwise. A node with a ``teacher_weights``
-            argument is built with ``teacher_weights=None`` (the target only provides key names/shapes).
-        overrides: ``key=value`` config overrides (checked with :func:`apd.config.check_overrides`).
-    Returns:
-        (model, the model key used).
-    """
-    from detectron2.config import LazyConfig, instantiate
-    from omegaconf import DictConfig, OmegaConf
-
-    from apd.config import check_overrides
-
-    cfg = LazyConfig.load(config_file)
-    overrides = list(overrides)
-    check_overrides(cfg, overrides)
-    cfg = LazyConfig.apply_overrides(cfg, overrides)
-    if "model" not in cfg:
-        raise KeyError(f"Config '{config_file}' defines no `model`")
-    if model_key is None:
-        model_key = "model.teacher" if isinstance(cfg.model, DictConfig) and "teacher" in cfg.model else "model"
-    node = OmegaConf.select(cfg, model_key, default=None)
-    if node is None:
-        raise KeyError(f"Config '{config_file}' has no node `{model_key}`")
-    if isinstance(node, DictConfig) and "teacher_weights" in node:
-        node.teacher_weights = None
-    model = instantiate(node)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`{model_key}` of '{config_file}' builds a {type(model).__name__}, not an nn.Module")
-    return model, model_key
-
-
-def read_checkpoint(path: str, allow_pickle: bool = False) -> Mapping:
-    """The checkpoint container in ``path``, read by :func:`apd.checkpoint.io.load_checkpoint` (restricted
-    unpickling / ``weights_only=True`` unless ``allow_pickle``, archive CRC check, NaN/inf refused).
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: unsafe, damaged or poisoned file (one line naming it).
-    """
-    return checkpoint_io.load_checkpoint(path, allow_pickle=allow_pickle)
-
-
-def format_conversion_report(result: ConversionResult, state: Mapping[str, torch.Tensor]) -> str:
-    """Human-readable summary: converted keys per target prefix, dropped keys per source prefix."""
-    lines = [f"Converted {len(state)} keys ({result.source}):"]
-    lines += [f"  {prefix:<40s} {count:5d}" for prefix, count in summarize_keys(state).items()]
-    lines += [f"Changed {name}: {what}" for name, what in result.changed.items()]
-    if result.dropped:
-        dropped = ", ".join(f"{p} ({n})" for p, n in summarize_keys(
-            [k.rsplit(".", 1)[0] for k in result.dropped], depth=2).items())
-        lines.append(f"Dropped {len(result.dropped)} source keys: {dropped}")
-    return "\n".join(lines)

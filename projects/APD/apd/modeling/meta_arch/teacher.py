@@ -6,7 +6,7 @@ shape-mismatched keys are all reported in one error, before any training step.
 """
 import logging
 import os
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Optional
 
 import torch
 from torch import nn
@@ -69,13 +69,6 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         raise TeacherWeightsError(f"Teacher weights (`model.teacher_weights`): {e}") from None
 
 
-def check_state_dict(
-    model: nn.Module, state: Mapping[str, torch.Tensor]
-) -> Tuple[List[str], List[str], List[str]]:
-    """Compare a state dict with a model: returns (missing, unexpected, shape-mismatched) key lists."""
-    return checkpoint_io.compare_state_dicts(model.state_dict(), state, _BENIGN_UNEXPECTED_SUBSTRINGS)
-
-
 def load_teacher_weights(model: nn.Module, path: str) -> None:
     """Load ``path`` into ``model`` strictly (after ``module.`` prefix normalisation).
 
@@ -85,17 +78,11 @@ def load_teacher_weights(model: nn.Module, path: str) -> None:
             (all of them listed in the message).
     """
     state = read_state_dict(path)
-    missing, unexpected, mismatched = check_state_dict(model, state)
-    if missing or unexpected or mismatched:
-        parts = [f"Teacher weights '{path}' do not match the teacher architecture:"]
-        if missing:
-            parts.append(f"  missing keys ({len(missing)}): {format_keys(missing)}")
-        if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {format_keys(unexpected)}")
-        if mismatched:
-            parts.append(f"  shape mismatches ({len(mismatched)}): {format_keys(mismatched)}")
-        parts.append("Check `model.teacher` against the config the teacher was trained with.")
-        raise TeacherWeightsError("\n".join(parts))
+    misfit = checkpoint_io.compare_state_dicts(model.state_dict(), state, _BENIGN_UNEXPECTED_SUBSTRINGS).lines()
+    if misfit:
+        raise TeacherWeightsError("\n  ".join([f"Teacher weights '{path}' do not match the teacher architecture:",
+                                               *misfit, "Check `model.teacher` against the config the teacher "
+                                               "was trained with."]))
     expected = model.state_dict()
     # Strict load: every key of the model gets a value; benign missing ones (num_batches_tracked) keep
     # the model's own, benign unexpected ones (old anchor buffers) are dropped.
