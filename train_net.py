@@ -61,7 +61,6 @@ from apd.engine.run_dir import (
     move_previous_run,
     truncate_metrics,
 )
-from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm
 from apd.evaluation import format_per_class_table
 from apd.errors import UserError
 from apd.export import read_student_state, student_config
@@ -75,7 +74,7 @@ def _unwrap(model):
 
 
 def _frozen(model):
-    """Sub-modules that never train (a distiller's teacher): no BN synchronisation, no batch check."""
+    """Sub-modules that never train (a distiller's teacher): no batch check."""
     return [model.teacher] if isinstance(model, Distiller) else []
 
 
@@ -96,15 +95,10 @@ def do_test(cfg, model, *, log_prefix: str = ""):
 
 
 def build_model(cfg, device: str):
-    """``instantiate(cfg.model)`` on ``device``; with several processes its BN layers (not the frozen
-    teacher's) are synchronised unless ``train.sync_bn=False`` (apd/engine/sync_batchnorm.py)."""
+    """``instantiate(cfg.model)`` on ``device``. The norm layers are the config's (``norm="SyncBN"`` /
+    ``"naiveSyncBN"`` synchronise BN across processes, as in Detectron2)."""
     model = instantiate(cfg.model)
     model.to(device)
-    if comm.get_world_size() > 1:
-        if cfg.train.get("sync_bn", True):
-            model = convert_sync_batchnorm(model, device, skip=_frozen(model))
-        elif device == "cpu":  # norm="SyncBN" set by the config: torch's is CUDA-only
-            model = naive_sync_batchnorm(model)
     logger.info("Model:\n{}".format(model) if comm.is_main_process() and cfg.train.get("log_model", False) else
                 f"Model: {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} parameters")
     return model
@@ -155,7 +149,7 @@ def resume_or_load(cfg, checkpointer, trainer, *, resume: bool) -> int:
 
 def do_train(args, cfg, device: str):
     model = build_model(cfg, device)
-    check_batch_per_process(cfg, model, world_size=comm.get_world_size(), skip=_frozen(model))
+    check_batch_per_process(cfg, model, world_size=comm.get_world_size(), skip=_frozen(model), device=device)
     if isinstance(model, Distiller):
         model.check_teacher_ready()  # refuse a random teacher before any heavy work
     optimizer, adapter_optimizer = build_optimizers(cfg, model)

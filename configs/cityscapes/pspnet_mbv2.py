@@ -5,7 +5,7 @@ from apd.modeling.backbone.mobilenet_v2 import DilatedMobileNetV2, dilated_mobil
 
 from .pspnet_r101 import dataloader, lr_multiplier, model, optimizer, train
 
-model.backbone = L(DilatedMobileNetV2)(output_stride=8, width_mult=1.0, norm="BN", out_features=["res4", "res5"])
+model.backbone = L(DilatedMobileNetV2)(output_stride=8, width_mult=1.0, norm="SyncBN", out_features=["res4", "res5"])
 model.sem_seg_head.norm = "${..backbone.norm}"
 model.sem_seg_head.input_shape = L(dilated_mobilenet_v2_output_shape)(  # res4 96, res5 320 channels at ×1
     output_stride="${...backbone.output_stride}",

@@ -14,5 +14,4 @@ train = dict(
     cudnn_benchmark=False,  # torch.backends.cudnn.benchmark for training (fixed crop sizes: True helps)
     log_model=False,  # print the whole model at start-up
     compile=False,  # torch.compile the student's backbone + head and the distillation terms (True, or dict(backend=, mode=)); see apd.engine.distill_trainer.compile_model
-    sync_bn=True,  # several processes: synchronise the student's/adapters' BN (SyncBN on CUDA, naive on CPU)
 )

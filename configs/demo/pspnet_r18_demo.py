@@ -8,6 +8,8 @@ head starts random. 200 iterations × batch 8 (10 epochs of the 160 generated tr
 from ..cityscapes.pspnet_r18 import lr_multiplier, model, optimizer, train
 from ._data import dataloader
 
+# The CPU's multi-process norm (gloo); plain BN in one process, where the demo trains.
+model.backbone.norm = "naiveSyncBN"
 model.backbone.stem_width = 16
 model.backbone.base_channels = 16
 model.sem_seg_head.channels = 64

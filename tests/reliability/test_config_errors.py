@@ -151,7 +151,7 @@ def test_overrides_of_the_right_type_pass():
         "train.amp.enabled=false", "train.max_iter=7", "optimizer.lr=1", "model.loss_weights.loss_kd=0.5",
         "dataloader.train.mapper.augmentations.crop_size=[64,128]", "dataloader.train.mapper.augmentations.rotate=null",
         "model.student.sliding_window={crop_size:[64,64]}", "train.output_dir='5'", "model.teacher_weights=null",
-        "train.init_checkpoint=''", "train.sync_bn=false", "train.compile={backend:aot_eager}",
+        "train.init_checkpoint=''", "model.student.backbone.norm=BN", "train.compile={backend:aot_eager}",
     ])
     assert cfg.dataloader.train.mapper.skip_bad_samples is True and cfg.model.save_teacher is True
     assert cfg.train.eval_teacher is False and cfg.train.max_iter == 7 and cfg.train.output_dir == "5"

@@ -1,17 +1,16 @@
-"""Reliability §5: multi-process runs synchronise BN by default; a 2-process CPU (gloo) run follows the
+"""Reliability §5: the config chooses a synchronised norm; a 2-process CPU (gloo) run follows the
 1-process loss curve; one image per process under plain BN is refused before the loader is built.
 
 ``train_net.py --num-gpus 2`` on a machine without CUDA: Detectron2's ``launch`` spawns 2 processes and
 initialises ``torch.distributed`` with the gloo backend (detectron2/engine/launch.py picks NCCL only when
-CUDA is available). torch's ``SyncBatchNorm`` refuses CPU modules under DDP, so train_net.py swaps it for
-Detectron2's ``NaiveSyncBatchNorm`` there (apd/engine/sync_batchnorm.py).
+CUDA is available). torch's ``SyncBatchNorm`` refuses CPU modules under DDP, so the CPU demo configs say
+``norm="naiveSyncBN"`` (Detectron2's ``NaiveSyncBatchNorm``), the GPU recipes ``norm="SyncBN"``.
 
 The honest comparison (docs/RELIABILITY.md): SyncBN, dropout off, no ignore pixel, loss_pa off. With
 plain BN each process would normalise its own half-batch (here 1 image: PSPNet's 1×1 pooling bin then
 has one value per channel and BN raises), dropout masks are drawn per process, and pixel-/pair-weighted
 loss means do not split into per-process means: none of these can match a 1-process run exactly.
 """
-import copy
 import glob
 import os
 import shutil
@@ -28,9 +27,8 @@ from detectron2.layers import NaiveSyncBatchNorm
 from PIL import Image
 from torch import nn
 
-from apd.config import ConfigMismatchError, check_batch_per_process
-from apd.engine.sync_batchnorm import convert_sync_batchnorm, naive_sync_batchnorm, single_value_batchnorms
-from apd.utils.testing import toy_segmentor
+from apd.config import ConfigMismatchError, ConfigValueError, check_batch_per_process
+from apd.layers.batch_norm import single_value_batchnorms
 
 from reliability_helpers import APD_DEMO, REPO, TINY, read_metrics
 
@@ -57,25 +55,26 @@ def _deeplab_demo_config(folder):
     return path
 
 
-def test_sync_bn_conversion_covers_student_and_adapters_not_the_teacher():
-    class Distiller(nn.Module):  # the attribute names of the distillers
-        def __init__(self):
-            super().__init__()
-            self.student = toy_segmentor(seed=0)
-            self.adapter = nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))
-            self.teacher = toy_segmentor(seed=1).eval()
-
-    for device, sync_type in (("cpu", NaiveSyncBatchNorm), ("cuda", nn.SyncBatchNorm)):
-        model = Distiller()
-        params = dict(model.named_parameters())
-        buffers = dict(model.named_buffers())
-        assert convert_sync_batchnorm(model, device, skip=[model.teacher]) is model
-        assert type(model.student.backbone.bn1) is sync_type and model.student.backbone.bn1.training
-        assert type(model.adapter[1]) is sync_type
-        assert type(model.teacher.backbone.bn1) is nn.BatchNorm2d and not model.teacher.backbone.bn1.training
-        # Same Parameter and buffer objects: optimisers and checkpoints stay valid, state_dict keys unchanged.
-        assert all(p is params[n] for n, p in model.named_parameters())
-        assert all(b is buffers[n] for n, b in model.named_buffers())
+def test_the_configs_choose_the_norm_and_syncbn_on_cpu_processes_is_one_line():
+    # The CPU demo: Detectron2's NaiveSyncBatchNorm (gloo) in the student and the head; the teacher too
+    # (its own demo config), frozen in eval mode, where no norm communicates.
+    cfg = LazyConfig.load(APD_DEMO)
+    cfg.model.teacher_weights = None
+    model = instantiate(cfg.model)
+    assert type(model.student.backbone.bn1) is NaiveSyncBatchNorm and model.student.backbone.bn1.training
+    assert type(model.student.sem_seg_head.ppm.stages[0][1].norm) is NaiveSyncBatchNorm
+    assert not model.teacher.backbone.bn1.training
+    check_batch_per_process(cfg, model, world_size=2, skip=[model.teacher], device="cpu")
+    # The GPU recipe: torch's SyncBatchNorm, which DDP refuses on CPU modules: one line naming the fix.
+    recipe = LazyConfig.load("configs/cityscapes/pspnet_r18.py")
+    psp = instantiate(recipe.model)
+    assert type(psp.backbone.bn1) is nn.SyncBatchNorm
+    check_batch_per_process(recipe, psp, world_size=2, device="cuda")
+    check_batch_per_process(recipe, psp, world_size=1, device="cpu")  # one process: plain BN
+    with pytest.raises(ConfigValueError, match=r"norm 'SyncBN' \(backbone\.bn1 and \d+ more\) is torch's "
+                                               r"SyncBatchNorm, which needs CUDA; with 2 CPU processes set the "
+                                               r"norm to 'naiveSyncBN'"):
+        check_batch_per_process(recipe, psp, world_size=2, device="cpu")
 
 
 def test_pooled_batchnorms_of_pspnet_and_aspp_and_the_one_image_refusal(tmp_path):
@@ -96,9 +95,10 @@ def test_pooled_batchnorms_of_pspnet_and_aspp_and_the_one_image_refusal(tmp_path
         check_batch_per_process(cfg, psp, world_size=1)
     cfg.dataloader.train.total_batch_size = 2
     check_batch_per_process(cfg, psp, world_size=1)
-    with pytest.raises(ConfigMismatchError, match="with 2 processes without train.sync_bn"):
-        check_batch_per_process(cfg, psp, world_size=2)  # per-process BN, 1 image per process
-    check_batch_per_process(cfg, convert_sync_batchnorm(psp, "cpu"), world_size=2)  # synchronised: fine
+    check_batch_per_process(cfg, psp, world_size=2)  # the demo's naiveSyncBN: synchronised, fine
+    cfg.model.backbone.norm = "BN"
+    with pytest.raises(ConfigMismatchError, match="with 2 processes and per-process BN"):
+        check_batch_per_process(cfg, instantiate(cfg.model), world_size=2)  # per-process BN, 1 image per process
     # norm="SyncBN" in one process is plain BN: refused at 1 image
     cfg.dataloader.train.total_batch_size = 1
     with pytest.raises(ConfigMismatchError, match="with 1 process"):
@@ -155,9 +155,10 @@ def test_naive_sync_batchnorm_with_one_image_per_process_uses_global_batch_stati
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["pspnet", "deeplabv3"])
-def test_two_processes_one_image_each_train_with_the_configs_plain_bn(
+def test_two_processes_one_image_each_train_with_the_demo_configs_naive_sync_bn(
         model, demo_datasets_root, tmp_path, run_train_net):
-    # The headline command at demo size: configs say norm="BN"; total batch 2 over 2 processes.
+    # The headline command at demo size: the demo configs say norm="naiveSyncBN"; total batch 2 over 2
+    # processes.
     config = STUDENT_DEMO if model == "pspnet" else _deeplab_demo_config(tmp_path)
     out = tmp_path / "run"
     run_train_net(["--num-gpus", "2", "--dist-url", "auto", "--config-file", config, *TINY,
@@ -180,31 +181,10 @@ def test_one_image_in_one_process_stops_before_the_loader(demo_datasets_root, tm
     assert "Starting training" not in (out / "log.txt").read_text()
 
 
-def test_naive_sync_batchnorm_takes_over_parameters_buffers_and_mode():
-    sync = nn.SyncBatchNorm.convert_sync_batchnorm(toy_segmentor(seed=0)).train()
-    with torch.no_grad():
-        sync.backbone.bn1.running_mean.add_(0.5)
-    naive = copy.deepcopy(sync)
-    params = dict(naive.named_parameters())
-    assert naive_sync_batchnorm(naive) is naive
-    assert not any(isinstance(m, nn.SyncBatchNorm) for m in naive.modules())
-    assert type(naive.backbone.bn1) is NaiveSyncBatchNorm and naive.backbone.bn1.training
-    # The same Parameter objects (an optimiser built before stays valid) and the same buffers.
-    assert all(p is params[n] for n, p in naive.named_parameters())
-    torch.testing.assert_close(dict(naive.named_buffers()), dict(sync.named_buffers()))
-    # One process: both are BatchNorm2d (same output, same statistics update).
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(naive.backbone(x)["res5"], sync.backbone(x)["res5"])
-    torch.testing.assert_close(dict(naive.named_buffers()), dict(sync.named_buffers()))
-    eval_layer = naive_sync_batchnorm(nn.SyncBatchNorm(3).eval())
-    assert type(eval_layer) is NaiveSyncBatchNorm and not eval_layer.training
-
-
 # Random init (train.init_checkpoint=""), as measured: from the demo's ImageNet stand-in the iteration-0
 # losses of the two runs differed by up to 1.9e-5 relative (loss_apd), above the 1e-5 below.
 _COMMON = ["--config-file", APD_DEMO, *TINY, "train.max_iter=3", "train.eval_teacher=False", "train.init_checkpoint=",
-           "train.checkpointer.period=1", "model.student.backbone.norm=SyncBN",
+           "train.checkpointer.period=1",
            "model.student.sem_seg_head.dropout=0.0", "dataloader.train.mapper.augmentations.rotate=null",
            "model.loss_weights.loss_pa=0.0"]
 _LOSSES = ("total_loss", "loss_sem_seg", "loss_aux", "loss_kd", "loss_apd", "loss_pa", "loss_adapt")
@@ -267,13 +247,13 @@ def test_two_process_gloo_run_matches_one_process_run_with_sync_bn(
 
 
 @pytest.mark.slow
-def test_two_processes_without_sync_bn_stop_with_one_line_and_status_2(demo_datasets_root, tmp_path, run_train_net):
+def test_two_processes_with_plain_bn_stop_with_one_line_and_status_2(demo_datasets_root, tmp_path, run_train_net):
     # The refusal happens in the workers (it needs the model): each prints the line; the launcher adds
     # no spawn traceback.
     proc = run_train_net(["--num-gpus", "2", "--dist-url", "auto", "--config-file", STUDENT_DEMO, *TINY,
-                          "train.sync_bn=false", f"train.output_dir={tmp_path / 'run'}"],
+                          "model.backbone.norm=BN", f"train.output_dir={tmp_path / 'run'}"],
                          demo_datasets_root, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("train_net.py: error: ")]
     assert errors and all(e.startswith("train_net.py: error: dataloader.train.total_batch_size=2 with 2 processes "
-                                       "without train.sync_bn gives 1 image per process") for e in errors)
+                                       "and per-process BN gives 1 image per process") for e in errors)

@@ -6,7 +6,8 @@ stride and features, by interpolation), so another ResNet is one assignment: ``m
 (BasicBlock: res4/res5 with 256/512 channels instead of 1024/2048). Another backbone family replaces
 ``model.sem_seg_head.input_shape`` too (see ``configs/cityscapes/pspnet_mbv2.py``).
 
-Norm: the head follows ``model.backbone.norm`` ("BN"; set "SyncBN" for multi-GPU training).
+Norm: the head follows ``model.backbone.norm``: "SyncBN", as the recipe (8 images on 4 GPUs; plain BN in one
+process). On CPU with several processes use "naiveSyncBN" (Detectron2's NaiveSyncBatchNorm, gloo).
 Inference is whole-image; recipes enable the APD test protocol with e.g.
 ``model.sliding_window = dict(crop_size=(713, 713), flip=True)`` (stride: ceil(2/3·crop)).
 """
@@ -25,7 +26,7 @@ model = L(Segmentor)(
         deep_stem=True,
         stem_width=64,
         base_channels=64,
-        norm="BN",
+        norm="SyncBN",
         out_features=["res4", "res5"],
     ),
     sem_seg_head=L(PSPHead)(

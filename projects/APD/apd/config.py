@@ -29,7 +29,7 @@ __all__ = [
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
 TRAIN_KEYS = {
     "output_dir", "init_checkpoint", "max_iter", "amp", "ddp", "checkpointer", "eval_period",
-    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "sync_bn", "compile",
+    "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "compile",
 }
 
 
@@ -389,36 +389,44 @@ def check_batch_divides(cfg: DictConfig, *, world_size: int) -> None:
 
 
 def check_batch_per_process(cfg: DictConfig, model: torch.nn.Module, *, world_size: int,
-                            skip: Sequence[torch.nn.Module] = ()) -> None:
-    """Refuse one image per process when a BN layer would then normalise one value per channel.
+                            skip: Sequence[torch.nn.Module] = (), device: str = "cpu") -> None:
+    """Refuse a norm the processes cannot run, and one image per process where a BN layer would then
+    normalise one value per channel.
 
     Args:
         cfg: reads ``dataloader.train.total_batch_size``.
-        model: the built model (after any SyncBN conversion); BN layers after a global pool (PSPNet's
-            1×1 bin, ASPP's image pooling) are looked for
-            (:func:`apd.engine.sync_batchnorm.single_value_batchnorms`). With several processes,
-            synchronised layers (``nn.SyncBatchNorm``, ``NaiveSyncBatchNorm``) see the global batch and
-            pass; with one process every BN counts.
+        model: the built model; BN layers after a global pool (PSPNet's 1×1 bin, ASPP's image pooling) are
+            looked for (:func:`apd.layers.batch_norm.single_value_batchnorms`). With several processes,
+            synchronised layers (``SyncBN``, ``naiveSyncBN``) see the global batch and pass; with one
+            process every BN counts.
         world_size: number of training processes.
         skip: sub-modules that never train (a distiller's frozen teacher).
+        device: "cpu" or "cuda[:i]".
 
     Raises:
+        ConfigValueError: ``SyncBN`` with several CPU processes (DDP refuses it there).
         ConfigMismatchError: one line naming the batch size, a layer and the fixes.
     """
-    from apd.engine.sync_batchnorm import single_value_batchnorms
+    from apd.layers.batch_norm import single_value_batchnorms, torch_sync_batchnorms
 
+    sync = torch_sync_batchnorms(model) if world_size > 1 and not str(device).startswith("cuda") else []
+    if sync:
+        raise ConfigValueError(
+            f"norm 'SyncBN' ({sync[0]}{f' and {len(sync) - 1} more' if len(sync) > 1 else ''}) is torch's "
+            f"SyncBatchNorm, which needs CUDA; with {world_size} CPU processes set the norm to 'naiveSyncBN' "
+            "(e.g. model.backbone.norm=naiveSyncBN, model.student.backbone.norm=naiveSyncBN for a distiller).")
     total = OmegaConf.select(cfg, "dataloader.train.total_batch_size", default=None)
     if total is None or int(total) // max(world_size, 1) != 1:
         return
     layers = single_value_batchnorms(model, skip=skip, synced=world_size == 1)
     if not layers:
         return
-    where = f"{world_size} processes without train.sync_bn" if world_size > 1 else "1 process"
+    where = f"{world_size} processes and per-process BN" if world_size > 1 else "1 process"
     raise ConfigMismatchError(
         f"dataloader.train.total_batch_size={total} with {where} gives 1 image per process, and BatchNorm after a "
         f"global pool ({layers[0]}{f' and {len(layers) - 1} more' if len(layers) > 1 else ''}) would normalise one "
-        "value per channel. Use a batch of at least 2 per process, or several processes with synchronised BN "
-        "(--num-gpus N, train.sync_bn=True).")
+        "value per channel. Use a batch of at least 2 per process, or several processes (--num-gpus N) with a "
+        "synchronised norm: model.backbone.norm=SyncBN (CUDA) or naiveSyncBN (any device).")
 
 
 def resolve_device(device: Optional[str]) -> str:
