@@ -37,14 +37,7 @@ Inference split (segmentation pairs), batch 1, eval mode, no grad:
 Variants (``--variants``, each item timed under each variant that changes it (``AFFECTED``; the others under
 the first variant only), round-robin in the same process; results keyed ``ITEM`` for ``default`` and
 ``ITEM@VARIANT`` otherwise):
-  default   the code as it is: fused full-resolution terms (apd.modeling.losses.upsampled), resize backward
-            "auto" (matrix products on CUDA, PyTorch's scatter elsewhere)
-  separate  the full-resolution terms as separate PyTorch ops with PyTorch's resize backward (the code
-            before 2026-11-30: the "before" of the fused terms)
-  matmul    fused terms with the matrix-product resize backward on any device
-  d2proc    segmentation pre-/post-processing as Detectron2 writes it (normalise each image, then
-            ``ImageList.from_tensors``; ``sem_seg_postprocess`` even to the same size): the "before" of
-            Segmentor's single-write versions (2026-11-30)
+  default   the code as it is: fused full-resolution terms (apd.modeling.losses.upsampled)
   compiled  ``train.compile``: torch.compile (``--compile-backend``) of the student's backbone, head
             ``layers``/``losses`` and the distillation terms (apd.engine.distill_trainer.compile_model),
             switched on only while this variant runs
@@ -57,7 +50,6 @@ Loader: ``--loader-iters N`` times the real ResumableTrainLoader of configs/demo
 """
 import argparse
 import contextlib
-import functools
 import itertools
 import json
 import os
@@ -85,13 +77,11 @@ DEFAULT_PAIRS = ("deeplab", "pspnet", "mask_rcnn")
 STEPS = ("student", "teacher_fwd", "floor", "kd", "apd")
 INFER_PARTS = ("pre_student", "net_student", "post_student", "pre_teacher", "net_teacher", "post_teacher")
 PARTS = ("kd_term", "apd_term", "infer_student", "infer_teacher") + INFER_PARTS
-VARIANTS = ("default", "separate", "matmul", "compiled", "d2proc")
+VARIANTS = ("default", "compiled")
 # The items each variant changes: the others are timed under the first variant only.
-_TERMS = ("kd", "apd", "kd_term", "apd_term")
-AFFECTED = {"default": STEPS + PARTS, "separate": _TERMS, "matmul": _TERMS,
+AFFECTED = {"default": STEPS + PARTS,
             "compiled": ("student", "floor", "kd", "apd", "kd_term", "apd_term", "infer_student", "pre_student",
-                         "net_student", "post_student"),
-            "d2proc": ("infer_student", "infer_teacher", "pre_student", "post_student", "pre_teacher", "post_teacher")}
+                         "net_student", "post_student")}
 MEMORY_MODES = ("student", "teacher_fwd", "floor", "kd", "apd")
 NUM_BOXES = 5  # synthetic ground-truth instances per image (Mask R-CNN)
 LOADER_CONFIG = "configs/demo/pspnet_r18_demo.py"
@@ -452,31 +442,8 @@ class Bench:
     @contextlib.contextmanager
     def variant(self, name: str):
         """The context of one ``--variants`` entry (see the module docstring)."""
-        from apd.layers.resize import resize_impl
-        from apd.modeling.losses.upsampled import fused_terms
-
         if name == "default":
             yield
-        elif name == "separate":
-            with fused_terms(False), resize_impl("interpolate"):
-                yield
-        elif name == "matmul":
-            with resize_impl("matmul"):
-                yield
-        elif name == "d2proc":
-            saved = [(m, vars(m).get("preprocess_image"), vars(m).get("postprocess")) for m in (self.student, self.teacher)]
-            for m in (self.student, self.teacher):
-                object.__setattr__(m, "preprocess_image", functools.partial(_d2_preprocess, m))
-                object.__setattr__(m, "postprocess", _d2_postprocess)
-            try:
-                yield
-            finally:
-                for m, pre, post in saved:
-                    for attr, value in (("preprocess_image", pre), ("postprocess", post)):
-                        if value is None:
-                            vars(m).pop(attr, None)
-                        else:
-                            object.__setattr__(m, attr, value)
         elif name == "compiled":
             self._set_compiled(True)
             try:
@@ -527,23 +494,6 @@ class Bench:
             part, who = name.split("_")
             return self.infer_part(part, who)
         raise ValueError(f"unknown item '{name}'")
-
-
-def _d2_preprocess(model, batched_inputs):
-    """Detectron2's SemanticSegmentor.preprocess_image (normalise each image, then pad and batch)."""
-    from detectron2.structures import ImageList
-
-    images = [(x["image"].to(model.device) - model.pixel_mean) / model.pixel_std for x in batched_inputs]
-    return ImageList.from_tensors(images, model.backbone.size_divisibility,
-                                  padding_constraints=model.backbone.padding_constraints)
-
-
-def _d2_postprocess(results, image_sizes, batched_inputs):
-    """Detectron2's SemanticSegmentor post-processing: sem_seg_postprocess of every result."""
-    from detectron2.modeling.postprocessing import sem_seg_postprocess
-
-    return [{"sem_seg": sem_seg_postprocess(r, s, x.get("height", s[0]), x.get("width", s[1]))}
-            for r, s, x in zip(results, image_sizes, batched_inputs)]
 
 
 # ----------------------------------------------------------------------------------------- workers

@@ -2,8 +2,7 @@
 # The GPU session's checks in ONE call of under 8 minutes on one GPU, in priority order, each under its own
 # time limit (a step that runs out is cut, the next one starts), results collected as they come:
 #   psp713_b8 / psp713_b2  PSPNet R101 → R18 at the anchor's setting (crop 713, batch 8 and 2, fp32): step
-#                          ratios, fused full-resolution terms (default) against the separate ops (separate),
-#                          per-mode step memory (--memory-inline), profiles of the KD and APD terms
+#                          ratios, per-mode step memory (--memory-inline), profiles of the KD and APD terms
 #   deeplab_b8             DeepLabV3 R101 → R18 at 512×1024, batch 8: the same
 #   infer_fp32 / infer_bf16  student vs teacher at 1025×2049, batch 1: network alone and whole call,
 #                          with the pre- and post-processing timed apart (fp32: PSPNet and DeepLabV3; bf16: PSPNet)
@@ -59,12 +58,12 @@ COST="$PY benchmarks/cost.py --device $DEV"
 SEG_ITEMS=student,teacher_fwd,floor,kd,apd,kd_term,apd_term
 INF_ITEMS=pre_student,net_student,post_student,infer_student,pre_teacher,net_teacher,post_teacher,infer_teacher
 step psp713_b8 60 $COST $ROUNDS --configs pspnet --height $CROP --width $CROP --batch $B8 --items $SEG_ITEMS \
-    --variants default,separate --memory-inline --profile kd_term,kd_term@separate,apd_term,apd_term@separate \
+    --memory-inline --profile kd_term,apd_term \
     --json "$RES/psp713_b8.json"
 step psp713_b2 35 $COST $ROUNDS --configs pspnet --height $CROP --width $CROP --batch 2 --items $SEG_ITEMS \
-    --variants default,separate --memory-inline --json "$RES/psp713_b2.json"
+    --memory-inline --json "$RES/psp713_b2.json"
 step deeplab_b8 55 $COST $SHORT --configs deeplab --height $SEG_H --width $SEG_W --batch $B8 --items $SEG_ITEMS \
-    --variants default,separate --memory-inline --json "$RES/deeplab512x1024_b8.json"
+    --memory-inline --json "$RES/deeplab512x1024_b8.json"
 step infer_fp32 50 $COST $ROUNDS --configs pspnet,deeplab --height $INF_H --width $INF_W --batch 1 --no-memory \
     --items $INF_ITEMS --json "$RES/infer_fp32.json"
 step infer_bf16 30 $COST $ROUNDS --configs pspnet --height $INF_H --width $INF_W --batch 1 --no-memory \

@@ -255,19 +255,19 @@ def test_loss_balance_gradients_norms_and_cosines_on_a_known_example():
 
 
 def test_cost_variant_keys_ratios_and_inference_split_report(cost):
-    res = {"times": {"floor": [1.0, 2.0], "apd": [1.2, 2.2], "floor@separate": [1.0, 2.0], "apd@separate": [1.5, 2.4],
-                     "kd_term": [0.1, 0.2], "kd_term@separate": [0.2, 0.3], "pre_student": [0.1], "net_student": [1.0],
+    res = {"times": {"floor": [1.0, 2.0], "apd": [1.2, 2.2], "floor@compiled": [1.0, 2.0], "apd@compiled": [1.5, 2.4],
+                     "kd_term": [0.1, 0.2], "kd_term@compiled": [0.2, 0.3], "pre_student": [0.1], "net_student": [1.0],
                      "post_student": [0.4], "infer_student": [1.6], "net_teacher": [4.0], "infer_teacher": [4.8]},
-           "variants": ["default", "separate"], "memory_inline": {"apd": 2 * 2**30, "apd@separate": 3 * 2**30},
+           "variants": ["default", "compiled"], "memory_inline": {"apd": 2 * 2**30, "apd@compiled": 3 * 2**30},
            "height": 8, "width": 8, "batch": 2, "device": "cpu", "threads": 1, "repeats": 2, "warmup": 0}
     d = cost.derived(res)
-    assert d["APD step / floor"].startswith("1.150") and d["APD step / floor [separate]"].startswith("1.350")
-    assert d["kd_term: separate / default (per round)"].startswith("1.750")  # median of 2.0, 1.5
+    assert d["APD step / floor"].startswith("1.150") and d["APD step / floor [compiled]"].startswith("1.350")
+    assert d["kd_term: compiled / default (per round)"].startswith("1.750")  # median of 2.0, 1.5
     assert d["inference images/s student / teacher, network alone"].endswith("4.00×")
     assert d["inference images/s student / teacher"].endswith("3.00×")  # 4.8 / 1.6
     assert "(pre + post = 31.2% of the whole call)" in d["inference split student: pre / net / post / whole"]
     table = cost.report_pair("pspnet", res)
-    assert "| apd@separate | 1,950 ms | 1,500–2,400 | 1.350 | 3.00 GiB |" in table
+    assert "| apd@compiled | 1,950 ms | 1,500–2,400 | 1.350 | 3.00 GiB |" in table
     with pytest.raises(SystemExit):
         cost.main(["--configs", "demo", "--variants", "warp"])
 
@@ -276,15 +276,16 @@ def test_cost_variant_keys_ratios_and_inference_split_report(cost):
 def test_cost_variants_and_inference_split_run_and_are_reported(cost):
     args = argparse.Namespace(configs="demo", height=64, width=128, batch=2, device="cpu", warmup=0, repeats=1,
                               items="teacher_fwd,kd_term,pre_student,net_student,post_student,infer_student",
-                              amp="off", profile="kd_term@separate", variants="default,separate")
+                              amp="off", profile="kd_term@compiled", variants="default,compiled",
+                              compile_backend="eager")
     out = cost.worker_time(args)
-    assert set(out["times"]) == {"teacher_fwd", "kd_term", "kd_term@separate", "pre_student", "net_student",
-                                 "post_student", "infer_student"}  # separate changes the terms only
-    assert "profile of 'kd_term@separate'" in out["profile"]
+    student = ("kd_term", "pre_student", "net_student", "post_student", "infer_student")
+    assert set(out["times"]) == {"teacher_fwd", *student, *(f"{i}@compiled" for i in student)}  # not the teacher
+    assert "profile of 'kd_term@compiled'" in out["profile"]
     res = dict(out, height=64, width=128, batch=2, device="cpu", repeats=1, warmup=0)
     d = cost.derived(res)
-    assert "kd_term: separate / default (per round)" in d
+    assert "kd_term: compiled / default (per round)" in d
     assert "inference split student: pre / net / post / whole" in d
-    assert "| kd_term@separate |" in cost.report_pair("demo", res)
+    assert "| kd_term@compiled |" in cost.report_pair("demo", res)
     with pytest.raises(SystemExit):
         cost.main(["--configs", "demo", "--variants", "warp"])

@@ -3,7 +3,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from apd.layers.resize import resize_impl
 from apd.modeling.losses.upsampled import upsampled_cross_entropy, upsampled_kl_div
 
 
@@ -21,28 +20,25 @@ def _reference_ce(u, labels, valid, align_corners):
     return F.cross_entropy(u_up, target, ignore_index=-100, reduction="none").sum() / valid.sum().clamp(min=1)
 
 
-@pytest.mark.parametrize("impl", ["matmul", "interpolate"])
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 @pytest.mark.parametrize("align_corners", [True, False])
 @pytest.mark.parametrize("sizes", [((6, 7), (41, 25)), ((9, 9), (9, 9)), ((12, 10), (5, 7))], ids=str)
-def test_kl_value_and_gradient_match_separate_ops(impl, temperature, align_corners, sizes):
+def test_kl_value_and_gradient_match_separate_ops(temperature, align_corners, sizes):
     (h, w), size = sizes
     g = torch.Generator().manual_seed(0)
     s = (3 * torch.randn(2, 5, h, w, generator=g)).requires_grad_()
     t = 3 * torch.randn(2, 5, h + 1, w, generator=g)
     ref = _reference_kl(s, t, size, align_corners, temperature)
-    with resize_impl(impl):
-        got = upsampled_kl_div(s, t, size, align_corners, temperature)
+    got = upsampled_kl_div(s, t, size, align_corners, temperature)
     assert torch.equal(got, ref)
     (g_ref,) = torch.autograd.grad(3.0 * ref, s)
     (g_got,) = torch.autograd.grad(3.0 * got, s)
     torch.testing.assert_close(g_got, g_ref, atol=1e-6 * float(g_ref.abs().max()), rtol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["matmul", "interpolate"])
 @pytest.mark.parametrize("align_corners", [True, False])
 @pytest.mark.parametrize("sizes", [((6, 7), (41, 25)), ((8, 8), (8, 8)), ((12, 10), (5, 7))], ids=str)
-def test_ce_value_and_gradient_match_separate_ops(impl, align_corners, sizes):
+def test_ce_value_and_gradient_match_separate_ops(align_corners, sizes):
     (h, w), size = sizes
     g = torch.Generator().manual_seed(1)
     # Channels-last input, as apd_loss_terms builds U (a permuted view).
@@ -51,7 +47,7 @@ def test_ce_value_and_gradient_match_separate_ops(impl, align_corners, sizes):
     labels[torch.rand(labels.shape, generator=g) < 0.3] = 255
     valid = labels < 4
     ref = _reference_ce(u.permute(0, 3, 1, 2), labels, valid, align_corners)
-    got = upsampled_cross_entropy(u.permute(0, 3, 1, 2), labels, valid, align_corners, impl=impl)
+    got = upsampled_cross_entropy(u.permute(0, 3, 1, 2), labels, valid, align_corners)
     torch.testing.assert_close(got, ref, atol=0, rtol=1e-6)
     (g_ref,) = torch.autograd.grad(ref, u)
     (g_got,) = torch.autograd.grad(got, u)
@@ -72,12 +68,14 @@ def test_no_valid_pixel_gives_zero_in_the_graph_and_half_inputs_run_in_fp32():
     assert s.grad.dtype == torch.bfloat16
 
 
-def test_fused_terms_switch_runs_the_separate_ops():
-    from apd.modeling.losses.upsampled import fused_terms
-
+def test_fused_argument_runs_the_separate_ops_when_false():
     s = torch.randn(1, 3, 4, 4, requires_grad=True)
     t = torch.randn(1, 3, 4, 4)
-    with fused_terms(False):
-        loss = upsampled_kl_div(s, t, (9, 9))
+    loss = upsampled_kl_div(s, t, (9, 9), fused=False)
     assert "Backward" in type(loss.grad_fn).__name__ and "Upsampled" not in type(loss.grad_fn).__name__
     assert "Upsampled" in type(upsampled_kl_div(s, t, (9, 9)).grad_fn).__name__
+    u = torch.randn(1, 3, 4, 4, requires_grad=True)
+    labels = torch.randint(0, 3, (1, 9, 9))
+    ce = upsampled_cross_entropy(u, labels, labels < 3, fused=False)
+    assert "Upsampled" not in type(ce.grad_fn).__name__
+    assert "Upsampled" in type(upsampled_cross_entropy(u, labels, labels < 3).grad_fn).__name__

@@ -201,31 +201,3 @@ def test_deeplabv3_config_is_pspnet_with_aspp():
     head = _load("deeplabv3").model.sem_seg_head
     assert "bins" not in head and head.dilations == (12, 24, 36)
     assert head.aux_in_feature == "res4" and head.align_corners is True
-
-
-@pytest.mark.parametrize("uint8", [True, False])
-@pytest.mark.parametrize("align_corners", [False, True])
-def test_trimmed_pre_and_postprocessing_give_identical_predictions(uint8, align_corners):
-    # The pre-/post-processing as Detectron2 writes it (normalise each image, ImageList.from_tensors,
-    # sem_seg_postprocess even to the same size) against Segmentor's single-write versions: bit for bit.
-    from detectron2.modeling.postprocessing import sem_seg_postprocess
-    from detectron2.structures import ImageList
-
-    model = _model(align_corners=align_corners, size_divisibility=16).eval()
-    batch = _inputs([(37, 29), (33, 41)])
-    batch[1]["height"], batch[1]["width"] = 45, 23  # one resized output, one at the image size
-    if uint8:
-        for x in batch:
-            x["image"] = x["image"].to(torch.uint8)
-    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
-    reference = ImageList.from_tensors([(x["image"] - mean) / std for x in batch], 16)
-    images = model.preprocess_image(batch)
-    assert images.image_sizes == reference.image_sizes
-    assert torch.equal(images.tensor, reference.tensor)
-    with torch.no_grad():
-        logits = model.predict_logits(reference.tensor)
-        expected = [sem_seg_postprocess(r, s, x.get("height", s[0]), x.get("width", s[1]))
-                    for r, s, x in zip(logits, reference.image_sizes, batch)]
-        got = model(batch)
-    for g, e in zip(got, expected):
-        assert torch.equal(g["sem_seg"], e)

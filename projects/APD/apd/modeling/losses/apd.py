@@ -132,6 +132,7 @@ def apd_loss_terms(
     tau: float = 10.0,
     scope: str = "image",
     ignore_value: int = 255,
+    fused: bool = True,
 ) -> Dict[str, torch.Tensor]:
     """APD terms for dense prediction (docs/METHOD.md §2-§3).
 
@@ -149,6 +150,8 @@ def apd_loss_terms(
             over all (image, class) pairs. ``"batch"``: one perspective for the whole (per-device) batch,
             reproducing the official code's numbers.
         ignore_value: label id without a class (255).
+        fused: loss_adapt's upsampling + CE as one autograd node
+            (:func:`apd.modeling.losses.upsampled.upsampled_cross_entropy`); False: the separate ops.
 
     Returns:
         dict of 0-dim tensors:
@@ -182,8 +185,7 @@ def apd_loss_terms(
 
     u = u.reshape(b, h, w, num_classes).permute(0, 3, 1, 2)
     valid = valid_label_mask(labels, num_classes, ignore_value)
-    # Upsampling (align_corners=True) + CE as one autograd node (apd.modeling.losses.upsampled).
-    loss_adapt = upsampled_cross_entropy(u, labels, valid, align_corners=ALIGN_CORNERS)
+    loss_adapt = upsampled_cross_entropy(u, labels, valid, align_corners=ALIGN_CORNERS, fused=fused)
     return {"loss_apd": loss_apd, "loss_pa": loss_pa, "loss_adapt": loss_adapt}
 
 

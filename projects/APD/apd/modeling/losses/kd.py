@@ -18,6 +18,7 @@ def logit_kd_loss(
     temperature: float = 1.0,
     out_size: Optional[Sequence[int]] = None,
     align_corners: bool = ALIGN_CORNERS,
+    fused: bool = True,
 ) -> torch.Tensor:
     """KL(teacher‖student) of temperature-softened class distributions, per pixel.
 
@@ -28,6 +29,8 @@ def logit_kd_loss(
         out_size: (H, W) to which both logits are bilinearly resized first (the official code uses the
             label size); None keeps their size, which must then match.
         align_corners: passed to the bilinear resize (default: the one rule, ``losses.resize.ALIGN_CORNERS``).
+        fused: resize + log-softmax + KL as one autograd node (:func:`apd.modeling.losses.upsampled.upsampled_kl_div`:
+            the same values, one saved tensor); False: the separate PyTorch ops.
 
     Returns:
         0-dim tensor ``T² · Σ_{b,k,p} p_t (log p_t − log p_s) / (B·K·H·W)``: the element mean of
@@ -49,5 +52,4 @@ def logit_kd_loss(
             f"student logits {tuple(student_logits.shape)} and teacher logits "
             f"{tuple(teacher_logits.shape)} differ; pass out_size to resize both"
         )
-    # Resize + log-softmax + KL as one autograd node (same values; one saved tensor, matmul backward on CUDA).
-    return upsampled_kl_div(student_logits, teacher_logits, size, align_corners, temperature)
+    return upsampled_kl_div(student_logits, teacher_logits, size, align_corners, temperature, fused=fused)

@@ -11,8 +11,7 @@ Shape letters: B images, C channels, h'×w' input grid.
 from typing import Sequence
 
 import torch
-
-from apd.layers.resize import bilinear_resize
+import torch.nn.functional as F
 
 __all__ = ["ALIGN_CORNERS", "resize_to"]
 
@@ -28,4 +27,4 @@ def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     size = (int(size[0]), int(size[1]))
     if tuple(x.shape[-2:]) == size:
         return x
-    return bilinear_resize(x, size, ALIGN_CORNERS)  # F.interpolate's values; matmul backward on CUDA
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)

@@ -12,41 +12,26 @@ gradient with respect to the upsampled logits, known in closed form:
 * KL(p_t‖p_s) of ``softmax(z_s / T)`` against ``softmax(z_t / T)``, × T² / N: ``T (p_s − p_t) / N``;
 * cross-entropy mean over valid pixels: ``(softmax(u) − onehot(y)) · valid / n_valid``.
 
-The backward multiplies it by the incoming scalar gradient and resizes it back with
-:func:`apd.layers.resize.bilinear_resize_backward` (two matrix products on CUDA, no atomic scatter).
-Loss values are those of the separate ops bit for bit (same ops, same order); gradients agree to float
-rounding (``Σ_k p_t = 1`` is used exactly). Half-precision inputs are computed in fp32 (as
-``upcast_half`` does). Under ``torch.compile`` the separate ops run instead, for the compiler to fuse;
-``with fused_terms(False):`` runs them too (the "before" of ``benchmarks/cost.py --variants separate``).
+The backward multiplies it by the incoming scalar gradient and resizes it back with PyTorch's own
+``upsample_bilinear2d_backward``. Loss values are those of the separate ops bit for bit (same ops, same
+order); gradients agree to float rounding (``Σ_k p_t = 1`` is used exactly). Half-precision inputs are
+computed in fp32 (as ``upcast_half`` does). ``fused=False`` runs the separate ops (the reference; half the
+memory saved for the backward is the fused form's gain, docs/BENCHMARKS.md), and so does
+``torch.compile``, for the compiler to fuse.
 """
-import contextlib
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from apd.layers.resize import bilinear_resize_backward
-
 from .resize import ALIGN_CORNERS
 
-__all__ = ["upsampled_kl_div", "upsampled_cross_entropy", "fused_terms"]
-
-_FUSED = {"on": True}
+__all__ = ["upsampled_kl_div", "upsampled_cross_entropy"]
 
 
-@contextlib.contextmanager
-def fused_terms(enabled: bool):
-    """Within the block, the two terms run fused (default) or as the separate PyTorch ops."""
-    previous, _FUSED["on"] = _FUSED["on"], bool(enabled)
-    try:
-        yield
-    finally:
-        _FUSED["on"] = previous
-
-
-def _separate(x: torch.Tensor) -> bool:
-    return not (_FUSED["on"] and x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling()
+def _separate(x: torch.Tensor, fused: bool) -> bool:
+    return not (fused and x.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling()
 
 
 def _fp32(x: torch.Tensor) -> torch.Tensor:
@@ -63,10 +48,11 @@ def _input_grad(ctx, grad_loss):
     """Backward shared by both nodes: the saved gradient w.r.t. the upsampled map × the incoming scalar
     gradient × the saved scale, resized back to the input's h×w and cast to the input's dtype."""
     (grad,) = ctx.saved_tensors
-    in_size, dtype, align_corners, scale, impl = ctx.meta
+    in_size, dtype, align_corners, scale = ctx.meta
     g = grad * (grad_loss.to(grad.dtype) * scale)
     if tuple(g.shape[-2:]) != in_size:
-        g = bilinear_resize_backward(g, in_size, align_corners, impl)
+        g = torch.ops.aten.upsample_bilinear2d_backward(
+            g.contiguous(), list(g.shape[-2:]), [g.shape[0], g.shape[1], *in_size], align_corners)
     return g.to(dtype)
 
 
@@ -86,19 +72,19 @@ def _kl_terms(s, t, size, align_corners, temperature):
 
 class _UpsampledKL(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s, t, size, align_corners, temperature, impl):
+    def forward(ctx, s, t, size, align_corners, temperature):
         with torch.autocast(s.device.type, enabled=False):
             log_p_s, log_p_t, loss = _kl_terms(s, t, size, align_corners, temperature)
             grad = log_p_s.exp_().sub_(log_p_t.exp_())  # p_s − p_t, in place: one B×K×H×W tensor kept
         del log_p_t
         ctx.save_for_backward(grad)
-        ctx.meta = (tuple(s.shape[-2:]), s.dtype, align_corners, temperature / grad.numel(), impl)
+        ctx.meta = (tuple(s.shape[-2:]), s.dtype, align_corners, temperature / grad.numel())
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        return _input_grad(ctx, grad_loss), None, None, None, None, None
+        return _input_grad(ctx, grad_loss), None, None, None, None
 
 
 def upsampled_kl_div(
@@ -107,7 +93,7 @@ def upsampled_kl_div(
     size: Sequence[int],
     align_corners: bool = ALIGN_CORNERS,
     temperature: float = 1.0,
-    impl: Optional[str] = None,
+    fused: bool = True,
 ) -> torch.Tensor:
     """``T² · KL(softmax(up(z_t)/T) ‖ softmax(up(z_s)/T))`` element mean (sum / (B·K·H·W)).
 
@@ -117,16 +103,16 @@ def upsampled_kl_div(
         size: (H, W) both are bilinearly resized to (no resize for a map already of that size).
         align_corners: of the resize.
         temperature: T > 0.
-        impl: backward of the resize (``apd.layers.resize``; None = its default).
+        fused: one autograd node (one saved B×K×H×W tensor); False: the separate PyTorch ops.
 
     Returns:
         0-dim float tensor (fp32 for half-precision inputs), ``logit_kd_loss``'s value.
     """
     size = (int(size[0]), int(size[1]))
     teacher_logits = teacher_logits.detach()
-    if _separate(student_logits):
+    if _separate(student_logits, fused):
         return _kl_terms(student_logits, teacher_logits, size, bool(align_corners), float(temperature))[2]
-    return _UpsampledKL.apply(student_logits, teacher_logits, size, bool(align_corners), float(temperature), impl)
+    return _UpsampledKL.apply(student_logits, teacher_logits, size, bool(align_corners), float(temperature))
 
 
 def _ce_terms(u, labels, valid, align_corners):
@@ -140,7 +126,7 @@ def _ce_terms(u, labels, valid, align_corners):
 
 class _UpsampledCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u, labels, valid, align_corners, impl):
+    def forward(ctx, u, labels, valid, align_corners):
         with torch.autocast(u.device.type, enabled=False):
             log_p, loss = _ce_terms(u, labels, valid, align_corners)
             grad = log_p.exp_()  # softmax, in place
@@ -148,13 +134,13 @@ class _UpsampledCE(torch.autograd.Function):
             grad.scatter_add_(1, torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1), -keep)
             grad.mul_(keep)  # softmax − onehot on valid pixels, 0 elsewhere
         ctx.save_for_backward(grad)
-        ctx.meta = (tuple(u.shape[-2:]), u.dtype, align_corners, 1.0 / max(int(valid.sum()), 1), impl)
+        ctx.meta = (tuple(u.shape[-2:]), u.dtype, align_corners, 1.0 / max(int(valid.sum()), 1))
         return loss
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_loss):
-        return _input_grad(ctx, grad_loss), None, None, None, None
+        return _input_grad(ctx, grad_loss), None, None, None
 
 
 def upsampled_cross_entropy(
@@ -162,14 +148,15 @@ def upsampled_cross_entropy(
     labels: torch.Tensor,
     valid: torch.Tensor,
     align_corners: bool = ALIGN_CORNERS,
-    impl: Optional[str] = None,
+    fused: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy of B×K×h×w ``logits`` bilinearly resized to the B×H×W ``labels``, mean over ``valid``.
 
     Exactly 0 (still in the graph) when no pixel is valid. ``labels`` outside [0, K) must be masked by
-    ``valid``. Returns a 0-dim float tensor (fp32 for half-precision logits).
+    ``valid``. ``fused`` as in :func:`upsampled_kl_div`. Returns a 0-dim float tensor (fp32 for half-precision
+    logits).
     """
     labels = labels.long()
-    if _separate(logits):
+    if _separate(logits, fused):
         return _ce_terms(logits, labels, valid, bool(align_corners))[1]
-    return _UpsampledCE.apply(logits.contiguous(), labels, valid, bool(align_corners), impl)
+    return _UpsampledCE.apply(logits.contiguous(), labels, valid, bool(align_corners))

@@ -88,27 +88,12 @@ class Segmentor(SemanticSegmentor):
         return ret
 
     def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
-        """Normalise ``(x − mean) / std`` and pad to a batch (zeros, i.e. the mean, to
-        ``backbone.size_divisibility``): Detectron2's ``ImageList.from_tensors`` of the normalised images,
-        computed on the model's device and written once into the padded batch (no per-image temporaries,
-        no second copy for the padding)."""
-        images = [x["image"].to(self.device, non_blocking=True) for x in batched_inputs]
-        sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
-        height, width = (max(s[0] for s in sizes), max(s[1] for s in sizes))
-        divisibility = self.backbone.size_divisibility
-        constraints = self.backbone.padding_constraints or {}
-        if constraints.get("square_size", 0) > 0:
-            height = width = constraints["square_size"]
-        divisibility = constraints.get("size_divisibility", divisibility)
-        if divisibility > 1:
-            height, width = (-(-height // divisibility) * divisibility, -(-width // divisibility) * divisibility)
-        mean, std = self.pixel_mean, self.pixel_std
-        batch = torch.zeros((len(images), images[0].shape[0], height, width), dtype=mean.dtype, device=self.device)
-        for i, (image, (h, w)) in enumerate(zip(images, sizes)):
-            out = batch[i, :, :h, :w]
-            torch.sub(image, mean, out=out)
-            out.div_(std)
-        return ImageList(batch, sizes)
+        """Detectron2's pre-processing (inline in ``SemanticSegmentor.forward``): each image normalised
+        ``(x − mean) / std`` on the model's device, then padded into one batch with zeros (the mean) to
+        ``backbone.size_divisibility`` / ``padding_constraints``."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility,
+                                      padding_constraints=self.backbone.padding_constraints)
 
     def preprocess_sem_seg(self, batched_inputs: List[Dict[str, Any]]) -> torch.Tensor:
         """B×H×W int64 labels padded like the images, with ``sem_seg_head.ignore_value``."""
@@ -149,17 +134,9 @@ class Segmentor(SemanticSegmentor):
         self, results: Sequence[torch.Tensor], image_sizes: Sequence[Sequence[int]], batched_inputs: List[Dict[str, Any]]
     ) -> List[Dict[str, torch.Tensor]]:
         """``[{"sem_seg": K×height×width}]``: each K×H×W result cropped to its image size and resized to the
-        input's ``height``/``width`` (Detectron2's ``sem_seg_postprocess``; no resize when they match)."""
-        processed = []
-        for result, inputs, image_size in zip(results, batched_inputs, image_sizes):
-            height = inputs.get("height", image_size[0])
-            width = inputs.get("width", image_size[1])
-            if (height, width) == tuple(image_size):
-                # sem_seg_postprocess would resize to the same size: for finite values an exact copy.
-                processed.append({"sem_seg": result[:, :height, :width]})
-            else:
-                processed.append({"sem_seg": sem_seg_postprocess(result, image_size, height, width)})
-        return processed
+        input's ``height``/``width`` (Detectron2's ``sem_seg_postprocess``)."""
+        return [{"sem_seg": sem_seg_postprocess(result, size, x.get("height", size[0]), x.get("width", size[1]))}
+                for result, size, x in zip(results, image_sizes, batched_inputs)]
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
         """B×3×H×W normalised images → B×K×H×W float32 logits at exactly the input size.
