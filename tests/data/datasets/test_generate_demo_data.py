@@ -2,6 +2,7 @@
 deterministic by seed. Data comes from the session fixture ``demo_datasets_root``
 (3 train / 2 val images per dataset, seed 0; tests/data/conftest.py)."""
 import filecmp
+import hashlib
 import json
 import os
 
@@ -154,3 +155,29 @@ def test_generator_is_deterministic_by_seed(dataset_script, tmp_path):
 def test_generator_rejects_unknown_dataset_names(dataset_script, tmp_path):
     with pytest.raises(ValueError, match="cityscape"):
         dataset_script("generate_demo_data").generate(str(tmp_path), datasets=["cityscape"])
+
+
+def _tree_sha256(root):
+    """One SHA-256 over every file's relative path and content (a .mat file: its LabelMap array, since the
+    MAT header holds a creation time)."""
+    digest = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            if name.endswith(".mat"):
+                data = np.ascontiguousarray(scipy.io.loadmat(path)["LabelMap"]).tobytes()
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+            digest.update(os.path.relpath(path, root).encode() + b"\0" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+# The hash of the four datasets at seed 0, 1 train / 1 val image each, as the single-file generator wrote
+# them before it was split into datasets/demo_data/ (same Python environment: PNG / JPEG encoders included).
+SEED0_SHA256 = "6a397ebc4e1cf7d98d84138a56c116600f7e04be351f004b08966f866c67041c"
+
+
+def test_seed_0_writes_the_same_bytes_as_before(dataset_script, tmp_path):
+    dataset_script("generate_demo_data").generate(str(tmp_path), seed=0, num_train=1, num_val=1)
+    assert _tree_sha256(tmp_path) == SEED0_SHA256
