@@ -28,7 +28,7 @@ from apd.checkpoint.cli import (
     report_misfit,
     write_converted,
 )
-from apd.checkpoint.io import compare_state_dicts
+from apd.checkpoint.keys import compare_state_dicts
 
 
 def argument_parser():

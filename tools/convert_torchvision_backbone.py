@@ -32,7 +32,7 @@ from apd.checkpoint.cli import (
     report_misfit,
     write_converted,
 )
-from apd.checkpoint.io import compare_state_dicts
+from apd.checkpoint.keys import compare_state_dicts
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
 

@@ -23,7 +23,8 @@ from apd.checkpoint.converters import (
     convert_torchvision_mobilenet_v2,
     convert_torchvision_resnet,
 )
-from apd.checkpoint.io import compare_state_dicts, unwrap_state_dict
+from apd.checkpoint.io import unwrap_state_dict
+from apd.checkpoint.keys import compare_state_dicts
 from apd.modeling.backbone import DilatedMobileNetV2, DilatedResNet
 from apd.modeling.heads import ASPPHead, PSPHead
 from apd.modeling.meta_arch.segmentor import Segmentor
@@ -551,7 +552,7 @@ def test_cirkd_backbone_only_and_layout_errors():
 
 # --------------------------------------------------------------------------------------- model checks
 def test_key_mismatch_reports_missing_unexpected_shapes_and_a_prefix_hint():
-    # apd.checkpoint.io.compare_state_dicts: the one reporter of teacher loading, export and the converters
+    # apd.checkpoint.keys.compare_state_dicts: the one reporter of teacher loading, export and the converters
     model = tiny_segmentor(18)
     state = dict(model.state_dict())
     del state["sem_seg_head.classifier.bias"]

@@ -30,7 +30,8 @@ from .errors import MissingFileError, UserError
 from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
-from .checkpoint.io import STUDENT_PREFIX, compare_state_dicts, read_state_dict, strip_prefix
+from .checkpoint.io import read_state_dict
+from .checkpoint.keys import STUDENT_PREFIX, compare_state_dicts, strip_prefix
 
 __all__ = [
     "StudentSpec",

@@ -36,7 +36,8 @@ from detectron2.utils import comm
 from torch import nn
 
 from ..errors import MissingFileError
-from .io import STUDENT_PREFIX, CheckpointError, check_finite, format_keys, load_checkpoint, strip_prefix
+from .io import CheckpointError, check_finite, load_checkpoint
+from .keys import STUDENT_PREFIX, format_keys, strip_prefix
 
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 

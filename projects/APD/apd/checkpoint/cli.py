@@ -15,7 +15,8 @@ from torch import nn
 from ..errors import UserError
 from .atomic import atomic_torch_save
 from .converters import ConversionResult, convert
-from .io import KeyMismatch, load_checkpoint
+from .io import load_checkpoint
+from .keys import KeyMismatch
 
 __all__ = [
     "allow_only", "build_model_from_config", "converter_parser", "format_conversion_report", "read_and_convert",
@@ -85,7 +86,7 @@ def write_converted(result: ConversionResult, state: Mapping[str, torch.Tensor],
 
 
 def allow_only(prefix: str) -> Callable[[str], bool]:
-    """``allow_missing`` predicate for :meth:`apd.checkpoint.io.KeyMismatch.lines`: model keys outside ``prefix`` may be
+    """``allow_missing`` predicate for :meth:`apd.checkpoint.keys.KeyMismatch.lines`: model keys outside ``prefix`` may be
     missing (e.g. the head, when only a backbone is converted)."""
     return lambda key: not key.startswith(prefix)
 

@@ -49,7 +49,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from .io import CheckpointError, format_keys, unwrap_state_dict
+from .io import CheckpointError, unwrap_state_dict
+from .keys import format_keys
 
 __all__ = [
     "ConversionError",

@@ -22,24 +22,23 @@ files the user trusts; the archive and finiteness checks still apply.
 the first of :data:`CONTAINER_KEYS` that holds a mapping (Detectron2's own ``model`` first), numpy arrays
 as tensors, a DDP ``module.`` prefix stripped when every key has it.
 """
-import io
 import logging
 import os
 import pickle
 import re
 import zipfile
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import MissingFileError, UserError
+from .archive import tensor_keys_of_record
+from .keys import format_keys, strip_prefix
 
 __all__ = [
     "CONTAINER_KEYS",
-    "STUDENT_PREFIX",
     "CheckpointError",
     "UnsafeCheckpointError",
     "CorruptCheckpointError",
@@ -52,10 +51,6 @@ __all__ = [
     "find_non_finite",
     "check_finite",
     "verify_zip_archive",
-    "format_keys",
-    "KeyMismatch",
-    "compare_state_dicts",
-    "strip_prefix",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,8 +59,6 @@ logger = logging.getLogger(__name__)
 # ({"model", "trainer", "iteration"}), then the official APD / semseg / mmseg files ({"epoch",
 # "state_dict", "optimizer"}), then other trainers' names.
 CONTAINER_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
-# where a distiller keeps its student's keys (``model.student``)
-STUDENT_PREFIX = "student."
 
 
 class CheckpointError(UserError, ValueError):
@@ -82,87 +75,6 @@ class CorruptCheckpointError(CheckpointError):
 
 class NonFiniteCheckpointError(CheckpointError):
     """The checkpoint holds (or would hold) NaN/inf values; the message names the tensors."""
-
-
-def format_keys(keys: Iterable[str], limit: int = 20) -> str:
-    """``"a, b, c, ... (N more)"``: the first ``limit`` keys, then how many were left out."""
-    keys = list(keys)
-    shown = ", ".join(str(k) for k in keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def strip_prefix(state: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
-    """The entries of ``state`` under ``prefix``, without it (``module.`` of DDP, ``student.`` of a
-    distiller: :data:`STUDENT_PREFIX`)."""
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-@dataclass
-class KeyMismatch:
-    """What of a state dict does not fit a model's ``state_dict()`` (:func:`compare_state_dicts`).
-
-    ``missing``: model keys absent from the state (``num_batches_tracked`` never counts: bookkeeping);
-    ``unexpected``: state keys the model does not have; ``mismatched``: ``"key (checkpoint (a, b) vs model
-    (c, d))"``; ``extra_buffers``: unexpected ``num_batches_tracked`` keys (a model with FrozenBN has no slot
-    for them), left out of ``unexpected``.
-    """
-
-    missing: List[str]
-    unexpected: List[str]
-    mismatched: List[str]
-    extra_buffers: List[str]
-
-    def lines(self, allow_missing: Callable[[str], bool] = lambda key: False, limit: int = 20) -> List[str]:
-        """One line per kind of misfit, ``"missing keys (N): a, b, ..."`` (the first ``limit`` keys), and a
-        ``hint:`` line when the unexpected keys are missing keys with a prefix added or removed; empty when
-        the state fits. Missing keys for which ``allow_missing`` is true are not misfits (a backbone-only
-        checkpoint leaves the head missing)."""
-        missing = [k for k in self.missing if not allow_missing(k)]
-        kinds = (("missing keys", missing), ("unexpected keys", self.unexpected),
-                 ("shape mismatches", self.mismatched))
-        out = [f"{title} ({len(keys)}): {format_keys(keys, limit)}" for title, keys in kinds if keys]
-        hint = _prefix_hint(missing, self.unexpected)
-        return out + ([hint] if hint else [])
-
-
-def _prefix_hint(missing: Sequence[str], unexpected: Sequence[str]) -> Optional[str]:
-    """A sentence when most unexpected keys are missing keys with a prefix added or removed."""
-    if not missing or not unexpected:
-        return None
-    by_tail: Dict[str, List[str]] = {}
-    for m in missing:
-        by_tail.setdefault(".".join(m.split(".")[-3:]), []).append(m)
-    model_extra: Counter = Counter()  # the model's names = prefix + checkpoint names
-    checkpoint_extra: Counter = Counter()  # the checkpoint's names = prefix + model names
-    for u in unexpected:
-        for m in by_tail.get(".".join(u.split(".")[-3:]), []):
-            if m.endswith("." + u):
-                model_extra[m[: -len(u)]] += 1
-            elif u.endswith("." + m):
-                checkpoint_extra[u[: -len(m)]] += 1
-    for counts, text in ((model_extra, "without the prefix '{p}': pass --prefix {p}"),
-                         (checkpoint_extra, "with an extra prefix '{p}': check --prefix and --model-key")):
-        if counts:
-            prefix, n = counts.most_common(1)[0]
-            if n >= len(unexpected) // 2:
-                return f"hint: {n} unexpected keys are missing keys " + text.format(p=prefix)
-    return None
-
-
-def compare_state_dicts(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
-                        benign_unexpected: Iterable[str] = ()) -> KeyMismatch:
-    """``state`` against ``expected`` (a model's ``state_dict()``); unexpected keys containing one of
-    ``benign_unexpected`` (e.g. R-CNN anchors of old checkpoints) are left out."""
-    benign = tuple(benign_unexpected)
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected and not any(b in k for b in benign)]
-    mismatched = [
-        f"{k} (checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)})"
-        for k in state
-        if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    extra = [k for k in unexpected if k.endswith("num_batches_tracked")]
-    return KeyMismatch(missing, [k for k in unexpected if k not in extra], mismatched, extra)
 
 
 # ------------------------------------------------------------------------------ restricted unpickling
@@ -249,7 +161,8 @@ def verify_zip_archive(path: str) -> None:
 
     Raises:
         CorruptCheckpointError: a member's bytes do not match its CRC (naming the member and, where it
-            can be told, the tensors stored in it), or the archive is truncated.
+            can be told, the tensors stored in it, :func:`apd.checkpoint.archive.tensor_keys_of_record`), or
+            the archive is truncated.
     """
     try:
         with zipfile.ZipFile(path) as archive:
@@ -259,92 +172,12 @@ def verify_zip_archive(path: str) -> None:
             f"Checkpoint '{path}' is a damaged zip archive (truncated or overwritten?): {e}") from None
     if bad is None:
         return
-    keys = _tensor_keys_of_record(path, bad)
+    keys = tensor_keys_of_record(path, bad)
     what = f" (tensor {format_keys(keys, 5)})" if keys else ""
     raise CorruptCheckpointError(
         f"Checkpoint '{path}' is corrupt: archive member '{bad}'{what} fails its CRC-32 check; the file was "
         "damaged after it was written. Use another copy or an earlier checkpoint."
     )
-
-
-class _Stub:
-    """Stand-in for any global while mapping storages to keys: records its arguments, runs nothing."""
-
-    def __new__(cls, *args, **kwargs):
-        self = object.__new__(cls)
-        self.args = args
-        self.items = {}
-        return self
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __setitem__(self, key, value):
-        self.items[key] = value
-
-    def append(self, value):
-        self.items[len(self.items)] = value
-
-    def extend(self, values):
-        for value in values:
-            self.append(value)
-
-
-class _StorageRef:
-    def __init__(self, key: str):
-        self.key = key
-
-
-class _KeyMapper(pickle.Unpickler):
-    """Reads ``data.pkl`` of a torch archive with every global replaced by :class:`_Stub` (no real object
-    is ever built, so nothing can run) and storages by their record names."""
-
-    def find_class(self, module, name):
-        return _Stub
-
-    def persistent_load(self, pid):
-        return _StorageRef(str(pid[2]) if isinstance(pid, tuple) and len(pid) > 2 else "?")
-
-
-def _tensor_keys_of_record(path: str, record: str) -> List[str]:
-    """Names (``model/backbone.conv1.weight``) of the tensors whose storage is archive member ``record``
-    (``<archive>/data/<key>``); [] when it cannot be told."""
-    storage_key = record.rsplit("/", 1)[-1]
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            root = _KeyMapper(io.BytesIO(archive.read(pkl[0])), encoding="latin1").load()
-    except Exception:  # best effort: the CRC error itself is what matters
-        return []
-    found: List[str] = []
-
-    def walk(obj, name, depth=0):
-        if depth > 50:
-            return
-        if isinstance(obj, _StorageRef):
-            if obj.key == storage_key:
-                found.append(name)
-            return
-        if isinstance(obj, _Stub):
-            for arg in obj.args:
-                if isinstance(arg, (_StorageRef, _Stub, tuple, list)):
-                    walk(arg, name, depth + 1)
-                    if found and found[-1] == name:
-                        return
-            for k, v in obj.items.items():
-                walk(v, f"{name}/{k}" if name else str(k), depth + 1)
-        elif isinstance(obj, Mapping):
-            for k, v in obj.items():
-                walk(v, f"{name}/{k}" if name else str(k), depth + 1)
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                walk(v, f"{name}/{i}" if name else str(i), depth + 1)
-
-    walk(root, "")
-    return found
 
 
 # ------------------------------------------------------------------------------ finiteness

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ...checkpoint import io as checkpoint_io
-from ...checkpoint.io import format_keys
+from ...checkpoint.keys import compare_state_dicts, format_keys
 from ...errors import MissingFileError, UserError
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def load_teacher_weights(model: nn.Module, path: str) -> None:
             (all of them listed in the message).
     """
     state = read_state_dict(path)
-    misfit = checkpoint_io.compare_state_dicts(model.state_dict(), state, _BENIGN_UNEXPECTED_SUBSTRINGS).lines()
+    misfit = compare_state_dicts(model.state_dict(), state, _BENIGN_UNEXPECTED_SUBSTRINGS).lines()
     if misfit:
         raise TeacherWeightsError("\n  ".join([f"Teacher weights '{path}' do not match the teacher architecture:",
                                                *misfit, "Check `model.teacher` against the config the teacher "
