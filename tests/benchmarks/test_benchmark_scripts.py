@@ -182,7 +182,9 @@ def test_cost_rejects_unknown_pairs_and_items(cost):
 
 
 def test_cost_synthetic_seg_batch_has_every_class_and_ignore(cost):
-    batch = cost.seg_batch(2, 40, 50, num_classes=19)
+    from cost_parts.pairs import seg_batch  # benchmarks/cost_parts, on sys.path once cost.py is loaded
+
+    batch = seg_batch(2, 40, 50, num_classes=19)
     assert len(batch) == 2 and batch[0]["image"].shape == (3, 40, 50) and batch[0]["image"].dtype == torch.uint8
     for x in batch:
         assert set(x["sem_seg"].unique().tolist()) == set(range(19)) | {255}
@@ -270,6 +272,17 @@ def test_cost_variant_keys_ratios_and_inference_split_report(cost):
     assert "| apd@compiled | 1,950 ms | 1,500–2,400 | 1.350 | 3.00 GiB |" in table
     with pytest.raises(SystemExit):
         cost.main(["--configs", "demo", "--variants", "warp"])
+
+
+@pytest.mark.slow
+def test_compiled_variant_is_its_own_bench_and_patches_nothing_else(cost):
+    from cost_parts.steps import Bench
+
+    plain = Bench("demo", 64, 128, 2, "cpu")
+    compiled = Bench("demo", 64, 128, 2, "cpu", compiled=True, compile_backend="eager")
+    assert "forward" in vars(compiled.student.backbone) and "forward" in vars(compiled.apd.distill_heads["kd"])
+    assert not any("forward" in vars(m) or "layers" in vars(m) for m in plain.apd.modules())
+    assert plain.student is not compiled.student
 
 
 @pytest.mark.slow
