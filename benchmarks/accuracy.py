@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/accuracy.py                       # the core table: 8 methods × 5 seeds (CPU)
     .venv/bin/python benchmarks/accuracy.py --preset ablation     # where APD pays: weights, scope, warm-up
     .venv/bin/python benchmarks/accuracy.py --preset gpu          # one GPU: 3× schedule, half-width student
+    .venv/bin/python benchmarks/accuracy.py --preset ade          # the ADE20K-format benchmark (150 classes)
     .venv/bin/python benchmarks/accuracy.py --seeds 1,2 --methods student,kd,apd_kd   # a subset
 
 The regime is the recipe's, shrunk: every student starts from the ImageNet stand-in backbone
@@ -15,6 +16,12 @@ Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config wi
 seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and
 augmentation, positional loader), so all methods of one seed are **paired**. Every method gets the same
 iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
+
+The ``ade`` preset is the same machinery on generated **ADE20K-format** data (150 classes, few per image;
+``configs/demo/ade/``, each the demo config of the same method retargeted): its own stand-ins (pre-trained on
+Cityscapes-format scenes, never on ADE20K-format ones) and teacher in ``checkpoints/demo/ade/`` (made by
+``tools/pretrain_standin.py --benchmark ade``), its own data root (``datasets/demo_ade``), output folder and
+report; its sizes are in docs/BENCHMARKS.md.
 
 Output (rewritten after every finished run, so an interrupted benchmark keeps what ran): ``results.json``
 (every run, the summary, the exact commands) and ``table.md`` (``results_<preset>.json`` and
@@ -73,6 +80,7 @@ REFERENCE = {
     "kd_warmup": "kd", "student_scratch": "student",
 }
 CORE = ["student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"]
+ADE_CORE = ["student", "kd", "cwd", "dist", "apd_kd", "apd_cwd"]
 BASELINES = ["kd", "cwd", "dist"]  # what a user would pick instead of APD today
 PRESETS = {
     # CPU: the demo configs as they are (200 iterations, batch 8, 128×256 crops), 2 one-thread jobs at a time.
@@ -88,6 +96,10 @@ PRESETS = {
                       "train.init_checkpoint=checkpoints/demo/standin_r18_half.pth"],
                 student=["backbone.stem_width=32", "backbone.base_channels=32", "sem_seg_head.channels=128",
                          "sem_seg_head.aux_channels=64"]),
+    # The ADE20K-format benchmark: every method's config from configs/demo/ade/ (config_dir replaces
+    # configs/demo/), its data set (pretrain_standin.ADE_DATA) under its own data root, its own teacher.
+    "ade": dict(methods=ADE_CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[], config_dir=_D + "ade/",
+                data="ADE_DATA", data_root="datasets/demo_ade", teacher="checkpoints/demo/ade/teacher_pspnet_r18_half.pth"),
 }
 WALL_FILE = "benchmark_wall_time.json"
 TEACHER = run_demo.SEG_TEACHER
@@ -105,10 +117,18 @@ def student_overrides(method: str, overrides=()):
     return [prefix + o for o in overrides]
 
 
+def method_config(method: str, config_dir=None) -> str:
+    """The config of ``method``: its ``configs/demo/`` file, or the file of the same name in ``config_dir``."""
+    config = METHODS[method][0]
+    return config_dir + config[len(_D):] if config_dir else config
+
+
 def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=(),
-                  student=()):
-    """The ``train_net.py`` command of one run; ``student``: overrides of the student (:func:`student_overrides`)."""
-    config, needs_teacher, _, extra = METHODS[method]
+                  student=(), config_dir=None):
+    """The ``train_net.py`` command of one run; ``student``: overrides of the student (:func:`student_overrides`);
+    ``config_dir``: the folder of the preset's configs (:func:`method_config`)."""
+    _, needs_teacher, _, extra = METHODS[method]
+    config = method_config(method, config_dir)
     cmd = [
         sys.executable, "train_net.py", "--config-file", config, "--overwrite",
         f"train.output_dir={out}",
@@ -367,8 +387,9 @@ def main(argv=None):
                         help="train.max_iter of every run (default: the demo configs' own, 200)")
     parser.add_argument("--output", default=None, help="default: output/benchmarks/accuracy_<preset>; the cpu "
                         "and ablation presets share output/benchmarks/accuracy, so shared runs are reused")
-    parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
-    parser.add_argument("--teacher", default=TEACHER, help="teacher weights (default: the committed demo teacher)")
+    parser.add_argument("--data-root", default=None, help="default: datasets/demo (ade: datasets/demo_ade)")
+    parser.add_argument("--teacher", default=None,
+                        help="teacher weights (default: the committed demo teacher; ade: checkpoints/demo/ade/'s)")
     parser.add_argument("--data-seed", type=int, default=0, help="dataset generation seed (as run_demo.py)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="training runs at a time, CPU threads split evenly (results are bit-reproducible for the same "
@@ -392,12 +413,13 @@ def main(argv=None):
         parser.error(f"--seeds must be distinct integers, got {args.seeds!r}")
     jobs = args.jobs or preset["jobs"]
     opts = list(preset["opts"]) + list(args.opts or [])
-    iters = args.iters or preset["iters"] or run_demo.config_max_iter(METHODS["student"][0])
+    iters = args.iters or preset["iters"] or run_demo.config_max_iter(method_config("student", preset.get("config_dir")))
     if iters < 1 or jobs < 1:
         parser.error("--iters and --jobs must be >= 1")
     output = args.output or os.path.join(
         ROOT, "output", "benchmarks", "accuracy" if args.preset in ("cpu", "ablation") else f"accuracy_{args.preset}")
-    teacher = os.path.abspath(os.path.join(ROOT, args.teacher))
+    teacher = os.path.abspath(os.path.join(ROOT, args.teacher or preset.get("teacher", TEACHER)))
+    data_root = args.data_root or os.path.join(ROOT, preset.get("data_root", os.path.join("datasets", "demo")))
     start = time.time()
     argv_record = sys.argv[1:] if argv is None else list(argv)
     if args.report_only:
@@ -405,9 +427,14 @@ def main(argv=None):
 
     # 1. data (the demo's), and the teacher must exist.
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
-    env = dict(os.environ, DETECTRON2_DATASETS=args.data_root, OMP_NUM_THREADS=str(threads),
+    env = dict(os.environ, DETECTRON2_DATASETS=data_root, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
-    run_demo.ensure_data(args.data_root, "seg", env, args.data_seed)
+    if "data" in preset:
+        import pretrain_standin  # tools/: the generated data sets of the benchmarks
+
+        pretrain_standin.ensure_data(data_root, getattr(pretrain_standin, preset["data"]), env)
+    else:
+        run_demo.ensure_data(data_root, "seg", env, args.data_seed)
     if any(METHODS[m][1] for m in methods) and not os.path.exists(teacher):
         sys.exit(f"error: no teacher at {teacher}; make it with `.venv/bin/python tools/pretrain_standin.py`")
 
@@ -418,7 +445,7 @@ def main(argv=None):
         for method in methods:
             out = run_dir(output, method, seed)
             cmd = train_command(method, seed, out, iters, teacher, method == first_distill and seed == seeds[0], opts,
-                                preset.get("student", ()))
+                                preset.get("student", ()), preset.get("config_dir"))
             if is_complete(out, iters, cmd) and not args.retrain:
                 print(f"[accuracy] {method} seed {seed}: finished run in {os.path.relpath(out, ROOT)}, reused")
                 continue

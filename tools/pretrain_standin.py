@@ -33,6 +33,14 @@ from a converged teacher. The stand-in replaces ImageNet with a task and data th
    ``checkpoints/demo/teacher_pspnet_r18_half.pth`` (``{"model": state}``, fp16), the ``model.teacher_weights``
    of the demo distillation configs.
 
+**The ADE20K-format benchmark** (``--benchmark ade``; ``benchmarks/accuracy.py --preset ade``) has its own
+stand-ins and teacher, in ``checkpoints/demo/ade/``: the stand-ins are pre-trained on generated
+**Cityscapes-format** street scenes (``--datasets cityscapes --num-train 400 --num-val 40 --seed 100``,
+``configs/bench/standin_pspnet_r18_{quarter,half}_cityscapes.py``, the same recipe), so they never saw an
+ADE20K-format scene, and the teacher is ``configs/demo/ade/pspnet_r18_wide_demo.py`` on the generated
+ADE20K-format data (:data:`ADE_DATA`). Both data sets are generated under ``--data-root`` (default
+``datasets/demo_ade``) when missing.
+
 Runs whose ``model_final.pth`` exists are reused (``--retrain`` redoes them). Training runs are plain
 ``train_net.py`` subprocesses; their logs are in their run folders.
 """
@@ -61,7 +69,42 @@ TEACHER_FILE = "teacher_pspnet_r18_half.pth"
 TEACHER_CONTINUE_TO = 0
 TEACHER_EVAL_PERIOD = 100
 ADE_ARGS = ["--datasets", "ade20k", "--num-train", "400", "--num-val", "40", "--seed", "100"]
+# Generated data sets: generate_demo_data.py arguments, and the folder (under the data root) whose files are
+# the val labels, with their count (the set is ready when that folder holds that many).
+STANDIN_ADE = dict(args=ADE_ARGS, val_dir="ADEChallengeData2016/annotations_detectron2/validation", num_val=40)
+STANDIN_CITYSCAPES = dict(args=["--datasets", "cityscapes", "--num-train", "400", "--num-val", "40", "--seed", "100"],
+                          val_dir="cityscapes/gtFine/val", val_suffix="_labelTrainIds.png", num_val=40)
+ADE_DATA = dict(args=["--datasets", "ade20k", "--num-train", "400", "--num-val", "100", "--seed", "0"],
+                val_dir="ADEChallengeData2016/annotations_detectron2/validation", num_val=100)
+_A = "configs/demo/ade/"
+BENCHMARKS = {
+    # the Cityscapes-format benchmark: stand-ins from ADE20K-format scenes (seed 100), the demo teacher
+    "cityscapes": dict(widths=WIDTHS, student_prefixed=STUDENT_PREFIXED, standin_data=STANDIN_ADE,
+                       teacher=TEACHER_CONFIG, data=None, data_root="datasets/demo", dest="checkpoints/demo",
+                       output="output/standin"),
+    # the ADE20K-format benchmark: stand-ins from Cityscapes-format scenes (seed 100), its own teacher
+    "ade": dict(widths={"quarter": ("configs/bench/standin_pspnet_r18_quarter_cityscapes.py", _A + "pspnet_r18_demo.py",
+                                    "standin_r18_quarter.pth"),
+                        "half": ("configs/bench/standin_pspnet_r18_half_cityscapes.py", _A + "pspnet_r18_wide_demo.py",
+                                 "standin_r18_half.pth")},
+                student_prefixed=(_A + "apd_pspnet_r18_demo.py", "standin_r18_quarter_student.pth"),
+                standin_data=STANDIN_CITYSCAPES, teacher=_A + "pspnet_r18_wide_demo.py", data=ADE_DATA,
+                data_root="datasets/demo_ade", dest="checkpoints/demo/ade", output="output/standin_ade"),
+}
 
+
+def data_ready(data_root, spec) -> bool:
+    """The generated set of ``spec`` (:data:`ADE_DATA` and co.) is under ``data_root`` with its val count."""
+    suffix = spec.get("val_suffix", ".png")
+    files = [f for _, _, names in os.walk(os.path.join(data_root, spec["val_dir"])) for f in names]
+    return sum(f.endswith(suffix) for f in files) == spec["num_val"]
+
+def ensure_data(data_root, spec, env) -> None:
+    """Generate the set of ``spec`` under ``data_root`` unless :func:`data_ready`."""
+    if not data_ready(data_root, spec):
+        log(f"generating {' '.join(spec['args'])} under {data_root}")
+        subprocess.run([sys.executable, "datasets/generate_demo_data.py", "--root", data_root] + spec["args"],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 def log(msg):
     print(f"[pretrain] {msg}", flush=True)
@@ -160,11 +203,14 @@ def schedule_check(shorter_out, curve, plateau):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="cityscapes",
+                        help="cityscapes: the demo's stand-ins and teacher (checkpoints/demo); ade: the ADE20K-format "
+                             "benchmark's (stand-ins from Cityscapes-format scenes, checkpoints/demo/ade)")
     parser.add_argument("--stage", choices=("all", "standin", "teacher"), default="all")
     parser.add_argument("--widths", default="quarter,half", help="stand-in widths to make (quarter,half)")
-    parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "standin"), help="training runs")
-    parser.add_argument("--dest", default=os.path.join(ROOT, "checkpoints", "demo"), help="exported weights")
+    parser.add_argument("--data-root", default=None, help="default: the benchmark's (datasets/demo, datasets/demo_ade)")
+    parser.add_argument("--output", default=None, help="training runs (default: output/standin, output/standin_ade)")
+    parser.add_argument("--dest", default=None, help="exported weights (default: checkpoints/demo, checkpoints/demo/ade)")
     parser.add_argument("--plateau", type=float, default=1.0,
                         help="teacher convergence: the last three evaluations within this many mIoU of the best")
     parser.add_argument("--continue-to", type=int, default=TEACHER_CONTINUE_TO,
@@ -175,29 +221,35 @@ def main(argv=None):
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--opts", nargs="*", default=[], help="extra train_net.py overrides of the teacher run")
     args = parser.parse_args(argv)
+    bench = BENCHMARKS[args.benchmark]
+    for key in ("data_root", "output", "dest"):
+        if getattr(args, key) is None:
+            setattr(args, key, os.path.join(ROOT, bench[key]))
     env = dict(os.environ, DETECTRON2_DATASETS=args.data_root)
     env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
     if args.stage in ("all", "standin"):
-        if not os.path.isdir(os.path.join(args.data_root, "ADEChallengeData2016", "annotations_detectron2")):
-            subprocess.run([sys.executable, "datasets/generate_demo_data.py", "--root", args.data_root] + ADE_ARGS,
-                           cwd=ROOT, env=env, check=True)
+        ensure_data(args.data_root, bench["standin_data"], env)
         for width in [w.strip() for w in args.widths.split(",") if w.strip()]:
-            config, target, name = WIDTHS[width]
+            config, target, name = bench["widths"][width]
             final = train(config, os.path.join(args.output, width), env, retrain=args.retrain)
             export_backbone(final, target, os.path.join(args.dest, name))
             if width == "quarter":
-                export_backbone(final, STUDENT_PREFIXED[0], os.path.join(args.dest, STUDENT_PREFIXED[1]),
+                prefixed, prefixed_name = bench["student_prefixed"]
+                export_backbone(final, prefixed, os.path.join(args.dest, prefixed_name),
                                 prefix="student.")
 
     if args.stage in ("all", "teacher"):
         import run_demo
 
-        run_demo.ensure_data(args.data_root, "seg", env)
+        if bench["data"] is None:
+            run_demo.ensure_data(args.data_root, "seg", env)
+        else:
+            ensure_data(args.data_root, bench["data"], env)
         out = os.path.join(args.output, "teacher")
-        final = train(TEACHER_CONFIG, out, env, opts=args.opts, retrain=args.retrain)
+        final = train(bench["teacher"], out, env, opts=args.opts, retrain=args.retrain)
         if args.continue_to:
-            final = continue_run(TEACHER_CONFIG, out, env, args.continue_to, TEACHER_EVAL_PERIOD, args.opts)
+            final = continue_run(bench["teacher"], out, env, args.continue_to, TEACHER_EVAL_PERIOD, args.opts)
         curve, best, converged = teacher_curve(out, args.plateau)
         log("teacher val mIoU by iteration: " + ", ".join(f"{i}: {m:.2f}" for i, m in curve))
         log(f"best {best:.2f}; last three within {args.plateau} of the best: {converged}")

@@ -99,6 +99,38 @@ def test_accuracy_gpu_preset_trains_the_same_wider_student_in_every_method(accur
     assert students["student"].backbone.base_channels == 32 and students["student"].sem_seg_head.channels == 128
 
 
+def test_accuracy_ade_preset_runs_each_method_on_ade20k_format_data_with_its_own_checkpoints(accuracy):
+    """The ``ade`` preset trains every method from its configs/demo/ade twin: the same terms as the demo
+    method, 150 classes, the ADE20K loader, the stand-ins and teacher of checkpoints/demo/ade; its report
+    never overwrites the Cityscapes-format table's."""
+    from apd.config import load_config
+
+    preset = accuracy.PRESETS["ade"]
+    assert preset["methods"] == ["student", "kd", "cwd", "dist", "apd_kd", "apd_cwd"]
+    students = {}
+    for method in preset["methods"]:
+        cmd = accuracy.train_command(method, 1, "/tmp/o", 50, "/t.pth", False, preset["opts"],
+                                     config_dir=preset["config_dir"])
+        config = cmd[cmd.index("--config-file") + 1]
+        assert config == "configs/demo/ade/" + os.path.basename(accuracy.METHODS[method][0]), method
+        cfg = load_config(os.path.join(REPO, config), ["model.teacher_weights=None"] if method != "student" else [])
+        demo = load_config(os.path.join(REPO, accuracy.METHODS[method][0]),
+                           ["model.teacher_weights=None"] if method != "student" else [])
+        assert cfg.dataloader.train.dataset.names == "ade20k_sem_seg_train", method
+        assert cfg.dataloader.test.dataset.names == "ade20k_sem_seg_val", method
+        assert cfg.train.init_checkpoint.startswith("checkpoints/demo/ade/standin_r18_quarter"), method
+        if method == "student":
+            students[method] = cfg.model
+        else:
+            students[method] = cfg.model.student
+            assert set(cfg.model.loss_weights) == set(demo.model.loss_weights), method
+            assert cfg.model.teacher.sem_seg_head.num_classes == 150, method
+        assert students[method].sem_seg_head.num_classes == 150, method
+    assert all(s == students["student"] for s in students.values())
+    assert preset["teacher"] == "checkpoints/demo/ade/teacher_pspnet_r18_half.pth"
+    assert set(accuracy.report_names("ade")).isdisjoint(accuracy.report_names("cpu"))
+
+
 def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy):
     results = {
         "student": {1: {"mIoU": 40.0, "pACC": 80.0}, 2: {"mIoU": 42.0, "pACC": 81.0}, 3: {"mIoU": 44.0, "pACC": 82.0}},

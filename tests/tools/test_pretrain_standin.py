@@ -85,3 +85,33 @@ def test_schedule_check_compares_the_final_scores_of_two_schedules(tmp_path):
     (empty / "metrics.json").write_text(json.dumps({"iteration": 9, "total_loss": 1.0}))
     with pytest.raises(FileNotFoundError, match="empty"):
         pretrain_standin.schedule_check(str(empty), [(1999, 48.7)], plateau=1.0)
+
+
+def test_ade_benchmark_standins_learn_cityscapes_format_scenes_and_fit_the_ade_configs():
+    """The ADE20K-format benchmark's stand-ins never see ADE20K-format data: their configs train on the
+    Cityscapes-format set (a data set of its own, seed 100), and their export targets are the
+    configs/demo/ade models (150 classes) with the same backbones."""
+    from detectron2.config import LazyConfig
+
+    bench = pretrain_standin.BENCHMARKS["ade"]
+    assert bench["standin_data"]["args"][:2] == ["--datasets", "cityscapes"]
+    assert bench["data"]["args"][:2] == ["--datasets", "ade20k"] and bench["dest"] == "checkpoints/demo/ade"
+    for width, (standin, target, _) in bench["widths"].items():
+        cfg = LazyConfig.load(os.path.join(REPO, standin))
+        assert cfg.dataloader.train.dataset.names == "cityscapes_fine_sem_seg_train", width
+        assert cfg.train.init_checkpoint == "", width
+        tgt = LazyConfig.load(os.path.join(REPO, target)).model
+        assert tgt.sem_seg_head.num_classes == 150 and tgt.backbone == cfg.model.backbone, width
+    assert pretrain_standin.BENCHMARKS["cityscapes"]["widths"] is pretrain_standin.WIDTHS
+
+
+def test_data_ready_counts_the_val_labels(tmp_path):
+    spec = dict(args=[], val_dir="cityscapes/gtFine/val", val_suffix="_labelTrainIds.png", num_val=2)
+    assert not pretrain_standin.data_ready(str(tmp_path), spec)
+    city = tmp_path / "cityscapes" / "gtFine" / "val" / "demo"
+    city.mkdir(parents=True)
+    (city / "a_gtFine_labelTrainIds.png").write_bytes(b"")
+    (city / "a_gtFine_labelIds.png").write_bytes(b"")
+    assert not pretrain_standin.data_ready(str(tmp_path), spec)
+    (city / "b_gtFine_labelTrainIds.png").write_bytes(b"")
+    assert pretrain_standin.data_ready(str(tmp_path), spec)
