@@ -85,12 +85,6 @@ def describe(cfg) -> Dict[str, str]:
         row["method"] = " + ".join(METHODS.get(h, h) for h in heads) or "?"
         row["teacher"], row["student"] = describe_model(model.teacher), describe_model(model.student)
         row["teacher_weights"] = str(model.get("teacher_weights"))
-    elif name == "rcnn_distiller_from_models":  # the former R-CNN config interface
-        parts = (["APD"] if model.get("apd_head") is not None else []) + (["KD"] if model.get("use_kd") else [])
-        row["method"] = " + ".join(parts) or "?"
-        row["teacher"] = describe_model(model.teacher)
-        row["student"] = describe_model(model.student) if "student" in model else "GeneralizedRCNN"
-        row["teacher_weights"] = str(model.get("teacher_weights"))
     else:
         row["student"] = describe_model(model)
     names = OmegaConf.select(cfg, "dataloader.train.dataset.names", default="?")

@@ -3,24 +3,44 @@ import torch
 from torch import nn
 
 from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError
+from apd.modeling.distill.protocol import DistillationTerm
 from apd.solver.param_groups import student_param_groups, teacher_adapter_params
 
 
+class _OwnAdapterTerm(DistillationTerm):
+    """A term whose ``mapper`` (a name no other code knows) is trained only by its second-optimiser key."""
+
+    loss_keys = ("loss_mapped",)
+    second_optimizer_keys = ("loss_mapped",)
+
+    def __init__(self):
+        super().__init__()
+        self.mapper = nn.Linear(4, 4)
+
+    def second_optimizer_parameters(self):
+        return list(self.mapper.parameters())
+
+
 class TwoAdapterModel(nn.Module):
-    """student_adapter trained by the main loss, teacher_adapter only by loss_adapt (as in APD)."""
+    """student_adapter trained by the main loss, the term's mapper only by its own key (as APD's teacher
+    adapter by loss_adapt)."""
 
     def __init__(self):
         super().__init__()
         self.backbone = nn.Linear(4, 4)
         self.student_adapter = nn.Linear(4, 4)
-        self.teacher_adapter = nn.Linear(4, 4)
+        self.term = _OwnAdapterTerm()
         self.scale = 1.0
+
+    @property
+    def teacher_adapter(self):
+        return self.term.mapper
 
     def forward(self, batch):
         x = torch.stack(batch)
         main = (self.student_adapter(self.backbone(x)) ** 2).mean() * self.scale
-        adapt = (self.teacher_adapter(x.detach()) ** 2).mean()
-        return {"loss_main": main, "loss_adapt": adapt}
+        adapt = (self.term.mapper(x.detach()) ** 2).mean()
+        return {"loss_main": main, "loss_mapped": adapt}
 
 
 def _loader():

@@ -19,6 +19,7 @@ from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint.io import NonFiniteCheckpointError
 from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError, NonFiniteStateError
 from apd.modeling.losses import logit_kd_loss
+from apd.modeling.distill.protocol import HEAD_OUTPUTS, DistillationTerm
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.utils.testing import toy_batch, toy_segmentor
 
@@ -72,7 +73,10 @@ def test_demo_distiller_finite_at_extreme_logits_empty_classes_and_all_ignore(ap
 
 
 # ------------------------------------------------------------------ non-finite loss guard
-class _FeatureMSE(nn.Module):
+class _FeatureMSE(DistillationTerm):
+    loss_keys = ("loss_mse",)
+    inputs = frozenset({HEAD_OUTPUTS})
+
     def __init__(self):
         super().__init__()
         self.student_adapter = nn.Conv2d(8, 8, 1)

@@ -19,6 +19,7 @@ from torch import nn
 from apd.checkpoint import AtomicCheckpointer
 from apd.engine.distill_trainer import DistillTrainer
 from apd.engine.hooks import TeacherEvalHook
+from apd.modeling.distill.protocol import HEAD_OUTPUTS, DistillationTerm
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.modeling.meta_arch.teacher import TeacherWeightsError
 from apd.utils.testing import toy_batch, toy_segmentor
@@ -26,8 +27,11 @@ from apd.utils.testing import toy_batch, toy_segmentor
 from reliability_helpers import APD_DEMO, TINY
 
 
-class FeatureMSE(nn.Module):
+class FeatureMSE(DistillationTerm):
     """A minimal distillation term with a student adapter."""
+
+    loss_keys = ("loss_mse",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, channels=8):
         super().__init__()

@@ -28,7 +28,6 @@ from torch import nn
 
 from .errors import MissingFileError, UserError
 from .modeling.meta_arch.distiller import Distiller
-from .modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models
 from .modeling.meta_arch.segmentor import Segmentor
 from .checkpoint.io import read_state_dict
 from .checkpoint.keys import STUDENT_PREFIX, compare_state_dicts, strip_prefix
@@ -98,8 +97,6 @@ def student_config(model_cfg: DictConfig) -> StudentSpec:
         raise TypeError(f"cfg.model is not a LazyCall node (no _target_): {type(model_cfg).__name__}")
     if isinstance(target, type) and issubclass(target, Distiller):
         return StudentSpec(model_cfg.student, STUDENT_PREFIX, target.__name__)
-    if target is rcnn_distiller_from_models:  # the former R-CNN config interface
-        return StudentSpec(model_cfg.student, STUDENT_PREFIX, RCNNDistiller.__name__)
     return StudentSpec(model_cfg, "", None)
 
 

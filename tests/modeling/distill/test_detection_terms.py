@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from apd.modeling.distill.detection_inputs import DetectionOutputs, DetectionTargets
+from apd.modeling.distill.protocol import CLASS_MAPS, FPN_FEATURES
 from apd.modeling.distill.fpn_terms import FPNAPDHead, FPNImitationHead, masked_feature_mimic_loss
 from apd.modeling.losses import apd_loss_terms
 
@@ -59,8 +60,9 @@ def test_fpn_imitation_full_and_ground_truth_only():
     full = head(DetectionOutputs(s), DetectionOutputs(t), DetectionTargets(num_classes=K))["loss_fpn_mimic"]
     expected = sum(torch.mean((head.adapter(s[l]) - t[l]) ** 2) for l in LEVELS) / 2
     torch.testing.assert_close(full, expected)
+    assert head.inputs == {FPN_FEATURES}
     head.gt_only = True
-    assert head.uses_class_maps
+    assert head.inputs == {FPN_FEATURES, CLASS_MAPS}
     maps = class_maps()
     gt = head(DetectionOutputs(s), DetectionOutputs(t), DetectionTargets(num_classes=K, class_maps=maps))
     # Teacher equal to the adapted student on object pixels: gt-only loss 0, full loss not.

@@ -11,11 +11,11 @@ from detectron2.modeling import GeneralizedRCNN
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from apd.modeling.distill.apd_head import APDHead
 from apd.modeling.distill.fpn_terms import FPNAPDHead, FPNImitationHead
 from apd.modeling.distill.roi_terms import ROIAPDHead, ROILogitKDHead
 from apd.modeling.meta_arch.distiller import Distiller
-from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller, rcnn_distiller_from_models, upgrade_legacy_rcnn_keys
+from apd.modeling.distill.protocol import CLASS_MAPS, ROIS, TermCompatibilityError
+from apd.modeling.meta_arch.rcnn_distiller import RCNNDistiller
 from apd.modeling.meta_arch.teacher import TeacherWeightsError
 
 NUM_CLASSES = 3
@@ -144,9 +144,9 @@ def test_loss_keys_are_detectron2_keys_plus_the_terms_keys(tmp_path):
     assert set(losses) == D2_BOX_KEYS | FPN_APD_KEYS | ROI_APD_KEYS | {"loss_kd"}
     assert all(torch.isfinite(v) for v in losses.values())
     dense = build(tmp_path, names=("fpn_apd", "fpn_mimic"))
-    assert not dense.uses_rois and dense.uses_class_maps
+    assert not dense.uses(ROIS) and dense.uses(CLASS_MAPS)
     assert set(train_step(dense, make_inputs())) == D2_BOX_KEYS | FPN_APD_KEYS | {"loss_fpn_mimic"}
-    assert build(tmp_path, names=("kd",)).uses_rois
+    assert build(tmp_path, names=("kd",)).uses(ROIS)
 
 
 @pytest.mark.parametrize("names", [("fpn_apd",), ("roi_apd", "kd")])
@@ -283,12 +283,20 @@ def test_construction_and_training_errors(tmp_path):
     with pytest.raises(TeacherWeightsError, match="teacher_weights"):
         train_step(model, make_inputs())
     student, teacher = tiny_rcnn(seed=0), tiny_rcnn(seed=1)
+    # A term built for other channels, levels or classes than the built models: one error at build naming
+    # the term, its key and both shapes.
     wrong_fc = {"roi_apd": ROIAPDHead(student_channels=16, teacher_channels=32, num_classes=NUM_CLASSES)}
-    with pytest.raises(ValueError, match="student_channels=16"):
+    with pytest.raises(TermCompatibilityError, match=r"distill_heads\['roi_apd'\] \(ROIAPDHead\): student_channels=16 "
+                       r"expects the student's 'roi_features' as R×16, but the built student's is R×32"):
         build(tmp_path, student=student, teacher=teacher, distill_heads=wrong_fc)
     wrong_fpn = {"fpn": FPNAPDHead(student_channels=FPN, teacher_channels=8, num_classes=NUM_CLASSES)}
-    with pytest.raises(ValueError, match="teacher_channels=8"):
+    with pytest.raises(TermCompatibilityError, match=r"'fpn'\] \(FPNAPDHead\): teacher_channels=8 expects the "
+                       r"teacher's 'p2' as B×8×h×w, but the built teacher's is B×16×h×w"):
         build(tmp_path, student=student, teacher=teacher, distill_heads=wrong_fpn)
+    wrong_classes = {"fpn": FPNAPDHead(student_channels=FPN, teacher_channels=FPN, num_classes=NUM_CLASSES + 1)}
+    with pytest.raises(TermCompatibilityError, match=r"num_classes=4 expects the student's 'classes' as K=4, but the "
+                       r"built student's is K=3"):
+        build(tmp_path, student=student, teacher=teacher, distill_heads=wrong_classes)
     wrong_level = {"fpn": FPNImitationHead(student_channels=FPN, teacher_channels=FPN, levels=("p2", "p7"))}
     with pytest.raises(ValueError, match="'p7'"):
         build(tmp_path, student=student, teacher=teacher, distill_heads=wrong_level)
@@ -298,21 +306,12 @@ def test_construction_and_training_errors(tmp_path):
         build(tmp_path, teacher=tiny_rcnn(seed=1, input_format="YUV-BT.601"))
 
 
-def test_checkpoint_keys_and_legacy_checkpoints_load(tmp_path):
+def test_checkpoint_keys_round_trip_through_both_checkpointers(tmp_path):
     model = build(tmp_path)
     state = model.state_dict()
     assert all(k.startswith(("student.", "distill_heads.")) for k in state)
-    # The former layout: student modules at the top level, ROI APD adapters under apd_head.
-    legacy = {}
-    for key, value in state.items():
-        if key.startswith("student."):
-            legacy[key[len("student."):]] = value + 1  # recognisable values
-        elif key.startswith("distill_heads.roi_apd."):
-            legacy["apd_head." + key[len("distill_heads.roi_apd."):]] = value + 1
-        else:
-            legacy[key] = value + 1
-    path = str(tmp_path / "legacy.pth")
-    torch.save({"model": legacy}, path)
+    path = str(tmp_path / "model.pth")
+    torch.save({"model": {k: v + 1 for k, v in state.items()}}, path)  # recognisable values
     from apd.checkpoint import AtomicCheckpointer
 
     for checkpointer in (DetectionCheckpointer, AtomicCheckpointer):  # Detectron2's and the project's reader
@@ -323,24 +322,27 @@ def test_checkpoint_keys_and_legacy_checkpoints_load(tmp_path):
         for key in state:
             if state[key].is_floating_point():
                 torch.testing.assert_close(loaded[key], state[key] + 1, msg=f"{checkpointer.__name__}: {key}")
-    # The renaming itself: idempotent, and the ROI APD adapters stay put without a ROI APD term.
-    again = dict(loaded)
-    assert upgrade_legacy_rcnn_keys(again, "", "roi_apd") == {}
-    old = {"backbone.x": 1, "apd_head.student_adapter.0.weight": 2}
-    assert upgrade_legacy_rcnn_keys(dict(old), "", None) == {"backbone.x": "student.backbone.x"}
 
 
-def test_former_config_interface_builds_roi_apd_and_kd(tmp_path):
-    student, teacher = tiny_rcnn(seed=0), tiny_rcnn(seed=1)
-    torch.manual_seed(0)
-    apd_head = APDHead(student_channels=32, teacher_channels=32, num_classes=NUM_CLASSES, hidden_dim=16,
-                       embed_dim=8, ignore_value=-1, adapter="mlp")
-    model = rcnn_distiller_from_models(student=student, teacher=teacher, teacher_weights=save_weights(teacher, tmp_path),
-                                       apd_head=apd_head, use_kd=True, loss_weights={"loss_apd": 2.0, "loss_kd": 1.0})
-    assert isinstance(model.distill_heads["roi_apd"], ROIAPDHead) and isinstance(model.distill_heads["kd"], ROILogitKDHead)
-    assert model.loss_weights == {"loss_roi_apd": 2.0, "loss_kd": 1.0}
-    torch.testing.assert_close(model.distill_heads["roi_apd"].student_adapter[0].weight, apd_head.student_adapter[0].weight)
-    assert set(train_step(model, make_inputs())) == D2_BOX_KEYS | ROI_APD_KEYS | {"loss_kd"}
+def test_student_roi_heads_run_through_their_own_forward(tmp_path):
+    """The ROI terms read the box branch of the student's ROI heads as they run: a StandardROIHeads
+    subclass's own forward (here adding a loss and counting calls) is what trains, once per step."""
+    from detectron2.modeling.roi_heads import StandardROIHeads
+
+    class CountingROIHeads(StandardROIHeads):
+        calls = 0
+
+        def forward(self, images, features, proposals, targets=None):
+            CountingROIHeads.calls += 1
+            out, losses = super().forward(images, features, proposals, targets)
+            return out, {**losses, "loss_extra": sum(f.sum() for f in features.values()) * 0.0}
+
+    student = tiny_rcnn(seed=0)
+    student.roi_heads.__class__ = CountingROIHeads
+    model = build(tmp_path, student=student, names=("roi_apd", "kd"))
+    losses = train_step(model, make_inputs())
+    assert CountingROIHeads.calls == 1
+    assert set(losses) == D2_BOX_KEYS | ROI_APD_KEYS | {"loss_kd", "loss_extra"}
 
 
 def test_mask_rcnn_training_step_with_mask_class_maps(tmp_path):

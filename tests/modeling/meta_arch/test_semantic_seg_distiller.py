@@ -5,15 +5,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from apd.errors import ConfigValueError
+from apd.modeling.distill.protocol import HEAD_OUTPUTS, ROIS, DistillationTerm, ExpectedFeature, TermCompatibilityError
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.modeling.meta_arch.teacher import TeacherWeightsError
 from apd.utils.testing import toy_batch, toy_segmentor
 
 
-class FeatureMSE(nn.Module):
+class FeatureMSE(DistillationTerm):
     """A minimal distillation term: student adapter + MSE to the teacher feature."""
 
     loss_keys = ("loss_mse",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, channels=8):
         super().__init__()
@@ -137,14 +140,56 @@ def test_unknown_loss_weight_key_is_an_error_when_the_model_is_built(tmp_path):
         _distiller(tmp_path, loss_weights={"loss_msee": 1.0})
 
 
-def test_term_without_declared_keys_is_checked_at_its_first_forward(tmp_path):
+def test_terms_are_checked_against_the_protocol_when_built(tmp_path):
     class Undeclared(FeatureMSE):
         loss_keys = ()
 
-    model = _distiller(tmp_path, distill_heads={"mse": Undeclared()}, loss_weights={"loss_msee": 1.0})
+    with pytest.raises(ConfigValueError, match=r"distill_heads\['mse'\] \(Undeclared\) declares no loss_keys"):
+        _distiller(tmp_path, distill_heads={"mse": Undeclared()}, loss_weights={})
+
+    class PlainModule(nn.Module):
+        loss_keys = ("loss_mse",)
+
+    with pytest.raises(ConfigValueError, match=r"\(PlainModule\) is not a DistillationTerm"):
+        _distiller(tmp_path, distill_heads={"mse": PlainModule()})
+
+    class ReadsROIs(FeatureMSE):
+        inputs = frozenset({ROIS})
+
+    with pytest.raises(TermCompatibilityError, match=r"reads \['rois'\], which SemanticSegDistiller does not provide"):
+        _distiller(tmp_path, distill_heads={"mse": ReadsROIs()})
+
+    class WrongChannels(FeatureMSE):
+        def expected_features(self):
+            return [ExpectedFeature("teacher", "feature", "teacher_channels", 16)]
+
+    with pytest.raises(TermCompatibilityError, match=r"\(WrongChannels\): teacher_channels=16 expects the teacher's "
+                       r"'feature' as B×16×h×w, but the built teacher's is B×8×h×w"):
+        _distiller(tmp_path, distill_heads={"mse": WrongChannels()})
+
+    class ReturnsOtherKeys(FeatureMSE):
+        def forward(self, student, teacher, targets):
+            return {"loss_msee": super().forward(student, teacher, targets)["loss_mse"]}
+
+    model = _distiller(tmp_path, distill_heads={"mse": ReturnsOtherKeys()})
     model.train()
-    with pytest.raises(KeyError, match="loss_msee"):
+    with pytest.raises(KeyError, match=r"'mse' returned \['loss_msee'\] but declares loss_keys \['loss_mse'\]"):
         model(toy_batch())
+
+
+def test_segmentation_terms_check_channels_and_classes_at_build(tmp_path):
+    from apd.modeling.distill import APDHead, FitNetHead, IFVDHead
+
+    with pytest.raises(TermCompatibilityError, match=r"\['apd'\] \(APDHead\): student_channels=6 expects the "
+                       r"student's 'feature' as B×6×h×w, but the built student's is B×8×h×w"):
+        _distiller(tmp_path, distill_heads={"apd": APDHead(student_channels=6, teacher_channels=8, num_classes=3)},
+                   loss_weights={})
+    with pytest.raises(TermCompatibilityError, match=r"\(IFVDHead\): num_classes=5 expects the student's 'classes' as "
+                       r"K=5, but the built student's is K=3"):
+        _distiller(tmp_path, distill_heads={"ifvd": IFVDHead(num_classes=5)}, loss_weights={})
+    with pytest.raises(TermCompatibilityError, match=r"\(FitNetHead\): teacher_channels=4"):
+        _distiller(tmp_path, distill_heads={"fit": FitNetHead(student_channels=8, teacher_channels=4)},
+                   loss_weights={})
 
 
 def test_two_terms_declaring_one_key_is_an_error_when_built(tmp_path):
@@ -153,13 +198,15 @@ def test_two_terms_declaring_one_key_is_an_error_when_built(tmp_path):
 
 
 class _AdaptTerm(FeatureMSE):
-    """FeatureMSE plus an adapter-only key (like APD's loss_adapt)."""
+    """FeatureMSE plus a key it declares for a second optimiser (as APD's loss_adapt), under a name no
+    other code knows."""
 
-    loss_keys = ("loss_mse", "loss_adapt")
+    loss_keys = ("loss_mse", "loss_own_adapter")
+    second_optimizer_keys = ("loss_own_adapter",)
 
     def forward(self, student, teacher, targets):
         out = super().forward(student, teacher, targets)
-        return {**out, "loss_adapt": out["loss_mse"].detach() + 1.0}
+        return {**out, "loss_own_adapter": out["loss_mse"].detach() + 1.0}
 
 
 @pytest.mark.parametrize("warmup_iters", [0, 10])
@@ -167,14 +214,14 @@ def test_warmup_scales_distillation_weights_by_iteration(tmp_path, warmup_iters)
     from detectron2.utils.events import EventStorage
 
     model = _distiller(tmp_path, distill_heads={"mse": _AdaptTerm()},
-                       loss_weights={"loss_mse": 2.0, "loss_adapt": 3.0}, warmup_iters=warmup_iters)
+                       loss_weights={"loss_mse": 2.0, "loss_own_adapter": 3.0}, warmup_iters=warmup_iters)
     model.train()
     batch = toy_batch()
     with torch.no_grad():
         torch.manual_seed(0)  # dropout
         reference = model(batch)  # outside a trainer: no iteration, full weight
         raw = reference["loss_mse"] / 2.0
-        adapt = reference["loss_adapt"]
+        adapt = reference["loss_own_adapter"]
         for iteration, expected in ((0, 0.1), (4, 0.5), (9, 1.0), (50, 1.0)):
             torch.manual_seed(0)
             with EventStorage(iteration):
@@ -182,7 +229,7 @@ def test_warmup_scales_distillation_weights_by_iteration(tmp_path, warmup_iters)
             scale = expected if warmup_iters else 1.0
             # The returned (and logged) values are the weighted ones: weight × warm-up × raw term.
             torch.testing.assert_close(losses["loss_mse"], 2.0 * scale * raw)
-            torch.testing.assert_close(losses["loss_adapt"], adapt)  # adapter-only: never warmed up
+            torch.testing.assert_close(losses["loss_own_adapter"], adapt)  # second optimiser's: never warmed up
             torch.testing.assert_close(losses["loss_sem_seg"], reference["loss_sem_seg"])
 
 
@@ -201,10 +248,13 @@ def test_bgr_teacher_sees_channel_swapped_images(tmp_path):
     teacher, path = _teacher_file(tmp_path)
     captured = {}
 
-    class Spy(nn.Module):
+    class Spy(DistillationTerm):
+        loss_keys = ("loss_spy",)
+        inputs = frozenset({HEAD_OUTPUTS})
+
         def forward(self, student, teacher_out, targets):
             captured["t"] = teacher_out.logits
-            return {}
+            return {"loss_spy": student.logits.sum() * 0.0}
 
     model = SemanticSegDistiller(student=toy_segmentor(), teacher=toy_segmentor(), teacher_weights=path,
                                  distill_heads={"spy": Spy()})

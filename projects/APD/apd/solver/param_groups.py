@@ -2,16 +2,30 @@
 
 APD recipe (docs/METHOD.md §4): backbone at base_lr, heads (PPM/ASPP, classifier, aux) and the student adapter
 at 10× base_lr; the teacher adapter has its own Adam (``teacher_adapter_params``); the teacher has none.
+Which parameters the second optimiser steps is what the model's distillation terms declare
+(``DistillationTerm.second_optimizer_parameters``, :mod:`apd.modeling.distill.protocol`).
 """
 from typing import Dict, List, Optional, Sequence
 
 from detectron2.solver import get_default_optimizer_params
 from torch import nn
 
-__all__ = ["student_param_groups", "teacher_adapter_params", "head_lr_factor"]
+from ..modeling.distill.protocol import DistillationTerm
 
-# Attribute names of adapters trained by the separate teacher-adapter optimiser.
-_TEACHER_ADAPTER_MARK = "teacher_adapter."
+__all__ = ["student_param_groups", "teacher_adapter_params", "second_optimizer_parameters", "head_lr_factor"]
+
+
+def second_optimizer_parameters(model: nn.Module) -> List[nn.Parameter]:
+    """The trainable parameters every :class:`DistillationTerm` inside ``model`` declares for the second
+    optimiser, each once, in module order."""
+    params, seen = [], set()
+    for module in model.modules():
+        if isinstance(module, DistillationTerm):
+            for p in module.second_optimizer_parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+    return params
 
 
 def head_lr_factor(name: str, backbone_prefixes: Sequence[str] = ("backbone.",), factor: float = 10.0) -> float:
@@ -42,12 +56,13 @@ def student_param_groups(
 ) -> List[Dict]:
     """Parameter groups of everything the student optimiser trains.
 
-    Excludes frozen parameters (the teacher) and the teacher adapter. Parameters whose name (after an
+    Excludes frozen parameters (the teacher) and the terms' second-optimiser parameters
+    (:func:`second_optimizer_parameters`, e.g. APD's teacher adapter). Parameters whose name (after an
     optional ``student.`` prefix) starts with one of ``backbone_prefixes`` get ``base_lr``; all others
     (heads, student adapter) get ``head_lr_multiplier × base_lr``. Like the official code, weight decay
     applies to norm layers too unless ``weight_decay_norm`` is given.
     """
-    excluded = {id(p) for n, p in model.named_parameters() if _TEACHER_ADAPTER_MARK in n}
+    excluded = {id(p) for p in second_optimizer_parameters(model)}
     groups = get_default_optimizer_params(
         model,
         base_lr=base_lr,
@@ -66,11 +81,12 @@ def student_param_groups(
 
 
 def teacher_adapter_params(model: nn.Module) -> List[nn.Parameter]:
-    """Parameters of every ``teacher_adapter`` submodule (stepped by ``adapter_optimizer``)."""
-    params = [p for n, p in model.named_parameters() if _TEACHER_ADAPTER_MARK in n and p.requires_grad]
+    """The parameters stepped by ``adapter_optimizer``: :func:`second_optimizer_parameters` (APD: the teacher
+    adapters). ``ValueError`` when there are none."""
+    params = second_optimizer_parameters(model)
     if not params:
         raise ValueError(
-            "adapter_optimizer is configured but the model has no `teacher_adapter` parameters; "
-            "set `adapter_optimizer = None` for methods without a teacher adapter."
+            "adapter_optimizer is configured but no distillation term of the model declares parameters for "
+            "it (second_optimizer_parameters); set `adapter_optimizer = None` for methods without one."
         )
     return params

@@ -1,18 +1,35 @@
-"""Distillation terms (modules with adapters) that turn student/teacher head outputs into loss terms."""
-from . import terms
+"""Distillation terms: the protocol every term follows (:mod:`.protocol`) and every term of this package,
+segmentation (APD, KD, CWD, DIST, SKD, IFVD, FitNet), FPN (dense APD, imitation) and ROI (APD, logit KD)."""
+from . import protocol, terms
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
-from .terms import (
-    ALIGN_CORNERS,
-    CWDHead,
-    DISTHead,
+from .fpn_terms import FPNAPDHead, FPNImitationHead
+from .protocol import (
+    CLASS_MAPS,
+    FPN_FEATURES,
+    HEAD_OUTPUTS,
+    INPUTS,
+    ROIS,
     DistillationTerm,
-    FitNetHead,
-    IFVDHead,
-    LogitKDHead,
-    SKDHead,
-    resize_to,
+    ExpectedFeature,
+    FeatureShape,
+    FeatureShapes,
+    TermCompatibilityError,
+    check_expected_features,
+    check_term_declaration,
 )
+from .roi_terms import ROIAPDHead, ROILogitKDHead
+from .terms import ALIGN_CORNERS, CWDHead, DISTHead, FitNetHead, IFVDHead, LogitKDHead, SKDHead, resize_to
 
-# The adapters, APD, then every name of ``terms`` (the protocol, the baselines and the resize rule).
-__all__ = ["ConvAdapter", "MLPAdapter", "APDHead", *terms.__all__]
+# The protocol, the adapters, every term, the resize rule.
+__all__ = [
+    *protocol.__all__,
+    "ConvAdapter",
+    "MLPAdapter",
+    "APDHead",
+    "FPNAPDHead",
+    "FPNImitationHead",
+    "ROIAPDHead",
+    "ROILogitKDHead",
+    *[n for n in terms.__all__ if n != "DistillationTerm"],
+]

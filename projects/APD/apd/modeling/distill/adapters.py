@@ -4,12 +4,12 @@ Both are "1×1 conv → ReLU → 1×1 conv" with biases, PyTorch's default initi
 normalisation layer; the parameter names (``0.weight``, ``0.bias``, ``2.weight``, ``2.bias``) are those
 of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
 """
-from typing import Iterator
+from typing import Iterator, List
 
 from torch import nn
 
 from ..losses.apd import check_apd_scalars
-from .terms import DistillationTerm
+from .protocol import DistillationTerm
 
 __all__ = ["ADAPTERS", "ConvAdapter", "MLPAdapter", "AdaptedAPDTerm", "adapter_pair", "check_channels"]
 
@@ -120,3 +120,7 @@ class AdaptedAPDTerm(DistillationTerm):
     def teacher_adapter_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of g_t, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code)."""
         return self.teacher_adapter.parameters()
+
+    def second_optimizer_parameters(self) -> List[nn.Parameter]:
+        """g_t's parameters: the APD terms' ``second_optimizer_keys`` (the adaptation loss) train only them."""
+        return list(self.teacher_adapter_parameters())

@@ -3,13 +3,14 @@
 Shape letters: B images, C_s / C_t student / teacher channels, E embedding channels, K classes,
 R points (ROIs), h×w feature grid, H×W target grid.
 """
-from typing import Dict
+from typing import Dict, List
 
 import torch
 
 from ..heads.outputs import SegHeadOutputs
 from ..losses import apd_loss_terms, apd_point_loss_terms
 from .adapters import AdaptedAPDTerm
+from .protocol import HEAD_OUTPUTS, ExpectedFeature
 from .terms import resize_to
 
 __all__ = ["APDHead"]
@@ -27,6 +28,8 @@ class APDHead(AdaptedAPDTerm):
     """
 
     loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
+    second_optimizer_keys = ("loss_adapt",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, scope: str = "image", ignore_value: int = 255, **kwargs):
         """
@@ -47,6 +50,11 @@ class APDHead(AdaptedAPDTerm):
         super().__init__(**kwargs)
         self.scope = scope
         self.ignore_value = int(ignore_value)
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return [ExpectedFeature("student", "feature", "student_channels", self.student_channels),
+                ExpectedFeature("teacher", "feature", "teacher_channels", self.teacher_channels),
+                ExpectedFeature("student", "classes", "num_classes", self.num_classes)]
 
     def forward(
         self, student: SegHeadOutputs, teacher: SegHeadOutputs, targets: torch.Tensor

@@ -2,8 +2,8 @@
 
 The detection counterpart of :class:`~apd.modeling.heads.outputs.SegHeadOutputs`: a term's
 ``forward(student, teacher, targets)`` gets two :class:`DetectionOutputs` and one
-:class:`DetectionTargets`. Fields a term does not ask for are None (a term sets the class attributes
-``uses_rois`` / ``uses_class_maps`` to ask for ROI outputs / class maps).
+:class:`DetectionTargets`. Fields no term asks for are None (a term asks for ROI outputs / class maps by
+naming :data:`~.protocol.ROIS` / :data:`~.protocol.CLASS_MAPS` in its ``inputs``).
 
 Shape letters: B images, C channels, h×w grid of an FPN level, H×W padded input grid, R sampled ROIs
 over the batch, K foreground classes (background = K).

@@ -8,7 +8,7 @@ differs from the student's (other padding) is resized onto it.
 Shape letters: B images, C_s / C_t FPN channels, E embedding channels, K foreground classes, h×w grid of
 one level, H×W padded input grid.
 """
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from ..losses.prototypes import downsample_labels, upcast_half
 from .adapters import AdaptedAPDTerm, check_channels
 from .class_maps import IGNORE_CLASS
 from .detection_inputs import DetectionOutputs, DetectionTargets
+from .protocol import CLASS_MAPS, FPN_FEATURES, DistillationTerm, ExpectedFeature
 from .terms import resize_to
 
 __all__ = ["FPN_LEVELS", "FPNAPDHead", "FPNImitationHead", "masked_feature_mimic_loss"]
@@ -31,6 +32,13 @@ def _check_levels(levels: Sequence[str]) -> Tuple[str, ...]:
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(f"levels must be a non-empty list of distinct FPN level names, got {levels}")
     return levels
+
+
+def _level_features(levels: Sequence[str], student_channels: int, teacher_channels: int) -> List[ExpectedFeature]:
+    """Both models' ``levels`` with the configured channels (for :meth:`DistillationTerm.expected_features`)."""
+    return [ExpectedFeature(model, level, f"{model}_channels", channels)
+            for level in levels
+            for model, channels in (("student", student_channels), ("teacher", teacher_channels))]
 
 
 def _level_pair(student: DetectionOutputs, teacher: DetectionOutputs, level: str):
@@ -51,8 +59,8 @@ class FPNAPDHead(AdaptedAPDTerm):
     """
 
     loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
-    uses_class_maps = True
-    uses_rois = False
+    second_optimizer_keys = ("loss_adapt",)
+    inputs = frozenset({FPN_FEATURES, CLASS_MAPS})
     fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
     def __init__(self, *, levels: Sequence[str] = FPN_LEVELS, **kwargs):
@@ -66,6 +74,10 @@ class FPNAPDHead(AdaptedAPDTerm):
         """
         super().__init__(adapter="conv", **kwargs)
         self.levels = _check_levels(levels)
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return _level_features(self.levels, self.student_channels, self.teacher_channels) + [
+            ExpectedFeature("student", "classes", "num_classes", self.num_classes)]
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets
@@ -117,7 +129,7 @@ def masked_feature_mimic_loss(
     return (diff * weights).sum() / weights.sum().clamp(min=1.0)
 
 
-class FPNImitationHead(nn.Module):
+class FPNImitationHead(DistillationTerm):
     """FPN feature imitation (the detection baseline): per level, a 1×1 conv adapter maps the student's
     feature to the teacher's channels (one adapter shared across levels, trained with the student), then
     the MSE to the teacher's feature → ``loss_fpn_mimic`` (mean over levels).
@@ -127,7 +139,6 @@ class FPNImitationHead(nn.Module):
     """
 
     loss_keys = ("loss_fpn_mimic",)
-    uses_rois = False
 
     def __init__(
         self,
@@ -152,8 +163,11 @@ class FPNImitationHead(nn.Module):
         self.adapter = nn.Conv2d(self.student_channels, self.teacher_channels, kernel_size=1, bias=True)
 
     @property
-    def uses_class_maps(self) -> bool:
-        return self.gt_only
+    def inputs(self):
+        return frozenset({FPN_FEATURES, CLASS_MAPS} if self.gt_only else {FPN_FEATURES})
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return _level_features(self.levels, self.student_channels, self.teacher_channels)
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets

@@ -11,14 +11,14 @@ the teacher correspond, as pixels do in segmentation. The terms read
 
 Shape letters: R sampled ROIs over the batch, C_s / C_t box-head widths, K foreground classes.
 """
-from typing import Dict
+from typing import Dict, List
 
 import torch
-from torch import nn
 
 from ..losses import apd_point_loss_terms, logit_kd_loss
 from .adapters import AdaptedAPDTerm
 from .detection_inputs import DetectionOutputs, DetectionTargets
+from .protocol import ROIS, DistillationTerm, ExpectedFeature
 
 __all__ = ["ROIAPDHead", "ROILogitKDHead"]
 
@@ -32,8 +32,8 @@ class ROIAPDHead(AdaptedAPDTerm):
     g_t (adapter optimiser)."""
 
     loss_keys = ("loss_roi_apd", "loss_roi_pa", "loss_roi_adapt")
-    uses_rois = True
-    uses_class_maps = False
+    second_optimizer_keys = ("loss_roi_adapt",)
+    inputs = frozenset({ROIS})
     fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
     def __init__(self, *, include_background_proto: bool = False, **kwargs):
@@ -47,6 +47,11 @@ class ROIAPDHead(AdaptedAPDTerm):
         """
         super().__init__(adapter="mlp", **kwargs)
         self.include_background_proto = bool(include_background_proto)
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return [ExpectedFeature("student", "roi_features", "student_channels", self.student_channels),
+                ExpectedFeature("teacher", "roi_features", "teacher_channels", self.teacher_channels),
+                ExpectedFeature("student", "classes", "num_classes", self.num_classes)]
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets
@@ -72,19 +77,21 @@ class ROIAPDHead(AdaptedAPDTerm):
         return f"num_classes={self.num_classes}, tau={self.tau}, include_background_proto={self.include_background_proto}"
 
 
-class ROILogitKDHead(nn.Module):
+class ROILogitKDHead(DistillationTerm):
     """Logit KD on the box classifier's (K+1)-way scores of the shared ROIs → ``loss_kd``: per ROI
     KL(teacher‖student) at temperature T (× T²), element mean (÷ (K+1)) as in segmentation."""
 
     loss_keys = ("loss_kd",)
-    uses_rois = True
-    uses_class_maps = False
+    inputs = frozenset({ROIS})
 
     def __init__(self, *, temperature: float = 1.0):
         super().__init__()
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return [ExpectedFeature(model, "roi_scores") for model in ("student", "teacher")]
 
     def forward(
         self, student: DetectionOutputs, teacher: DetectionOutputs, targets: DetectionTargets

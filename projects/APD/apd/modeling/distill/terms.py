@@ -1,22 +1,19 @@
-"""Distillation terms: the protocol every term follows, and the baseline terms (KD, CWD, DIST, SKD, IFVD,
-FitNet).
+"""The segmentation baseline terms (KD, CWD, DIST, SKD, IFVD, FitNet).
 
-A term is an ``nn.Module`` whose ``forward(student, teacher, targets)`` takes the student's and the
-teacher's :class:`~apd.modeling.heads.outputs.SegHeadOutputs` and the B×H×W int64 targets (padded with
-the ignore value 255) and returns a dict of **unweighted** ``loss_*`` terms, whose keys are listed in
-the class attribute ``loss_keys``. The distiller multiplies each by ``loss_weights[key]`` and sums.
-Terms never let gradient reach the teacher's outputs. A teacher map on another grid is brought onto the
+Each is a :class:`~.protocol.DistillationTerm` reading :data:`~.protocol.HEAD_OUTPUTS`: its
+``forward(student, teacher, targets)`` takes the student's and the teacher's
+:class:`~apd.modeling.heads.outputs.SegHeadOutputs` and the B×H×W int64 targets (padded with the ignore
+value 255) and returns a dict of **unweighted** ``loss_*`` terms (the keys of ``loss_keys``). The distiller
+multiplies each by ``loss_weights[key]`` and sums. Terms never let gradient reach the teacher's outputs. A teacher map on another grid is brought onto the
 student's with :func:`resize_to` (the one resize rule, ``align_corners=True``; ``apd.modeling.losses.resize``).
 Constructor arguments are keyword-only plain values, so every term can be built with ``LazyCall``.
 
 Shape letters: B images, C channels, K classes, h×w feature grid, H×W target grid.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-import torch
 from torch import nn
 
-from ..heads.outputs import SegHeadOutputs
 from ..losses import (
     channel_wise_divergence_loss,
     dist_loss,
@@ -28,6 +25,7 @@ from ..losses import (
 from ..losses.ifvd import REDUCTIONS as IFVD_REDUCTIONS
 from ..losses.resize import ALIGN_CORNERS, resize_to
 from ..losses.skd import node_kernel
+from .protocol import HEAD_OUTPUTS, DistillationTerm, ExpectedFeature
 
 __all__ = [
     "ALIGN_CORNERS",
@@ -42,21 +40,11 @@ __all__ = [
 ]
 
 
-class DistillationTerm(nn.Module):
-    """Base class of distillation terms (see the module docstring for the contract)."""
-
-    loss_keys: Tuple[str, ...] = ()
-
-    def forward(
-        self, student: SegHeadOutputs, teacher: SegHeadOutputs, targets: torch.Tensor
-    ) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-
 class LogitKDHead(DistillationTerm):
     """Pixel-wise logit KD (docs/METHOD.md §3d): both logits upsampled to the targets' H×W → ``loss_kd``."""
 
     loss_keys = ("loss_kd",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, temperature: float = 1.0, align_corners: bool = ALIGN_CORNERS):
         """
@@ -88,6 +76,7 @@ class CWDHead(DistillationTerm):
     """Channel-wise distillation (Shu et al., ICCV 2021) on the classifier logits → ``loss_cwd``."""
 
     loss_keys = ("loss_cwd",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, temperature: float = 4.0):
         """
@@ -116,6 +105,7 @@ class DISTHead(DistillationTerm):
     """
 
     loss_keys = ("loss_dist",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0):
         """
@@ -148,6 +138,7 @@ class SKDHead(DistillationTerm):
     ``loss_skd``. Combine with :class:`LogitKDHead` for SKD's pixel-wise term."""
 
     loss_keys = ("loss_skd",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, pool_scale: Optional[float] = 0.5, pool_kernel: Optional[Sequence[int]] = None):
         """
@@ -176,6 +167,7 @@ class IFVDHead(DistillationTerm):
     ``loss_ifvd``."""
 
     loss_keys = ("loss_ifvd",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, num_classes: int, ignore_value: int = 255, reduction: str = "all"):
         """
@@ -193,6 +185,9 @@ class IFVDHead(DistillationTerm):
         self.num_classes = int(num_classes)
         self.ignore_value = int(ignore_value)
         self.reduction = reduction
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return [ExpectedFeature("student", "classes", "num_classes", self.num_classes)]
 
     def forward(self, student, teacher, targets):
         t_feat = resize_to(teacher.feature.detach(), student.feature.shape[-2:])
@@ -214,6 +209,7 @@ class FitNetHead(DistillationTerm):
     """
 
     loss_keys = ("loss_fitnet",)
+    inputs = frozenset({HEAD_OUTPUTS})
 
     def __init__(self, *, student_channels: int, teacher_channels: int, bias: bool = False):
         """
@@ -226,7 +222,12 @@ class FitNetHead(DistillationTerm):
         for name, value in (("student_channels", student_channels), ("teacher_channels", teacher_channels)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be a positive number of channels, got {value}")
-        self.regressor = nn.Conv2d(int(student_channels), int(teacher_channels), kernel_size=1, bias=bool(bias))
+        self.student_channels, self.teacher_channels = int(student_channels), int(teacher_channels)
+        self.regressor = nn.Conv2d(self.student_channels, self.teacher_channels, kernel_size=1, bias=bool(bias))
+
+    def expected_features(self) -> List[ExpectedFeature]:
+        return [ExpectedFeature("student", "feature", "student_channels", self.student_channels),
+                ExpectedFeature("teacher", "feature", "teacher_channels", self.teacher_channels)]
 
     def forward(self, student, teacher, targets):
         s_feat = self.regressor(student.feature)

@@ -11,20 +11,26 @@ depend on the task:
 - the loop over the terms (:meth:`Distiller.distillation_losses`): every term maps (student outputs,
   teacher outputs, targets) to unweighted ``loss_*`` values, each multiplied by ``loss_weights[key]``
   (default 1.0) and by the warm-up factor;
-- the check of ``loss_weights`` against the terms' ``loss_keys`` when the model is built;
+- the checks of the terms when the model is built, through the term protocol
+  (:mod:`apd.modeling.distill.protocol`) and nothing else: each term is a ``DistillationTerm``, reads only
+  inputs the task distiller provides (:attr:`Distiller.provided_inputs`), was configured for the channels,
+  levels and classes of the built student and teacher (:meth:`Distiller.model_features`), and no two terms
+  produce one key; ``loss_weights`` names only keys the terms declare;
 - inference: ``self.student(batched_inputs)``, the student's graph only.
 
-A task distiller implements :meth:`Distiller.forward_train`: the student's task losses and what the terms
-read (segmentation: ``SegHeadOutputs`` + label maps; R-CNN: FPN features, ROI outputs, class maps).
+A task distiller implements :meth:`Distiller.forward_train` (the student's task losses and what the terms
+read, as :class:`TrainingOutputs`; segmentation: ``SegHeadOutputs`` + label maps; R-CNN: FPN features, ROI
+outputs, class maps), :meth:`Distiller.model_features` and :attr:`Distiller.provided_inputs`.
 
-Warm-up (``warmup_iters`` = W > 0): every distillation weight except the adapter-only keys
-(``loss_adapt``, see :data:`ADAPTER_ONLY_KEYS`) is multiplied by ``min(1, (iter + 1) / W)``, ``iter``
-being Detectron2's event-storage iteration; W = 0 (default) is the official recipe (full weight from the
-first step). ``loss_adapt`` is never scaled: it trains only the teacher adapter, which its own Adam steps
-(Adam's step does not depend on a constant loss scale), and it never reaches the student.
+Warm-up (``warmup_iters`` = W > 0): every distillation weight except the terms' ``second_optimizer_keys``
+is multiplied by ``min(1, (iter + 1) / W)``, ``iter`` being Detectron2's event-storage iteration; W = 0
+(default) is the official recipe (full weight from the first step). A second-optimiser key is never
+warmed up: it trains only the term's ``second_optimizer_parameters()``, which their own Adam steps (Adam's step does not depend on a constant loss scale), and it never reaches the
+student. Its ``loss_weights`` entry still applies.
 """
 import logging
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence
 
 import torch
 from detectron2.config import instantiate
@@ -33,14 +39,29 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ...errors import ConfigKeyError, ConfigValueError
+from ..distill.protocol import FeatureShapes, check_expected_features, check_term_declaration
 from .teacher import ChannelSwappedModel, TeacherMixin, needs_channel_swap
 
-__all__ = ["Distiller", "ADAPTER_ONLY_KEYS", "build_terms", "warmup_factor", "current_iteration"]
+__all__ = ["Distiller", "TrainingOutputs", "build_terms", "warmup_factor", "current_iteration"]
 
 logger = logging.getLogger(__name__)
 
-# Loss keys that train only a teacher-side adapter (never the student): not warmed up.
-ADAPTER_ONLY_KEYS = ("loss_adapt", "loss_roi_adapt")
+
+@dataclass
+class TrainingOutputs:
+    """What :meth:`Distiller.forward_train` returns for one training batch.
+
+    Attributes:
+        task_losses: the student's own losses (weighted by the student's model, not by ``loss_weights``).
+        student: the student's outputs the terms read (``SegHeadOutputs``, ``DetectionOutputs``).
+        teacher: the teacher's, same type, computed without gradient.
+        targets: the ground truth in the terms' form (B×H×W label map, ``DetectionTargets``).
+    """
+
+    task_losses: Dict[str, torch.Tensor]
+    student: Any
+    teacher: Any
+    targets: Any
 
 
 def build_terms(nodes: Optional[Mapping]) -> Dict[str, nn.Module]:
@@ -81,8 +102,8 @@ class Distiller(TeacherMixin, nn.Module):
         teacher: the teacher model (same task and classes).
         teacher_weights: the teacher's checkpoint, loaded strictly now. None builds the model without
             teacher weights (inspection, ``--eval-only`` of the student); training then refuses to start.
-        distill_heads: name → distillation term (module or LazyCall node). Each term should declare its
-            ``loss_keys``; terms that do not are checked at their first forward.
+        distill_heads: name → distillation term (a ``DistillationTerm`` or a LazyCall node of one), checked
+            against the built student and teacher now (``TermCompatibilityError`` naming the term).
         loss_weights: loss key → weight (default 1.0 for keys not given). A key that no term produces is
             an error when the model is built.
         save_teacher: also write the teacher into ``state_dict()`` (off: student-only checkpoints).
@@ -108,48 +129,57 @@ class Distiller(TeacherMixin, nn.Module):
         if int(warmup_iters) < 0:
             raise ConfigValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
         self.warmup_iters = int(warmup_iters)
-        self._checked_loss_keys = False
         self.check_compatible()
         needs_channel_swap(_input_format(student), _input_format(teacher))  # raises if impossible
-        self._check_loss_keys_at_build()
+        self._check_terms()
         self._setup_teacher(teacher_weights, save_teacher)
 
-    # ------------------------------------------------------------------ hooks for subclasses
-    def check_compatible(self) -> None:
-        """Raise if student, teacher and terms cannot work together (called at build)."""
+    # ------------------------------------------------------------------ for subclasses
+    #: The inputs (``apd.modeling.distill.protocol.INPUTS``) this distiller hands to its terms.
+    provided_inputs: FrozenSet[str] = frozenset()
 
-    def forward_train(self, batched_inputs: List[dict]) -> Tuple[Dict[str, torch.Tensor], object, object, object]:
-        """(student task losses, student outputs, teacher outputs, targets) of one training batch."""
+    def check_compatible(self) -> None:
+        """Raise if student and teacher cannot work together (called at build, before the terms' checks)."""
+
+    def model_features(self, model: nn.Module) -> FeatureShapes:
+        """The features of the built ``model`` (student or teacher) that terms may read, by name
+        (``apd.modeling.distill.protocol``), for the terms' ``expected_features`` check."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------------ loss keys
-    def declared_loss_keys(self) -> Optional[List[str]]:
-        """All keys the terms declare, or None when some term declares none."""
-        keys: List[str] = []
-        for name, head in self.distill_heads.items():
-            declared = getattr(head, "loss_keys", None)
-            if not declared:
-                return None
-            for key in declared:
-                if key in keys:
-                    raise ConfigKeyError(f"Loss key '{key}' is produced by two distillation terms (one is '{name}')")
-                keys.append(key)
-        return keys
+    def forward_train(self, batched_inputs: List[dict]) -> TrainingOutputs:
+        """The student's task losses and what the terms read, for one training batch."""
+        raise NotImplementedError
 
-    def _check_loss_keys_at_build(self) -> None:
-        keys = self.declared_loss_keys()
-        if keys is not None:
-            self._check_loss_keys(keys)
+    # ------------------------------------------------------------------ the terms' declarations
+    def uses(self, input_name: str) -> bool:
+        """Whether some term reads ``input_name`` (``apd.modeling.distill.protocol.INPUTS``)."""
+        return any(input_name in term.inputs for term in self.distill_heads.values())
 
-    def _check_loss_keys(self, produced: Iterable[str]) -> None:
-        produced = sorted(produced)
-        unknown = sorted(set(self.loss_weights) - set(produced))
+    def declared_loss_keys(self) -> List[str]:
+        """Every key the terms declare, in term order."""
+        return [key for term in self.distill_heads.values() for key in term.loss_keys]
+
+    def second_optimizer_keys(self) -> FrozenSet[str]:
+        """The keys that train only a term's second-optimiser parameters (never warmed up)."""
+        return frozenset(key for term in self.distill_heads.values() for key in term.second_optimizer_keys)
+
+    def _check_terms(self) -> None:
+        """The build-time checks of the terms (module docstring)."""
+        shapes = {"student": self.model_features(self.student), "teacher": self.model_features(self.teacher)}
+        owner: Dict[str, str] = {}
+        for name, term in self.distill_heads.items():
+            check_term_declaration(name, term, self.provided_inputs, type(self).__name__)
+            check_expected_features(name, term, shapes)
+            for key in term.loss_keys:
+                if key in owner:
+                    raise ConfigKeyError(f"Loss key '{key}' is produced by two distillation terms ('{owner[key]}' and '{name}')")
+                owner[key] = name
+        unknown = sorted(set(self.loss_weights) - set(owner))
         if unknown:
             raise ConfigKeyError(
                 f"model.loss_weights has keys no distillation term produces: {unknown}. "
-                f"Terms produce: {produced}."
+                f"Terms produce: {sorted(owner)}."
             )
-        self._checked_loss_keys = True
 
     # ------------------------------------------------------------------ weights and warm-up
     def distill_scale(self) -> float:
@@ -157,13 +187,14 @@ class Distiller(TeacherMixin, nn.Module):
         return warmup_factor(current_iteration(), self.warmup_iters)
 
     def weigh(self, terms: Mapping[str, torch.Tensor], scale: Optional[float] = None) -> Dict[str, torch.Tensor]:
-        """``terms[key] · loss_weights[key]`` (1.0 if absent), times the warm-up factor except for
-        :data:`ADAPTER_ONLY_KEYS`."""
+        """``terms[key] · loss_weights[key]`` (1.0 if absent), times the warm-up factor except for the
+        terms' ``second_optimizer_keys``."""
         scale = self.distill_scale() if scale is None else scale
+        unscaled = self.second_optimizer_keys()
         out = {}
         for key, value in terms.items():
             weight = self.loss_weights.get(key, 1.0)
-            if key not in ADAPTER_ONLY_KEYS:
+            if key not in unscaled:
                 weight = weight * scale
             out[key] = value * weight
         return out
@@ -171,15 +202,18 @@ class Distiller(TeacherMixin, nn.Module):
     def distillation_losses(self, student_out, teacher_out, targets, taken: Sequence[str] = ()) -> Dict[str, torch.Tensor]:
         """Every term on (student outputs, teacher outputs, targets), weighted (see :meth:`weigh`).
 
-        ``taken``: keys already used (the task losses); a term producing one of them is an error."""
+        ``taken``: keys already used (the task losses); a term producing one of them, or other keys than
+        its ``loss_keys``, is an error."""
         terms: Dict[str, torch.Tensor] = {}
         for name, head in self.distill_heads.items():
-            for key, value in head(student_out, teacher_out, targets).items():
-                if key in terms or key in taken:
+            produced = head(student_out, teacher_out, targets)
+            if set(produced) != set(head.loss_keys):
+                raise KeyError(f"Distillation term '{name}' returned {sorted(produced)} but declares "
+                               f"loss_keys {sorted(head.loss_keys)}")
+            for key, value in produced.items():
+                if key in taken:
                     raise ConfigKeyError(f"Loss key '{key}' produced twice (distillation term '{name}')")
                 terms[key] = value
-        if not self._checked_loss_keys:
-            self._check_loss_keys(terms)
         return self.weigh(terms)
 
     # ------------------------------------------------------------------ preprocessing
@@ -222,7 +256,7 @@ class Distiller(TeacherMixin, nn.Module):
         if not self.training:
             return self.student(batched_inputs)
         self.check_teacher_ready()
-        losses, student_out, teacher_out, targets = self.forward_train(batched_inputs)
-        losses = dict(losses)
-        losses.update(self.distillation_losses(student_out, teacher_out, targets, taken=list(losses)))
+        out = self.forward_train(batched_inputs)
+        losses = dict(out.task_losses)
+        losses.update(self.distillation_losses(out.student, out.teacher, out.targets, taken=list(losses)))
         return losses

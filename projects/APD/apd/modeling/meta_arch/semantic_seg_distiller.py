@@ -21,8 +21,9 @@ from detectron2.structures import ImageList
 from detectron2.utils.events import get_event_storage
 
 from ...errors import ConfigMismatchError, ConfigValueError
+from ..distill.protocol import HEAD_OUTPUTS, FeatureShape, FeatureShapes
 from ..losses import resize_to
-from .distiller import Distiller
+from .distiller import Distiller, TrainingOutputs
 
 __all__ = ["SemanticSegDistiller"]
 
@@ -43,6 +44,8 @@ class SemanticSegDistiller(Distiller):
             ``{"loss_kd": 10, "loss_apd": 10, "loss_pa": 10}``, unknown keys are an error at build.
     """
 
+    provided_inputs = frozenset({HEAD_OUTPUTS})
+
     def check_compatible(self) -> None:
         s_head, t_head = self.student.sem_seg_head, self.teacher.sem_seg_head
         for name, head in (("student", s_head), ("teacher", t_head)):
@@ -59,7 +62,14 @@ class SemanticSegDistiller(Distiller):
     def num_classes(self) -> int:
         return self.student.sem_seg_head.num_classes
 
-    def forward_train(self, batched_inputs: List[dict]):
+    def model_features(self, model) -> FeatureShapes:
+        """``"feature"``: the head's ``SegHeadOutputs.feature`` (B×C×h×w, C = its ``feature_channels``);
+        ``"classes"``: K."""
+        head = model.sem_seg_head
+        return {"feature": FeatureShape(getattr(head, "feature_channels", None)),
+                "classes": FeatureShape(head.num_classes, "K=C")}
+
+    def forward_train(self, batched_inputs: List[dict]) -> TrainingOutputs:
         size_div = max(self.student.backbone.size_divisibility, self.teacher.backbone.size_divisibility)
         s_images = self.normalized_images(self.student, batched_inputs, size_div)
         ignore = self.student.sem_seg_head.ignore_value
@@ -78,7 +88,7 @@ class SemanticSegDistiller(Distiller):
             # Different output strides: observe the teacher on the student's grid (the one resize rule).
             t_out = replace(t_out, feature=resize_to(t_out.feature, s_out.feature.shape[-2:]))
         self._log_agreement(s_out.logits, t_out.logits)
-        return losses, s_out, t_out, targets
+        return TrainingOutputs(losses, s_out, t_out, targets)
 
     @torch.no_grad()
     def _log_agreement(self, s_logits: torch.Tensor, t_logits: torch.Tensor) -> None:
