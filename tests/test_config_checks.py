@@ -31,8 +31,9 @@ def test_unknown_train_key_is_rejected():
 
 
 def test_overrides_of_keys_a_subclass_passes_on_to_its_base_stay_checked():
-    """RCNNDistiller and the APD heads take ``**kwargs`` and pass them to their base: the base's keys are
-    still known (a typo is refused, naming the valid keys) and type-checked."""
+    """RCNNDistiller and the APD heads list every keyword their base takes: those keys are known (a typo is
+    refused, naming the valid keys) and type-checked from the signature alone, and a keyword the class sets
+    itself (the adapter kind) is not a key."""
     from apd.config import ConfigValueError
 
     cfg = LazyConfig.load("configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py")
@@ -50,3 +51,18 @@ def test_overrides_of_keys_a_subclass_passes_on_to_its_base_stay_checked():
     roi = LazyConfig.load("configs/COCO-InstanceSegmentation/roiapd_mask_rcnn_R34_to_R18_FPN_demo.py")
     with pytest.raises(ConfigKeyError, match="adapter"):
         check_overrides(roi, ["model.distill_heads.roi_apd.adapter=conv"])
+
+
+def test_distillers_and_terms_list_every_keyword():
+    """The override checks read ``inspect.signature`` alone: no distiller or term forwards ``**kwargs``."""
+    import inspect
+
+    import apd.modeling.distill as distill
+    from apd.modeling.meta_arch import RCNNDistiller, SemanticSegDistiller
+
+    terms = [getattr(distill, n) for n in distill.__all__ if inspect.isclass(getattr(distill, n))
+             and issubclass(getattr(distill, n), distill.DistillationTerm) and getattr(distill, n) is not distill.DistillationTerm]
+    assert {"APDHead", "FPNAPDHead", "ROIAPDHead", "ROILogitKDHead", "FitNetHead"} <= {t.__name__ for t in terms}
+    for cls in (RCNNDistiller, SemanticSegDistiller, *terms):
+        kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, cls.__name__

@@ -43,33 +43,10 @@ def _target_signature(node) -> Optional[inspect.Signature]:
         from detectron2.utils.registry import locate
 
         target = locate(target)
-    return _forwarding_signature(target)
-
-
-def _forwarding_signature(target) -> Optional[inspect.Signature]:
-    """``inspect.signature(target)``; for a class whose ``__init__`` takes ``**kwargs``, its own parameters plus
-    those of the nearest base class that defines ``__init__`` (this package's subclasses pass their
-    ``**kwargs`` on to ``super().__init__``, e.g. ``RCNNDistiller`` → ``Distiller``), so the keys of the
-    base stay known and type-checked. Keywords the class lists in its ``fixed_base_kwargs`` attribute are
-    ones it sets itself when it calls the base, so they are left out: overriding one is an unknown key, not
-    Python's "got multiple values" when the model is built. None when there is no signature to inspect."""
     try:
-        sig = inspect.signature(target)
+        return inspect.signature(target)
     except (TypeError, ValueError):
         return None
-    own = list(sig.parameters.values())
-    if not inspect.isclass(target) or not any(p.kind == p.VAR_KEYWORD for p in own):
-        return sig
-    base = next((b for b in target.__mro__[1:] if "__init__" in vars(b)), None)
-    base_sig = _forwarding_signature(base) if base not in (None, object) else None
-    if base_sig is None:
-        return sig
-    names = {p.name for p in own} | set(getattr(target, "fixed_base_kwargs", ()))
-    inherited = [p.replace(kind=p.KEYWORD_ONLY) for p in base_sig.parameters.values()
-                 if p.name not in names and p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    tail = [p for p in base_sig.parameters.values() if p.kind == p.VAR_KEYWORD]  # the base forwards too
-    kept = [p for p in own if p.kind != p.VAR_KEYWORD]
-    return sig.replace(parameters=kept + inherited + tail)
 
 
 def _target_params(node) -> Optional[List[str]]:

@@ -1,12 +1,12 @@
-"""Tests of APDHead: loss keys, gradient routing between the two adapters, dense and point modes."""
+"""Tests of APDHead: loss keys, gradient routing between the two adapters."""
 import pytest
 import torch
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 
-from apd.modeling.distill import APDHead, ConvAdapter, MLPAdapter
+from apd.modeling.distill import APDHead, ConvAdapter
 from apd.modeling.heads.outputs import SegHeadOutputs
-from apd.modeling.losses import apd_loss_terms, apd_point_loss_terms
+from apd.modeling.losses import apd_loss_terms
 
 KEYS = {"loss_apd", "loss_pa", "loss_adapt"}
 
@@ -86,35 +86,13 @@ def test_teacher_feature_on_another_grid_is_resized():
     assert all(torch.isfinite(v) for v in out.values())
 
 
-def test_points_mode_with_mlp_adapters_and_detectron2_background():
-    head = _head(adapter="mlp", student_channels=12, teacher_channels=16, ignore_value=-1)
-    assert isinstance(head.student_adapter, MLPAdapter)
-    g = torch.Generator().manual_seed(4)
-    s = torch.randn(9, 12, generator=g, requires_grad=True)
-    t = torch.randn(9, 16, generator=g, requires_grad=True)
-    labels = torch.tensor([0, 1, 4, 1, 4, 2, 2, 3, 4])  # 4 = K = Detectron2 background: no class
-    image_ids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
-    out = head.forward_points(s, t, labels, image_ids)
-    expected = apd_point_loss_terms(head.student_adapter(s), head.teacher_adapter(t), labels, image_ids, 4)
-    assert set(out) == KEYS
-    for key in KEYS:
-        torch.testing.assert_close(out[key], expected[key])
-    assert not _grads(sum(out.values()), [t])[0].any()
-    assert all(not g.any() for g in _grads(out["loss_adapt"], head.student_adapter.parameters()))
-    assert all(not g.any() for g in _grads(out["loss_apd"] + out["loss_pa"], head.teacher_adapter_parameters()))
-    with pytest.raises(RuntimeError, match="forward_points"):
-        head(*_outputs(5))
-    with pytest.raises(RuntimeError, match="adapter='mlp'"):
-        _head().forward_points(s, t, labels, image_ids)
-
-
 def test_lazy_call_and_argument_errors():
     head = instantiate(L(APDHead)(student_channels=6, teacher_channels=10, num_classes=4, hidden_dim=8,
                                   embed_dim=5, scope="batch"))
     assert head.scope == "batch" and head.teacher_adapter[2].out_channels == 5
     with pytest.raises(ValueError, match="'global'"):
         _head(scope="global")
-    with pytest.raises(ValueError, match="'linear'"):
-        _head(adapter="linear")
+    with pytest.raises(TypeError, match="adapter"):  # dense 1×1-conv adapters only; not a keyword
+        _head(adapter="mlp")
     with pytest.raises(TypeError):
         APDHead(6, 10, 4)  # keyword-only

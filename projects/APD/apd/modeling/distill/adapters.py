@@ -75,8 +75,8 @@ class AdaptedAPDTerm(DistillationTerm):
     (:func:`adapter_pair`). Attributes ``student_channels`` (C_s), ``teacher_channels`` (C_t),
     ``num_classes`` (K), ``tau``, ``adapter``, ``student_adapter``, ``teacher_adapter``.
 
-    Subclasses take their own keywords and pass the rest on (``**kwargs``); ``apd.config`` reads a forwarding
-    subclass's signature as its own keywords plus these, so overrides stay checked."""
+    Subclasses list every keyword they take (configs and ``apd.config``'s override checks read their
+    signatures) and set ``adapter`` themselves."""
 
     def __init__(
         self,

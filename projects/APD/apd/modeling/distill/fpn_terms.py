@@ -61,18 +61,29 @@ class FPNAPDHead(AdaptedAPDTerm):
     loss_keys = ("loss_apd", "loss_pa", "loss_adapt")
     second_optimizer_keys = ("loss_adapt",)
     inputs = frozenset({FPN_FEATURES, CLASS_MAPS})
-    fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
-    def __init__(self, *, levels: Sequence[str] = FPN_LEVELS, **kwargs):
+    def __init__(
+        self,
+        *,
+        student_channels: int,
+        teacher_channels: int,
+        num_classes: int,
+        hidden_dim: int = 512,
+        embed_dim: int = 512,
+        tau: float = 10.0,
+        levels: Sequence[str] = FPN_LEVELS,
+    ):
         """
         Args:
+            student_channels: C_s, the student's FPN width (256 in Detectron2's FPN).
+            teacher_channels: C_t, the teacher's.
+            num_classes: K foreground classes (the perspective has K+1 with the background).
+            hidden_dim, embed_dim: D and E of both 1×1-conv adapters (512, as in segmentation).
+            tau: similarity scale τ (10).
             levels: FPN levels to distil (default: all five the detector reads).
-            **kwargs: the 1×1-conv adapters, K and τ: ``student_channels`` (C_s, the student's FPN width,
-                256 in Detectron2's FPN), ``teacher_channels`` (C_t), ``num_classes`` (K foreground classes;
-                the perspective has K+1 with the background), ``hidden_dim``, ``embed_dim`` (D and E, 512 as
-                in segmentation), ``tau`` (10); see :class:`~.adapters.AdaptedAPDTerm`.
         """
-        super().__init__(adapter="conv", **kwargs)
+        super().__init__(student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes,
+            hidden_dim=hidden_dim, embed_dim=embed_dim, tau=tau, adapter="conv")
         self.levels = _check_levels(levels)
 
     def expected_features(self) -> List[ExpectedFeature]:

@@ -34,18 +34,29 @@ class ROIAPDHead(AdaptedAPDTerm):
     loss_keys = ("loss_roi_apd", "loss_roi_pa", "loss_roi_adapt")
     second_optimizer_keys = ("loss_roi_adapt",)
     inputs = frozenset({ROIS})
-    fixed_base_kwargs = ("adapter",)  # set here, not a config key
 
-    def __init__(self, *, include_background_proto: bool = False, **kwargs):
+    def __init__(
+        self,
+        *,
+        student_channels: int,
+        teacher_channels: int,
+        num_classes: int,
+        hidden_dim: int = 512,
+        embed_dim: int = 512,
+        tau: float = 10.0,
+        include_background_proto: bool = False,
+    ):
         """
         Args:
+            student_channels: C_s, the student's box-head output width (1024 in Detectron2's FC head).
+            teacher_channels: C_t, the teacher's.
+            num_classes: K foreground classes.
+            hidden_dim, embed_dim: D and E of both MLP adapters.
+            tau: similarity scale τ (10).
             include_background_proto: background ROIs form class K of the perspective.
-            **kwargs: the MLP adapters, K and τ: ``student_channels`` (C_s, the student's box-head output
-                width, 1024 in Detectron2's FC head), ``teacher_channels`` (C_t), ``num_classes`` (K
-                foreground classes), ``hidden_dim``, ``embed_dim`` (D and E), ``tau``; see
-                :class:`~.adapters.AdaptedAPDTerm`.
         """
-        super().__init__(adapter="mlp", **kwargs)
+        super().__init__(student_channels=student_channels, teacher_channels=teacher_channels, num_classes=num_classes,
+            hidden_dim=hidden_dim, embed_dim=embed_dim, tau=tau, adapter="mlp")
         self.include_background_proto = bool(include_background_proto)
 
     def expected_features(self) -> List[ExpectedFeature]:

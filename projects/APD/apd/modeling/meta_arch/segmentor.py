@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, SemanticSegmentor
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
@@ -35,7 +34,6 @@ class Segmentor(SemanticSegmentor):
     """Semantic segmentation meta-architecture for heads with the APD contract (``layers()`` →
     :class:`SegHeadOutputs`); see ARCHITECTURE.md, "Segmentor"."""
 
-    @configurable
     def __init__(
         self,
         *,
@@ -72,20 +70,6 @@ class Segmentor(SemanticSegmentor):
             )
         self.input_format = input_format
         self.sliding_window = check_sliding_window(sliding_window)
-
-    @classmethod
-    def from_config(cls, cfg):
-        ret = super().from_config(cfg)
-        ret["input_format"] = cfg.INPUT.FORMAT
-        # Optional yacs node TEST.SLIDING_WINDOW: ENABLED, CROP_SIZE, STRIDE, FLIP.
-        window = cfg.TEST.get("SLIDING_WINDOW", None)
-        if window is not None and window.get("ENABLED", True):
-            ret["sliding_window"] = {
-                "crop_size": tuple(window.CROP_SIZE),
-                "stride": window.get("STRIDE", None),
-                "flip": window.get("FLIP", False),
-            }
-        return ret
 
     def preprocess_image(self, batched_inputs: List[Dict[str, Any]]) -> ImageList:
         """Detectron2's pre-processing (inline in ``SemanticSegmentor.forward``): each image normalised
