@@ -54,6 +54,20 @@ def test_training_returns_weighted_named_losses_and_teacher_gets_no_grad(tmp_pat
     assert not model.teacher.training
 
 
+def test_forward_train_returns_named_outputs(tmp_path):
+    from apd.modeling.heads.outputs import SegHeadOutputs
+    from apd.modeling.meta_arch import Distiller, TrainingOutputs
+
+    model = _distiller(tmp_path)
+    assert isinstance(model, Distiller)
+    model.train()
+    batch = toy_batch()
+    out = model.forward_train(batch)
+    assert isinstance(out, TrainingOutputs) and set(out.task_losses) == {"loss_sem_seg"}
+    assert isinstance(out.student, SegHeadOutputs) and isinstance(out.teacher, SegHeadOutputs)
+    assert out.targets.shape == (len(batch), *out.targets.shape[1:]) and out.targets.dtype == torch.int64
+
+
 def test_loss_weight_is_applied(tmp_path):
     torch.manual_seed(0)
     a = _distiller(tmp_path, loss_weights={"loss_mse": 1.0})
