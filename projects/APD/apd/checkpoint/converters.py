@@ -41,16 +41,26 @@ Architecture flags the converted weights need (the keys alone do not carry them)
   ASPPHead concatenates pooling first, so the projection weight's input-channel blocks are reordered
   (an exact permutation).
 
-The command lines (``tools/convert_*.py``) and their checks against a model live in :mod:`apd.checkpoint.cli`.
+The rule machinery (:class:`~apd.checkpoint.key_map.KeyMap`) is in :mod:`apd.checkpoint.key_map`; the command
+lines (``tools/convert_*.py``) and their checks against a model live in :mod:`apd.checkpoint.cli`.
 """
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional
 
 import torch
 
-from .io import CheckpointError, unwrap_state_dict
-from .keys import format_keys
+from .io import unwrap_state_dict
+from .key_map import (
+    BN,
+    DROP,
+    WB,
+    ConversionError,
+    ConversionResult,
+    KeyMap,
+    conv_norm_rules,
+    resnet_block_rules,
+    stem_rules,
+)
 
 __all__ = [
     "ConversionError",
@@ -64,148 +74,38 @@ __all__ = [
     "convert_cirkd_deeplabv3",
 ]
 
-_BN = r"(?P<bn>weight|bias|running_mean|running_var|num_batches_tracked)"
-_WB = r"(?P<wb>weight|bias)"
-# marks a source key whose module has no counterpart in this project (reported, never dropped silently)
-_NO_COUNTERPART = object()
-_DROP = None
-
-
-class ConversionError(CheckpointError):
-    """A checkpoint does not have the layout a converter expects (the message lists the keys)."""
-
-
-@dataclass
-class ConversionResult:
-    """Output of :func:`convert`.
-
-    Attributes:
-        state: the converted ``{target name: tensor}`` dict.
-        renamed: ``{source name: target name}`` for every converted key.
-        dropped: source keys deliberately left out (ImageNet classifiers, or the head with
-            ``backbone_only``).
-        source: the converter's name (e.g. "official_apd_pspnet (apd layout)").
-        changed: ``{target name: what was done}`` for the tensors that are not copied as they are
-            (CIRKD's projection weight, whose input channels are permuted).
-    """
-
-    state: Dict[str, torch.Tensor]
-    renamed: Dict[str, str] = field(default_factory=dict)
-    dropped: List[str] = field(default_factory=list)
-    source: str = ""
-    changed: Dict[str, str] = field(default_factory=dict)
-
-
-# ----------------------------------------------------------------------------------------------- rules
-class _KeyMap:
-    """Ordered ``(regex, target)`` rules; the first rule whose pattern fully matches a key applies.
-
-    ``target`` is a ``re.Match.expand`` template, ``_DROP`` (leave the key out, listed in ``dropped``) or
-    ``_NO_COUNTERPART`` (an error: the module does not exist in this project).
-    """
-
-    def __init__(self, name: str, rules: Sequence[Tuple[str, object]], layout_hint: str):
-        self.name = name
-        self.rules = [(re.compile(pattern), target) for pattern, target in rules]
-        self.layout_hint = layout_hint
-
-    def apply(self, state: Mapping[str, torch.Tensor]) -> ConversionResult:
-        out: Dict[str, torch.Tensor] = {}
-        renamed: Dict[str, str] = {}
-        dropped, unmapped, unsupported = [], [], []
-        sources_of: Dict[str, List[str]] = {}
-        for key, value in state.items():
-            for pattern, target in self.rules:
-                match = pattern.fullmatch(key)
-                if match is None:
-                    continue
-                if target is _DROP:
-                    dropped.append(key)
-                elif target is _NO_COUNTERPART:
-                    unsupported.append(key)
-                else:
-                    new_key = match.expand(target)
-                    sources_of.setdefault(new_key, []).append(key)
-                    out[new_key] = value
-                    renamed[key] = new_key
-                break
-            else:
-                unmapped.append(key)
-        if unmapped:
-            raise ConversionError(
-                f"{self.name}: {len(unmapped)} checkpoint keys match no rule: {format_keys(unmapped, 200)}. "
-                f"Expected layout: {self.layout_hint}"
-            )
-        if unsupported:
-            raise ConversionError(
-                f"{self.name}: {len(unsupported)} checkpoint keys belong to modules this project does not "
-                f"have: {format_keys(unsupported, 200)}"
-            )
-        clashes = {k: v for k, v in sources_of.items() if len(v) > 1}
-        if clashes:
-            desc = [f"{k} <- {v}" for k, v in clashes.items()]
-            raise ConversionError(f"{self.name}: several source keys map to one name: {format_keys(desc, 40)}")
-        return ConversionResult(state=out, renamed=renamed, dropped=dropped, source=self.name)
-
-
-def _resnet_block_rules(source_prefix: str) -> List[Tuple[str, object]]:
-    """``layer{1..4}.{i}.{conv,bn}{1,2,3}`` / ``downsample.{0,1}``: identical names in the target."""
-    p = re.escape(source_prefix)
-    return [
-        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.(?P<m>conv[123])\.weight", r"backbone.layer\g<s>.\g<i>.\g<m>.weight"),
-        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.(?P<m>bn[123])\." + _BN, r"backbone.layer\g<s>.\g<i>.\g<m>.\g<bn>"),
-        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.downsample\.0\.weight", r"backbone.layer\g<s>.\g<i>.downsample.0.weight"),
-        (p + r"layer(?P<s>[1-4])\.(?P<i>\d+)\.downsample\.1\." + _BN, r"backbone.layer\g<s>.\g<i>.downsample.1.\g<bn>"),
-    ]
-
-
-def _stem_rules(source_prefix: str, deep_stem: bool) -> List[Tuple[str, object]]:
-    p = re.escape(source_prefix)
-    convs = "123" if deep_stem else "1"
-    return [
-        (p + rf"(?P<m>conv[{convs}])\.weight", r"backbone.\g<m>.weight"),
-        (p + rf"(?P<m>bn[{convs}])\." + _BN, r"backbone.\g<m>.\g<bn>"),
-    ]
-
-
-def _conv_norm_rules(conv: str, bn: str, target: str) -> List[Tuple[str, object]]:
-    """A source conv (``{conv}.weight``, no bias) and its BatchNorm (``{bn}.*``), both regexes, onto one
-    Detectron2 ``Conv2d`` with norm: ``{target}.weight`` and ``{target}.norm.*``."""
-    return [(conv + r"\.weight", target + ".weight"), (bn + r"\." + _BN, target + r".norm.\g<bn>")]
-
-
 # official APD / semseg segmentation models wrap the deep stem as layer0 = Sequential(conv1, bn1, relu,
 # conv2, bn2, relu, conv3, bn3, relu, maxpool)
 _LAYER0_RULES = [
     (r"layer0\.0\.weight", "backbone.conv1.weight"),
-    (r"layer0\.1\." + _BN, r"backbone.bn1.\g<bn>"),
+    (r"layer0\.1\." + BN, r"backbone.bn1.\g<bn>"),
     (r"layer0\.3\.weight", "backbone.conv2.weight"),
-    (r"layer0\.4\." + _BN, r"backbone.bn2.\g<bn>"),
+    (r"layer0\.4\." + BN, r"backbone.bn2.\g<bn>"),
     (r"layer0\.6\.weight", "backbone.conv3.weight"),
-    (r"layer0\.7\." + _BN, r"backbone.bn3.\g<bn>"),
+    (r"layer0\.7\." + BN, r"backbone.bn3.\g<bn>"),
 ]
 # aux = Sequential(3×3 conv, BN, ReLU, Dropout2d, 1×1 conv) -> FCNAuxHead(conv [d2 Conv2d + norm], classifier)
-_AUX_RULES = _conv_norm_rules(r"aux\.0", r"aux\.1", "sem_seg_head.aux_head.conv") + [
-    (r"aux\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
+_AUX_RULES = conv_norm_rules(r"aux\.0", r"aux\.1", "sem_seg_head.aux_head.conv") + [
+    (r"aux\.4\." + WB, r"sem_seg_head.aux_head.classifier.\g<wb>"),
 ]
 # PPM branches: Sequential(AdaptiveAvgPool2d, 1×1 conv, BN, ReLU) -> stages.{i} = Sequential(pool, d2 Conv2d)
-_PPM_RULES = _conv_norm_rules(
+_PPM_RULES = conv_norm_rules(
     r"ppm\.features\.(?P<i>\d+)\.1", r"ppm\.features\.(?P<i>\d+)\.2", r"sem_seg_head.ppm.stages.\g<i>.1"
 )
-_SEGMENTATION_BACKBONE_RULES = _LAYER0_RULES + _resnet_block_rules("")
+_SEGMENTATION_BACKBONE_RULES = _LAYER0_RULES + resnet_block_rules("")
 
 
-def _pspnet_map(name: str, merge: str, classifier: str, layout_hint: str) -> _KeyMap:
+def _pspnet_map(name: str, merge: str, classifier: str, layout_hint: str) -> KeyMap:
     """An official PSPNet layout: the segmentation backbone, the PPM branches, the aux head, and the
     merge conv (3×3 conv ``{merge}.0``, BN ``{merge}.1``) and 1×1 classifier (``{classifier}``), the two
     places where the APD and semseg layouts differ."""
     m, c = re.escape(merge), re.escape(classifier)
-    return _KeyMap(
+    return KeyMap(
         name,
         _SEGMENTATION_BACKBONE_RULES
         + _PPM_RULES
-        + _conv_norm_rules(m + r"\.0", m + r"\.1", "sem_seg_head.merge.0")
-        + [(c + r"\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
+        + conv_norm_rules(m + r"\.0", m + r"\.1", "sem_seg_head.merge.0")
+        + [(c + r"\." + WB, r"sem_seg_head.classifier.\g<wb>")]
         + _AUX_RULES,
         layout_hint,
     )
@@ -229,53 +129,53 @@ _SEMSEG_PSPNET = _pspnet_map(
 )
 # mmcv ConvModule names its parts conv / bn; APD's ASPPHead: image_pool = Sequential(pool, ConvModule),
 # aspp_modules = [ConvModule(1×1), ConvModule(3×3, d) ...], bottleneck = ConvModule(3×3)
-_APD_DEEPLABV3 = _KeyMap(
+_APD_DEEPLABV3 = KeyMap(
     "official_apd_deeplabv3",
     _SEGMENTATION_BACKBONE_RULES
-    + _conv_norm_rules(r"ppm\.image_pool\.1\.conv", r"ppm\.image_pool\.1\.bn", "sem_seg_head.aspp.image_pool.1")
-    + _conv_norm_rules(
+    + conv_norm_rules(r"ppm\.image_pool\.1\.conv", r"ppm\.image_pool\.1\.bn", "sem_seg_head.aspp.image_pool.1")
+    + conv_norm_rules(
         r"ppm\.aspp_modules\.(?P<j>\d+)\.conv",
         r"ppm\.aspp_modules\.(?P<j>\d+)\.bn",
         r"sem_seg_head.aspp.branches.\g<j>",
     )
-    + _conv_norm_rules(r"ppm\.bottleneck\.conv", r"ppm\.bottleneck\.bn", "sem_seg_head.bottleneck.0")
-    + [(r"cls\.0\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
+    + conv_norm_rules(r"ppm\.bottleneck\.conv", r"ppm\.bottleneck\.bn", "sem_seg_head.bottleneck.0")
+    + [(r"cls\.0\." + WB, r"sem_seg_head.classifier.\g<wb>")]
     + _AUX_RULES,
     "APD model/deeplabv3.py: [module.]layer0.{0,1,3,4,6,7}, layer1..4, ppm.image_pool.1.{conv,bn}, "
     "ppm.aspp_modules.{j}.{conv,bn}, ppm.bottleneck.{conv,bn}, cls.0, aux.{0,1,4}",
 )
 
 _CIRKD_PROJECT = "sem_seg_head.project.0.weight"
-_CIRKD_BACKBONE_RULES = _stem_rules("pretrained.", deep_stem=True) + _resnet_block_rules("pretrained.")
+_CIRKD_BACKBONE_RULES = stem_rules("pretrained.", deep_stem=True) + resnet_block_rules("pretrained.")
 # CIRKD models/deeplabv3.py head. Branch order there: b0 (1×1), b1..b3 (3×3 atrous), b4 (image pooling);
 # ASPPHead: image_pool, branches[0] (1×1), branches[1..3] (3×3 atrous).
 _CIRKD_HEAD_RULES = (
-    _conv_norm_rules(r"head\.aspp\.b0\.0", r"head\.aspp\.b0\.1", "sem_seg_head.aspp.branches.0")
-    + _conv_norm_rules(
+    conv_norm_rules(r"head\.aspp\.b0\.0", r"head\.aspp\.b0\.1", "sem_seg_head.aspp.branches.0")
+    + conv_norm_rules(
         r"head\.aspp\.b(?P<j>[123])\.block\.0",
         r"head\.aspp\.b(?P<j>[123])\.block\.1",
         r"sem_seg_head.aspp.branches.\g<j>",
     )
-    + _conv_norm_rules(r"head\.aspp\.b4\.gap\.1", r"head\.aspp\.b4\.gap\.2", "sem_seg_head.aspp.image_pool.1")
+    + conv_norm_rules(r"head\.aspp\.b4\.gap\.1", r"head\.aspp\.b4\.gap\.2", "sem_seg_head.aspp.image_pool.1")
     # project = Sequential(1×1 conv 5·C→C, BN, ReLU, Dropout(0.5)) -> ASPPHead(project_channels=C).project =
     # Sequential(d2 Conv2d + norm + ReLU, Dropout); the conv's input channels are reordered afterwards
     # (the conv's target is _CIRKD_PROJECT)
-    + _conv_norm_rules(r"head\.aspp\.project\.0", r"head\.aspp\.project\.1", "sem_seg_head.project.0")
+    + conv_norm_rules(r"head\.aspp\.project\.0", r"head\.aspp\.project\.1", "sem_seg_head.project.0")
     # block = Sequential(3×3 conv C→C, BN, ReLU, Dropout(0.1), 1×1 conv): the bottleneck (reads the projection)
-    + _conv_norm_rules(r"head\.block\.0", r"head\.block\.1", "sem_seg_head.bottleneck.0")
-    + [(r"head\.block\.4\." + _WB, r"sem_seg_head.classifier.\g<wb>")]
+    + conv_norm_rules(r"head\.block\.0", r"head\.block\.1", "sem_seg_head.bottleneck.0")
+    + [(r"head\.block\.4\." + WB, r"sem_seg_head.classifier.\g<wb>")]
     # auxlayer = _FCNHead: block = Sequential(3×3 conv in→in/4, BN, ReLU, Dropout, 1×1 conv)
-    + _conv_norm_rules(r"auxlayer\.block\.0", r"auxlayer\.block\.1", "sem_seg_head.aux_head.conv")
-    + [(r"auxlayer\.block\.4\." + _WB, r"sem_seg_head.aux_head.classifier.\g<wb>")]
+    + conv_norm_rules(r"auxlayer\.block\.0", r"auxlayer\.block\.1", "sem_seg_head.aux_head.conv")
+    + [(r"auxlayer\.block\.4\." + WB, r"sem_seg_head.aux_head.classifier.\g<wb>")]
 )
 _CIRKD_LAYOUT = (
     "CIRKD models/deeplabv3.py: pretrained.{conv1..3,bn1..3,layer1..4}, head.aspp.{b0.{0,1},"
     "b1..b3.block.{0,1},b4.gap.{1,2},project.{0,1}}, head.block.{0,1,4}, auxlayer.block.{0,1,4}"
 )
-_CIRKD_DEEPLABV3 = _KeyMap("cirkd_deeplabv3", _CIRKD_BACKBONE_RULES + _CIRKD_HEAD_RULES, _CIRKD_LAYOUT)
-_CIRKD_DEEPLABV3_BACKBONE = _KeyMap(
+_CIRKD_DEEPLABV3 = KeyMap("cirkd_deeplabv3", _CIRKD_BACKBONE_RULES + _CIRKD_HEAD_RULES, _CIRKD_LAYOUT)
+_CIRKD_DEEPLABV3_BACKBONE = KeyMap(
     "cirkd_deeplabv3 (backbone only)",
-    _CIRKD_BACKBONE_RULES + [(r"(head|auxlayer)\..+", _DROP)],
+    _CIRKD_BACKBONE_RULES + [(r"(head|auxlayer)\..+", DROP)],
     _CIRKD_LAYOUT,
 )
 
@@ -299,27 +199,27 @@ def convert_torchvision_resnet(state: Mapping, *, deep_stem: Optional[bool] = No
     if has_deep_stem and not deep_stem:
         hint += " (this checkpoint has conv2/conv3: a deep-stem 'resnet*_v2' checkpoint? use deep_stem=True)"
     name = "torchvision_resnet (deep stem)" if deep_stem else "torchvision_resnet"
-    rules = _stem_rules("", deep_stem) + _resnet_block_rules("") + [(r"fc\." + _WB, _DROP)]
-    return _KeyMap(name, rules, hint).apply(state)
+    rules = stem_rules("", deep_stem) + resnet_block_rules("") + [(r"fc\." + WB, DROP)]
+    return KeyMap(name, rules, hint).apply(state)
 
 
 def convert_torchvision_mobilenet_v2(state: Mapping) -> ConversionResult:
     """torchvision ``mobilenet_v2`` → ``DilatedMobileNetV2`` keys: ``features.0..17`` → ``backbone.features.*``;
     ``features.18`` (1×1 conv to 1280) and ``classifier`` dropped."""
     block = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.0|1\.0|1|2)\.weight"
-    block_bn = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.1|1\.1|2|3)\." + _BN
+    block_bn = r"(?P<n>[1-9]|1[0-7])\.conv\.(?P<j>0\.1|1\.1|2|3)\." + BN
     rules = [
         (r"features\.0\.0\.weight", "backbone.features.0.0.weight"),
-        (r"features\.0\.1\." + _BN, r"backbone.features.0.1.\g<bn>"),
+        (r"features\.0\.1\." + BN, r"backbone.features.0.1.\g<bn>"),
         (r"features\." + block, r"backbone.features.\g<n>.conv.\g<j>.weight"),
         (r"features\." + block_bn, r"backbone.features.\g<n>.conv.\g<j>.\g<bn>"),
         # last 1×1 conv to 1280 channels and the ImageNet classifier: not part of the segmentation trunk
-        (r"features\.18\.0\.weight", _DROP),
-        (r"features\.18\.1\." + _BN, _DROP),
-        (r"classifier\.1\." + _WB, _DROP),
+        (r"features\.18\.0\.weight", DROP),
+        (r"features\.18\.1\." + BN, DROP),
+        (r"classifier\.1\." + WB, DROP),
     ]
     hint = "torchvision mobilenet_v2: features.0..17 (conv.{0.0,0.1,1.0,1.1,1,2,3}), features.18, classifier"
-    return _KeyMap("torchvision_mobilenet_v2", rules, hint).apply(unwrap_state_dict(state))
+    return KeyMap("torchvision_mobilenet_v2", rules, hint).apply(unwrap_state_dict(state))
 
 
 def _detect_pspnet_layout(state: Mapping[str, torch.Tensor]) -> str:
