@@ -73,6 +73,26 @@ def test_batch_scope_standardizes_each_channel_over_the_batch_as_mmrazor():
     torch.testing.assert_close(pkd_loss(s, t, scope="batch", eps=1e-12), (1 - rho).mean(), atol=1e-9, rtol=0)
 
 
+def _mmrazor_convention(s, t):
+    # Independent transcription of what mmrazor's PKDLoss computes for equal grids: each channel over the
+    # whole batch (C × N·h·w), divided by the unbiased std + 1e-6, then the element MSE halved.
+    def norm(x):
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        return (flat - flat.mean(dim=1, keepdim=True)) / (flat.std(dim=1, keepdim=True) + 1e-6)
+
+    return ((norm(s) - norm(t)) ** 2).mean() / 2
+
+
+def test_batch_scope_is_mmrazors_loss_up_to_its_unbiased_std():
+    # mmrazor's standardised values are √((n − 1)/n) of these (n = N·h·w values per channel), so its loss
+    # is (n − 1)/n of this one: n = 2·4·5 = 40 here (its 1e-6 on the std moves it by about 2e-6).
+    s, t = _maps(16), _maps(17)
+    n = 2 * 4 * 5
+    torch.testing.assert_close(_mmrazor_convention(s, t), pkd_loss(s, t, scope="batch", eps=1e-12) * (n - 1) / n,
+                               atol=1e-5, rtol=0)
+    assert abs(_mmrazor_convention(s, t).item() - pkd_loss(s, t, scope="batch").item()) > 0.01  # without the factor
+
+
 def test_constant_channel_counts_half_and_has_a_finite_gradient():
     # Student channel constant: standardised to 0, so mean((0 − t̂)²)/2 = var(t̂)/2 = ½; gradient finite.
     t = _maps(9, (1, 1, 3, 3))

@@ -4,6 +4,7 @@ from . import protocol, terms
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
 from .fpn_terms import FPNAPDHead, FPNImitationHead
+from .pkd_terms import FPNPKDHead, PKDHead  # noqa: F401  (registers PKD: its two terms and their loss)
 from .protocol import (
     CLASS_MAPS,
     FPN_FEATURES,
