@@ -115,3 +115,23 @@ def test_data_ready_counts_the_val_labels(tmp_path):
     assert not pretrain_standin.data_ready(str(tmp_path), spec)
     (city / "b_gtFine_labelTrainIds.png").write_bytes(b"")
     assert pretrain_standin.data_ready(str(tmp_path), spec)
+
+
+def test_committed_ade_checkpoints_fit_the_ade_benchmark_models():
+    """The ADE20K-format benchmark's committed stand-ins fit its student configs, and its teacher loads into
+    its teacher config (150 classes) with every key."""
+    bench = pretrain_standin.BENCHMARKS["ade"]
+    dest = os.path.join(REPO, bench["dest"])
+    quarter = bench["widths"]["quarter"]
+    for config, name in [(quarter[1], quarter[2]), bench["student_prefixed"]]:
+        model = _demo_model(config)
+        expected = {k: v.shape for k, v in model.state_dict().items()
+                    if ".backbone." in "." + k and "teacher." not in k}
+        state = torch.load(os.path.join(dest, name), map_location="cpu")["model"]
+        assert set(state) <= set(expected) and len(state) >= len(expected) - sum(
+            k.endswith("num_batches_tracked") for k in expected), name
+        assert all(state[k].shape == expected[k] for k in state), name
+    teacher = _demo_model(bench["teacher"])
+    state = torch.load(os.path.join(dest, pretrain_standin.TEACHER_FILE), map_location="cpu")["model"]
+    teacher.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    assert teacher.sem_seg_head.num_classes == 150
