@@ -46,9 +46,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Top-level modules of a distiller that are not part of the student ("apd_head.": the ROI APD adapters of
-# checkpoints written before RCNNDistiller wrapped its student, whose student keys had no prefix).
-DISTILLER_ONLY_PREFIXES = ("teacher.", "distill_heads.", "apd_head.")
+# Top-level modules of a distiller that are not part of the student.
+DISTILLER_ONLY_PREFIXES = ("teacher.", "distill_heads.")
 
 
 class StudentWeightsError(UserError, RuntimeError):
@@ -62,8 +61,7 @@ class StudentSpec:
     Attributes:
         node: the LazyCall node that builds the student alone (``instantiate(node)``).
         prefix: prefix of the student's keys in the training checkpoint ("student." for a distiller,
-            "" for a plain model). Checkpoints of the former RCNNDistiller (student keys without a prefix)
-            are recognised by :func:`extract_student_state`.
+            "" for a plain model).
         distiller: name of the distiller class, or None for a plain model config.
     """
 
