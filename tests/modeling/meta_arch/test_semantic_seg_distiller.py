@@ -298,3 +298,24 @@ def test_teacher_for_student_inputs_swaps_channels_only_when_formats_differ(tmp_
     model.teacher.input_format = "L"
     with pytest.raises(ValueError, match="only RGB<->BGR"):
         model.teacher_for_student_inputs()
+
+
+def test_student_and_labels_are_padded_as_the_students_own_preprocessing(tmp_path):
+    # A student backbone with Detectron2 padding constraints (a square size): its images and the labels
+    # are padded to it, as SemanticSegmentor pads them; the teacher keeps its own (none) and is observed
+    # on the student's grid.
+    model = _distiller(tmp_path)
+    backbone = model.student.backbone
+
+    class SquareBackbone(type(backbone)):
+        @property
+        def padding_constraints(self):
+            return {"square_size": 48}
+
+    backbone.__class__ = SquareBackbone
+    model.train()
+    out = model.forward_train(toy_batch(height=32, width=40))
+    assert out.targets.shape[-2:] == (48, 48)
+    assert (out.targets[:, 32:, :] == 255).all() and (out.targets[:, :, 40:] == 255).all()
+    assert out.student.feature.shape[-2:] == (12, 12)  # stride 4 of the padded 48×48
+    assert out.teacher.feature.shape[-2:] == (12, 12)  # the teacher's 8×10 resized onto the student's grid

@@ -70,18 +70,23 @@ class SemanticSegDistiller(Distiller):
                 "classes": FeatureShape(head.num_classes, "K=C")}
 
     def forward_train(self, batched_inputs: List[dict]) -> TrainingOutputs:
-        size_div = max(self.student.backbone.size_divisibility, self.teacher.backbone.size_divisibility)
-        s_images = self.normalized_images(self.student, batched_inputs, size_div)
+        # Each network pads as its own pre-processing does (Detectron2's SemanticSegmentor: the backbone's
+        # size_divisibility and padding_constraints); the labels are padded like the student's images.
+        student, teacher = self.student.backbone, self.teacher.backbone
+        s_images = self.normalized_images(self.student, batched_inputs, student.size_divisibility,
+                                          student.padding_constraints)
         ignore = self.student.sem_seg_head.ignore_value
         targets = ImageList.from_tensors(
-            [x["sem_seg"].to(self.device) for x in batched_inputs], size_div, pad_value=ignore
+            [x["sem_seg"].to(self.device) for x in batched_inputs], student.size_divisibility, pad_value=ignore,
+            padding_constraints=student.padding_constraints,
         ).tensor
 
         with torch.no_grad():
-            t_images = self.normalized_images(self.teacher, batched_inputs, size_div)
-            t_out = self.teacher.sem_seg_head.layers(self.teacher.backbone(t_images.tensor))
+            t_images = self.normalized_images(self.teacher, batched_inputs, teacher.size_divisibility,
+                                              teacher.padding_constraints)
+            t_out = self.teacher.sem_seg_head.layers(teacher(t_images.tensor))
 
-        s_out = self.student.sem_seg_head.layers(self.student.backbone(s_images.tensor))
+        s_out = self.student.sem_seg_head.layers(student(s_images.tensor))
         losses = dict(self.student.sem_seg_head.losses(s_out, targets))
 
         if t_out.feature.shape[-2:] != s_out.feature.shape[-2:]:
