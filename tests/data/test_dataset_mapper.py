@@ -9,7 +9,7 @@ from detectron2.data.common import MapDataset
 from detectron2.utils.events import EventStorage
 from PIL import Image
 
-from apd.data.dataset_mapper import BadSampleError, SemSegDatasetMapper
+from apd.data.dataset_mapper import BadSampleError, SemSegDatasetMapper, has_valid_label
 from apd.data.transforms import IMAGENET_MEAN_RGB, PadToCrop, build_train_augmentations
 
 K = 19
@@ -79,10 +79,10 @@ def test_train_mode_crops_and_keeps_original_size(tmp_path):
 
 def test_padding_uses_mean_colour_and_ignore_label(tmp_path):
     out = _mapper(is_train=True, augmentations=[PadToCrop((H + 2, W))])(_write_sample(tmp_path))
-    # Rows H, H+1 are padding: mean (123.675, 116.28, 103.53) → (124, 116, 104) as uint8.
+    # Centred: rows 0 and H+1 are padding, mean (123.675, 116.28, 103.53) → (124, 116, 104) as uint8.
     expected = torch.tensor([[124, 124], [116, 116], [104, 104]], dtype=torch.uint8)
-    torch.testing.assert_close(out["image"][:, H:, 0], expected)
-    assert (out["sem_seg"][H:] == 255).all()
+    torch.testing.assert_close(out["image"][:, [0, H + 1], 0], expected)
+    assert (out["sem_seg"][[0, H + 1]] == 255).all() and (out["sem_seg"][1 : H + 1] != 255).any()
     assert tuple(round(v) for v in IMAGENET_MEAN_RGB) == (124, 116, 104)
 
 
@@ -182,6 +182,30 @@ def test_map_dataset_replaces_skipped_sample(tmp_path):
     assert dataset[0]["file_name"] == good["file_name"]
 
 
+def test_has_valid_label_is_the_official_60x60_test():
+    crop = torch.full((713, 713), 255, dtype=torch.int64)
+    assert not has_valid_label(crop)  # the official truncation sees 254.99998 → 254 here: "valid"
+    crop[5:8, 5:8] = 3  # between the 60×60 grid's sample points (every 712/59 ≈ 12.07 px): unseen
+    assert not has_valid_label(crop)
+    crop[0, 0] = 3  # align_corners=True samples the corner pixel exactly
+    assert has_valid_label(crop)
+    crop = torch.full((473, 473), 7, dtype=torch.uint8)
+    assert has_valid_label(crop) and not has_valid_label(crop, ignore_value=7)
+
+
+def test_crops_without_a_valid_label_are_redrawn_in_training_only(tmp_path):
+    unlabelled = _write_sample(tmp_path, name="u", label=np.full((H, W), 255, dtype=np.uint8))
+    labelled = _write_sample(tmp_path, name="l")
+    mapper = _mapper(is_train=True, redraw_crops_without_label=True)
+    assert mapper(unlabelled) is None and mapper.num_redrawn == 1 and mapper.num_skipped == 0
+    assert mapper(labelled) is not None and mapper.num_redrawn == 1
+    assert _mapper(is_train=True)(unlabelled) is not None  # off: trained on, as before
+    assert _mapper(is_train=False, redraw_crops_without_label=True)(unlabelled) is not None
+    # Detectron2's MapDataset draws another record in its place.
+    dataset = MapDataset([unlabelled, labelled], mapper)
+    assert dataset[0]["file_name"] == labelled["file_name"]
+
+
 def test_from_config_yacs():
     cfg = get_cfg()
     cfg.INPUT.CROP.SIZE = [32, 48]
@@ -214,6 +238,9 @@ def test_segmentation_data_configs_instantiate(tmp_path, name, num_classes, crop
     assert train_mapper.ignore_value == test_mapper.ignore_value == 255
     rotate = train_mapper.augmentations.augs[1]
     assert rotate.seg_pad == 255  # interpolated from the mapper's ignore_value
+    pad = [a for a in train_mapper.augmentations.augs if isinstance(a, PadToCrop)]
+    assert len(pad) == 1 and pad[0].center  # the official centred padding
+    assert train_mapper.redraw_crops_without_label and not test_mapper.redraw_crops_without_label
     (resize,) = test_mapper.augmentations.augs
     assert resize.long_edge_length == base_size
     # A small image is padded, then cropped to the recipe's crop.

@@ -39,6 +39,8 @@ dataloader.train = L(build_resumable_train_loader)(
         image_format="RGB",
         ignore_value=_constants.ignore_value,
         skip_bad_samples=False,
+        # As the official dataset: a crop whose label holds no valid class is drawn again.
+        redraw_crops_without_label=True,
     ),
     total_batch_size=8,
     num_workers=4,

@@ -123,7 +123,7 @@ def test_gaussian_blur_changes_image_only():
 def test_pad_to_crop_sizes_and_fill():
     image = _random_image(30, 50)
     label = _blocks_label(30, 50, ids=(1, 2))
-    out_img, out_lbl = _apply([PadToCrop((40, 45))], image, label)
+    out_img, out_lbl = _apply([PadToCrop((40, 45), center=False)], image, label)
     # Height 30 → 40 (pad 10 at the bottom); width 50 ≥ 45 stays.
     assert out_img.shape == (40, 50, 3) and out_lbl.shape == (40, 50)
     _assert_equal(out_img[:30], image)

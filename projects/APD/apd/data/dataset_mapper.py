@@ -8,8 +8,10 @@ import copy
 import logging
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from detectron2.config import configurable
 from detectron2.data import transforms as T
@@ -18,7 +20,7 @@ from detectron2.utils.events import get_event_storage, has_event_storage
 from .image_io import BadSampleError, read_image
 from .transforms.augmentations import build_train_augmentations
 
-__all__ = ["BadSampleError", "SemSegDatasetMapper", "record_skipped_sample"]
+__all__ = ["BadSampleError", "SemSegDatasetMapper", "has_valid_label", "record_skipped_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,12 @@ class SemSegDatasetMapper:
     sample would be evaluated in place of the broken one. With ``num_workers > 0`` each worker
     process keeps its own count and the scalar is not recorded (worker processes have no active
     storage); the warnings are.
+
+    With ``redraw_crops_without_label=True`` (the recipe configs) a training sample whose augmented
+    label holds no valid class is dropped the same way (None, another sample is drawn) without a
+    warning, as the official dataset reloads another image: the test is the official one, the
+    label resized to 60×60 bilinearly (``align_corners=True``), rounded to integers, and no value
+    other than ``ignore_value`` left (:func:`has_valid_label`). Counted in ``num_redrawn``.
     """
 
     @configurable
@@ -68,6 +76,7 @@ class SemSegDatasetMapper:
         image_format: str = "RGB",
         ignore_value: int = 255,
         skip_bad_samples: bool = False,
+        redraw_crops_without_label: bool = False,
     ):
         """
         Args:
@@ -80,6 +89,8 @@ class SemSegDatasetMapper:
                 ("RGB", "BGR", ...); must match the model's ``input_format``.
             ignore_value: label id that marks unlabelled pixels (and padding).
             skip_bad_samples: in training, return None for a bad sample instead of raising.
+            redraw_crops_without_label: in training, return None for a sample whose augmented
+                label fails the official validity test (class docstring).
         """
         if num_classes < 1:
             raise ValueError(f"SemSegDatasetMapper needs num_classes >= 1, got {num_classes}.")
@@ -90,6 +101,8 @@ class SemSegDatasetMapper:
         self.ignore_value = int(ignore_value)
         self.skip_bad_samples = skip_bad_samples
         self.num_skipped = 0
+        self.redraw_crops_without_label = redraw_crops_without_label
+        self.num_redrawn = 0
         mode = "training" if is_train else "inference"
         logger.info(f"[SemSegDatasetMapper] Augmentations used in {mode}: {list(augmentations)}")
 
@@ -125,13 +138,23 @@ class SemSegDatasetMapper:
             The model input dict described in the class docstring, or None for a skipped sample.
         """
         try:
-            return self._map(dataset_dict)
+            out = self._map(dataset_dict)
         except BadSampleError as err:
             if not (self.skip_bad_samples and self.is_train):
                 raise
             self.num_skipped += 1
             record_skipped_sample(self.num_skipped, err)
             return None
+        if (
+            self.redraw_crops_without_label
+            and self.is_train
+            and "sem_seg" in out
+            and not has_valid_label(out["sem_seg"], self.ignore_value)
+        ):
+            self.num_redrawn += 1
+            logger.debug(f"Redrawing: the crop of {out['file_name']} has no valid label ({self.num_redrawn} so far).")
+            return None
+        return out
 
     def _map(self, dataset_dict: Dict[str, Any]) -> Dict[str, Any]:
         dataset_dict = copy.deepcopy(dataset_dict)
@@ -207,8 +230,9 @@ class SemSegDatasetMapper:
 
     def _invalid_ids(self, label: np.ndarray) -> np.ndarray:
         """Sorted distinct ids of ``label`` that are neither a class nor the ignore id."""
-        if label.dtype == np.uint8:
-            present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
+        if label.dtype == np.uint8:  # a 256-bin histogram (OpenCV: ~10× numpy's bincount)
+            hist = cv2.calcHist([np.ascontiguousarray(label)], [0], None, [256], [0, 256])
+            present = np.flatnonzero(hist.ravel())
         else:
             present = np.unique(label)
         valid = ((present >= 0) & (present < self.num_classes)) | (present == self.ignore_value)
@@ -223,6 +247,25 @@ class SemSegDatasetMapper:
         if 0 <= self.ignore_value <= 255 and self.num_classes <= 256:
             return label.astype(np.uint8, copy=False)
         return label.astype(np.float32)
+
+
+def has_valid_label(sem_seg: torch.Tensor, ignore_value: int = 255, size: int = 60) -> bool:
+    """The official training data's validity test of a crop's label (``util/dataset_fix.py``).
+
+    Args:
+        sem_seg: H×W label tensor (any integer or float dtype).
+        ignore_value: the ignore id.
+        size: side of the check grid (60 in the official code).
+
+    Returns:
+        Whether the label, resized to ``size``×``size`` bilinearly with ``align_corners=True`` and
+        rounded to integers, holds a value other than ``ignore_value``. (Interpolated values between
+        two ids count as valid, as they do there.) The official code truncates instead of rounding,
+        and float32 interpolation of a constant 255 gives 254.99998 at some grid points for most crop
+        sizes (713 among them), so there an all-ignore crop passes as "valid" (docs/METHOD.md §4a).
+    """
+    small = F.interpolate(sem_seg[None, None].float(), size=(size, size), mode="bilinear", align_corners=True)
+    return bool((small.round().long() != ignore_value).any())
 
 
 def record_skipped_sample(count: int, err: BadSampleError) -> None:

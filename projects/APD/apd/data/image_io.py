@@ -23,6 +23,7 @@ whose error names the damage; one that OpenCV's decoders reject otherwise (e.g. 
 the pixel data, which Pillow does not verify and decodes to garbage) is refused.
 """
 import io
+import struct
 from typing import Optional, Tuple
 
 import cv2
@@ -92,12 +93,26 @@ def _orientation(image: Image.Image) -> Optional[int]:
     return int(value) if value is not None else None
 
 
+def _png_has_exif(data: bytes) -> bool:
+    """Whether a PNG holds an EXIF block (an ``eXIf`` chunk or ImageMagick's "Raw profile type exif"
+    text), found by walking the chunk headers (the pixel data is skipped, never searched)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"eXIf":
+            return True
+        if kind in (b"tEXt", b"zTXt", b"iTXt") and data.startswith(b"Raw profile type exif", pos + 8):
+            return True
+        if kind == b"IEND":
+            return False
+        pos += 12 + length
+    return False
+
+
 def _png_orientation(data: bytes, image: Image.Image) -> Optional[int]:
     """A PNG's EXIF orientation without decoding the pixels when it has no EXIF block at all
     (Pillow's ``getexif`` on a PNG loads the whole image to find one after the pixel data)."""
-    if b"eXIf" not in data and b"Raw profile type exif" not in data:
-        return None
-    return _orientation(image)
+    return _orientation(image) if _png_has_exif(data) else None
 
 
 def _cv2_decodable(data: bytes, image: Image.Image, fmt: Optional[str]) -> bool:

@@ -3,10 +3,11 @@
 The official APD recipe (semseg ``util/transform.py`` usage in ``tool/train.py``) applies, in
 order: random scale [0.5, 2.0] → random rotation [−10°, 10°] (p = 0.5, image padded with the
 ImageNet mean, labels with 255) → Gaussian blur (p = 0.5, 5×5 kernel) → horizontal flip → pad to
-the crop size (mean / 255) → uniform random crop. :func:`build_train_augmentations` returns that
-list as Detectron2 :class:`Augmentation` objects; Detectron2's own ``RandomFlip``,
-``ResizeTransform``, ``RandomCrop`` and ``RandomCrop_CategoryAreaConstraint`` are reused where they
-already do the job.
+the crop size, centred (mean / 255) → uniform random crop, every resampling with OpenCV as there
+(bilinear without antialiasing). :func:`build_train_augmentations` returns that list as Detectron2
+:class:`Augmentation` objects; Detectron2's own ``RandomFlip``, ``RandomCrop`` and
+``RandomCrop_CategoryAreaConstraint`` are reused where they already do the job. What still differs
+from the official code is listed in docs/METHOD.md §4.
 
 Conventions:
 - Images are H×W×C arrays (uint8, 0–255, channels in the data mapper's ``image_format``); every
@@ -22,14 +23,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 from fvcore.transforms.transform import NoOpTransform, PadTransform, Transform
-from PIL import Image
 
 from detectron2.data import transforms as T
-from detectron2.data.transforms import ResizeTransform, RotationTransform
+from detectron2.data.transforms import RotationTransform
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
     "IMAGENET_STD_RGB",
+    "LinearResizeTransform",
     "RotationWithPadTransform",
     "GaussianBlurTransform",
     "ColorPadTransform",
@@ -80,12 +81,73 @@ def _keep_channel_axis(out: np.ndarray, img: np.ndarray) -> np.ndarray:
     return out
 
 
+class LinearResizeTransform(Transform):
+    """Resize with OpenCV as the official code does: ``cv2.INTER_LINEAR`` for the image (no
+    antialiasing when shrinking), nearest for the segmentation, aligned with the image.
+
+    With ``scale`` the output is ``cv2.resize(img, None, fx=scale, fy=scale)`` (the official
+    ``RandScale``: size ``round(h·s) × round(w·s)``, source coordinates ``(x + 0.5)/s − 0.5``);
+    without it, ``cv2.resize(img, (new_w, new_h))`` (the official test-time resize). Labels use
+    ``cv2.INTER_NEAREST_EXACT``, which picks the source pixel whose centre is nearest to the output
+    pixel's centre under the same mapping (Pillow's nearest does the same), so label and image stay
+    aligned; the official code's ``cv2.INTER_NEAREST`` picks ``floor(x/s)``, up to half a source pixel
+    off the image (docs/METHOD.md §4).
+    """
+
+    def __init__(self, h: int, w: int, new_h: int, new_w: int, scale: Optional[float] = None):
+        """
+        Args:
+            h, w: input size; new_h, new_w: output size (with ``scale``: round(h·scale), round(w·scale)).
+            scale: the factor passed to cv2 as fx = fy, or None to resize to (new_h, new_w).
+        """
+        super().__init__()
+        self._set_attributes(locals())
+
+    @classmethod
+    def by_factor(cls, h: int, w: int, scale: float) -> "LinearResizeTransform":
+        """The transform of ``cv2.resize(img, None, fx=scale, fy=scale)`` (cv2 rounds half to even)."""
+        return cls(h, w, max(1, int(np.rint(h * scale))), max(1, int(np.rint(w * scale))), float(scale))
+
+    def _resize(self, img: np.ndarray, interp: int) -> np.ndarray:
+        if img.shape[:2] != (self.h, self.w):
+            raise ValueError(
+                f"LinearResizeTransform built for {(self.h, self.w)} got an array of shape {img.shape}."
+            )
+        if self.scale is None:
+            out = cv2.resize(img, (self.new_w, self.new_h), interpolation=interp)
+        else:
+            out = cv2.resize(img, None, fx=self.scale, fy=self.scale, interpolation=interp)
+        if out.shape[:2] != (self.new_h, self.new_w):  # a scale whose rounding cv2 does otherwise
+            out = cv2.resize(img, (self.new_w, self.new_h), interpolation=interp)
+        return _keep_channel_axis(out, img)
+
+    def apply_image(self, img: np.ndarray) -> np.ndarray:
+        return self._resize(img, cv2.INTER_LINEAR)
+
+    def apply_segmentation(self, segmentation: np.ndarray) -> np.ndarray:
+        return self._resize(segmentation, cv2.INTER_NEAREST_EXACT)
+
+    def apply_coords(self, coords: np.ndarray) -> np.ndarray:
+        coords = np.asarray(coords, dtype=np.float64).copy()
+        coords[:, 0] *= self.new_w / self.w if self.scale is None else self.scale
+        coords[:, 1] *= self.new_h / self.h if self.scale is None else self.scale
+        return coords
+
+    def inverse(self) -> Transform:
+        return LinearResizeTransform(self.new_h, self.new_w, self.h, self.w)
+
+
 class RotationWithPadTransform(RotationTransform):
-    """Rotation around the image centre that keeps the image size (no expansion), explicit pads.
+    """Rotation that keeps the image size (no expansion), with explicit pads, as the official
+    ``RandRotate``: ``cv2.warpAffine`` with ``cv2.getRotationMatrix2D((w/2, h/2), angle, 1)``, bilinear
+    for the image, nearest for the segmentation.
 
     Detectron2's :class:`RotationTransform` fills the uncovered corners with 0 in both the image and
     the segmentation; here the image gets ``image_pad`` (e.g. the mean colour, which is 0 after
-    normalisation) and the segmentation gets ``seg_pad`` (the ignore id), as the APD recipe does.
+    normalisation) and the segmentation gets ``seg_pad`` (the ignore id), as the APD recipe does. The
+    pixel ``(w/2, h/2)`` the official code turns about is half a pixel from the geometric centre that
+    Detectron2 uses; ``apply_coords`` turns about the same point (``(w/2 + 0.5, h/2 + 0.5)`` in
+    Detectron2's continuous coordinates).
     """
 
     def __init__(
@@ -107,7 +169,9 @@ class RotationWithPadTransform(RotationTransform):
             interp: cv2 interpolation for the image; default bilinear. Segmentation is always
                 nearest.
         """
-        super().__init__(h, w, angle, expand=False, center=None, interp=interp)
+        # Detectron2 turns images about ``center - 0.5``: this centre gives the official (w/2, h/2).
+        center = (w / 2 + 0.5, h / 2 + 0.5)
+        super().__init__(h, w, angle, expand=False, center=center, interp=interp)
         self.image_pad = image_pad
         self.seg_pad = seg_pad
 
@@ -189,13 +253,12 @@ class RandomScale(T.Augmentation):
 
     Detectron2's ``ResizeScale`` scales a fixed *target* box and ``RandomResize`` picks from a list
     of shapes; neither scales the input image itself, hence this class. The output size is
-    ``round(h·s) × round(w·s)`` (at least 1). Uses :class:`ResizeTransform`: bilinear (PIL) for the
-    image, nearest for the segmentation.
+    ``round(h·s) × round(w·s)`` (at least 1). Uses :class:`LinearResizeTransform`: cv2 bilinear
+    without antialiasing for the image (the official ``RandScale``), aligned nearest for the
+    segmentation.
     """
 
-    def __init__(
-        self, min_scale: float = 0.5, max_scale: float = 2.0, interp: int = Image.BILINEAR
-    ):
+    def __init__(self, min_scale: float = 0.5, max_scale: float = 2.0):
         super().__init__()
         if not 0 < min_scale <= max_scale:
             raise ValueError(
@@ -206,9 +269,7 @@ class RandomScale(T.Augmentation):
     def get_transform(self, image: np.ndarray) -> Transform:
         h, w = image.shape[:2]
         scale = np.random.uniform(self.min_scale, self.max_scale)
-        new_h = max(1, int(round(h * scale)))
-        new_w = max(1, int(round(w * scale)))
-        return ResizeTransform(h, w, new_h, new_w, self.interp)
+        return LinearResizeTransform.by_factor(h, w, scale)
 
 
 class RandomRotationWithIgnore(T.Augmentation):
@@ -263,9 +324,10 @@ class RandomGaussianBlur(T.Augmentation):
 class PadToCrop(T.Augmentation):
     """Pad so that the image is at least ``crop_size`` (h, w); a no-op when it already is.
 
-    Pads go to the bottom/right (Detectron2's convention, e.g. ``FixedSizeCrop``) or, with
-    ``center=True``, are split between both sides as the APD/semseg ``Crop`` does (top/left get
-    ``pad // 2``). A random crop of ``crop_size`` afterwards never fails.
+    With ``center=True`` (the default) the pads are split between both sides as the official
+    ``Crop`` does (top/left get ``⌊pad/2⌋``) and as the test-time padding does; ``center=False``
+    pads the bottom/right (Detectron2's convention, e.g. ``FixedSizeCrop``). A random crop of
+    ``crop_size`` afterwards never fails.
     """
 
     def __init__(
@@ -273,7 +335,7 @@ class PadToCrop(T.Augmentation):
         crop_size: Sequence[int],
         image_pad: PadValue = IMAGENET_MEAN_RGB,
         seg_pad: int = 255,
-        center: bool = False,
+        center: bool = True,
     ):
         super().__init__()
         if len(crop_size) != 2 or min(crop_size) < 1:
@@ -299,10 +361,11 @@ class ResizeLongestEdge(T.Augmentation):
 
     This is the test-time ``base_size`` of the APD/semseg evaluation (docs/METHOD.md §4: 512 for ADE20K
     and PASCAL-Context, 2048 for Cityscapes). The model's prediction is resized back to the original
-    height/width by Detectron2's ``sem_seg_postprocess``, as the official ``test.py`` does.
+    height/width by Detectron2's ``sem_seg_postprocess``, as the official ``test.py`` does. The image
+    is resized with ``cv2.INTER_LINEAR`` as there (:class:`LinearResizeTransform`).
     """
 
-    def __init__(self, long_edge_length: int, interp: int = Image.BILINEAR):
+    def __init__(self, long_edge_length: int):
         super().__init__()
         if long_edge_length < 1:
             raise ValueError(
@@ -317,7 +380,7 @@ class ResizeLongestEdge(T.Augmentation):
         new_w = max(1, int(round(w * scale)))
         if (new_h, new_w) == (h, w):
             return NoOpTransform()
-        return ResizeTransform(h, w, new_h, new_w, self.interp)
+        return LinearResizeTransform(h, w, new_h, new_w)
 
 
 def build_train_augmentations(
@@ -332,7 +395,7 @@ def build_train_augmentations(
     *,
     rotate_prob: float = 0.5,
     blur_kernel_size: int = 5,
-    pad_center: bool = False,
+    pad_center: bool = True,
 ) -> List[T.Augmentation]:
     """The APD training augmentations, in the official order: scale, rotate, blur, flip, pad, crop.
 
@@ -349,8 +412,8 @@ def build_train_augmentations(
             configs with 0.75); 1.0 is the plain uniform crop of the APD recipe.
         rotate_prob: probability of rotating (APD/semseg default 0.5).
         blur_kernel_size: Gaussian kernel side (APD/semseg ``RandomGaussianBlur(radius=5)``).
-        pad_center: split the crop padding between both sides (semseg ``Crop``) instead of
-            bottom/right.
+        pad_center: split the crop padding between both sides, top/left ⌊pad/2⌋ (the official
+            ``Crop``); False pads bottom/right.
 
     Returns:
         A list of Detectron2 augmentations for :class:`apd.data.dataset_mapper.SemSegDatasetMapper`.
