@@ -1,4 +1,6 @@
+import gc
 import itertools
+import weakref
 
 import pytest
 import torch
@@ -63,3 +65,29 @@ def test_batch_must_divide_world_and_dataset_not_empty():
         ResumableTrainLoader([], _mapper, 2)
     with pytest.raises(ValueError, match="total_batch_size"):
         ResumableTrainLoader(DATA, _mapper, 0)
+
+
+class _Record(dict):
+    """A dict that a weak reference can point to."""
+
+
+def test_the_loader_keeps_one_serialised_buffer_not_the_records():
+    """Forked workers reading Python dicts copy them (reference counts); the loader holds none of them."""
+    records = [_Record(idx=i, annotations=[{"bbox": [i, 0, 1, 1]}]) for i in range(7)]
+    refs = [weakref.ref(r) for r in records]
+    loader = ResumableTrainLoader(records, _mapper, 7, seed=0)
+    del records
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    # The stream is unchanged: the same indices and records as from the plain list.
+    assert _take(loader, 2) == _take(ResumableTrainLoader(DATA, _mapper, 7, seed=0), 2)
+
+
+def test_a_mapper_that_changes_its_record_changes_no_later_read():
+    def popping(d):
+        out = _mapper(d)
+        d.pop("idx")
+        return out
+
+    batches = _take(ResumableTrainLoader(DATA, popping, 7, seed=0), 3)  # three epochs: every record reread
+    assert sorted(x["idx"] for x in batches[2]) == list(range(7))

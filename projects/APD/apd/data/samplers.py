@@ -7,8 +7,12 @@ augmentation randomness (python/numpy/torch RNGs seeded from ``(seed, p)`` just 
 batch ``i`` is positions ``[i·B, (i+1)·B)``; rank ``r`` of ``W`` takes the positions ``≡ r (mod W)``, so a
 2-process run sees exactly the batches of a 1-process run with the same total batch. Resuming at
 iteration ``i`` is ``loader.set_start_iter(i)``.
+
+The dataset list is serialised once into one buffer (Detectron2's ``DatasetFromList(serialize=True)``):
+forked workers that read a plain list of dicts touch every object's reference count and so copy the
+whole list page by page, one copy per worker; reading the buffer copies nothing
+(benchmarks/data_pipeline.py, item ``memory``).
 """
-import copy
 import logging
 import random
 from typing import Callable, List, Optional, Sequence
@@ -16,6 +20,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 import torch
 import torch.utils.data as torchdata
+from detectron2.data.common import DatasetFromList
 from detectron2.utils import comm
 
 __all__ = ["ResumableTrainLoader", "build_resumable_train_loader"]
@@ -59,7 +64,7 @@ class _PositionStream(torchdata.IterableDataset):
         idx = self._index(position)
         rng = np.random.RandomState(seed)
         for _ in range(_MAX_RETRIES):
-            out = self.mapper(copy.deepcopy(self.dataset[idx]))
+            out = self.mapper(self.dataset[idx])  # a fresh copy of the record (DatasetFromList)
             if out is not None:
                 return out
             idx = int(rng.randint(len(self.dataset)))  # the mapper skipped a bad sample
@@ -81,7 +86,9 @@ class ResumableTrainLoader:
     """Iterable of per-rank batches (lists of mapped dataset dicts), infinite, resumable.
 
     Args:
-        dataset: list of dataset dicts (e.g. ``get_detection_dataset_dicts(names)``).
+        dataset: list of dataset dicts (e.g. ``get_detection_dataset_dicts(names)``), or a Detectron2
+            ``DatasetFromList``; a list is serialised into a ``DatasetFromList(copy=True,
+            serialize=True)`` (one pickled buffer, each read a fresh copy of its record).
         mapper: callable dict → dict or None (None = skip, another sample is drawn deterministically).
         total_batch_size: batch size summed over all processes; must divide by the world size.
         num_workers: DataLoader worker processes.
@@ -107,6 +114,8 @@ class ResumableTrainLoader:
             )
         if len(dataset) == 0:
             raise ValueError("ResumableTrainLoader: the dataset is empty")
+        if not isinstance(dataset, DatasetFromList):
+            dataset = DatasetFromList(list(dataset), copy=True, serialize=True)
         if seed is None:
             seed = comm.shared_random_seed()
         self.dataset = dataset
