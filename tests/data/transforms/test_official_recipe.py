@@ -3,9 +3,10 @@
 The expectation follows the official ``util/transform.py`` steps on a float32 image (its dataset converts
 to float32 before transforming): ``cv2.resize(fx=s, fy=s, INTER_LINEAR)``, ``cv2.warpAffine`` with
 ``getRotationMatrix2D((w/2, h/2))`` (mean / 255 borders), 5×5 ``GaussianBlur``, ``cv2.flip``, centred
-``copyMakeBorder`` (top/left ⌊pad/2⌋), crop. The project works in uint8, so the image may differ by
-rounding: at most one grey level. Labels use ``INTER_NEAREST_EXACT`` for the resize (aligned with the
-image; the official ``INTER_NEAREST`` is not, §4) and must be equal.
+``copyMakeBorder`` (top/left ⌊pad/2⌋), crop. The project works in uint8, so the image may differ from
+that float32 result by rounding (at most 1.25 grey levels) and equals the same cv2 steps on uint8 bit
+for bit. Labels use ``INTER_NEAREST_EXACT`` for the resize (aligned with the image; the official
+``INTER_NEAREST`` is not, §4) and must be equal.
 """
 import random
 
@@ -38,8 +39,8 @@ def _label(h, w, seed):
     return cv2.resize(ids, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def _recipe(image, label, scale, angle, blur, flip, crop, offset):
-    image = np.float32(image)
+def _recipe(image, label, scale, angle, blur, flip, crop, offset, dtype=np.float32):
+    image = image.astype(dtype)
     image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     label = cv2.resize(label, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST_EXACT)
     if angle is not None:
@@ -80,6 +81,7 @@ def _pinned(scale, angle, blur, flip, crop):
      (1.9, 9.9, True, True), (0.5, -9.5, True, True)],
 )
 def test_pinned_draws_match_the_recipe_written_with_cv2(scale, angle, blur, flip):
+    np.random.seed(0)  # the crop offset; the rest is pinned
     h, w, crop = 97, 131, 89
     image, label = _photo(h, w, 0), _label(h, w, 1)
     aug_input = T.AugInput(image.copy(), sem_seg=label.copy())
@@ -88,8 +90,14 @@ def test_pinned_draws_match_the_recipe_written_with_cv2(scale, angle, blur, flip
     expected_image, expected_label, (top, bottom, left, right) = _recipe(
         image, label, scale, angle, blur, flip, crop, (crop_t.y0, crop_t.x0))
     assert aug_input.image.dtype == np.uint8 and aug_input.image.shape == (crop, crop, 3)
-    assert np.abs(aug_input.image.astype(np.float64) - expected_image).max() <= 1.0
+    # The official steps on float32 (its dataset's np.float32(image)): uint8 rounding after each
+    # step stays within 1.2 grey levels (the largest seen over 320 draws was 1.17; 0.3 on average).
+    difference = np.abs(aug_input.image.astype(np.float64) - expected_image)
+    assert difference.max() <= 1.25 and difference.mean() <= 0.4
     np.testing.assert_array_equal(aug_input.sem_seg, expected_label)
+    # The same cv2 steps on the uint8 image: bit for bit.
+    exact, _, _ = _recipe(image, label, scale, angle, blur, flip, crop, (crop_t.y0, crop_t.x0), dtype=np.uint8)
+    np.testing.assert_array_equal(aug_input.image, exact)
     if top + bottom:  # the scaled image is smaller than the crop: its content is centred
         rows = np.flatnonzero((aug_input.sem_seg != 255).any(axis=1))
         assert rows[0] == top and crop - 1 - rows[-1] == bottom and abs(top - bottom) <= 1

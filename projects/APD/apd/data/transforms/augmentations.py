@@ -240,10 +240,17 @@ class ColorPadTransform(PadTransform):
     """:class:`PadTransform` whose image fill may be a per-channel colour (fvcore's: a scalar)."""
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
+        fill = _image_fill(self.pad_value, img)
+        if img.ndim == 3 and 1 <= img.shape[2] <= 4:  # cv2's border copy: ~4× numpy's fill + copy
+            out = cv2.copyMakeBorder(
+                img, self.y0, self.y1, self.x0, self.x1, cv2.BORDER_CONSTANT,
+                value=tuple(float(v) for v in fill.reshape(-1)),
+            )
+            return _keep_channel_axis(out, img)
         h, w = img.shape[:2]
         out_shape = (self.y0 + h + self.y1, self.x0 + w + self.x1) + img.shape[2:]
         out = np.empty(out_shape, dtype=img.dtype)
-        out[...] = _image_fill(self.pad_value, img)
+        out[...] = fill
         out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = img
         return out
 
@@ -419,6 +426,8 @@ def build_train_augmentations(
         A list of Detectron2 augmentations for :class:`apd.data.dataset_mapper.SemSegDatasetMapper`.
     """
     crop_size = tuple(int(v) for v in crop_size)
+    # Plain floats: a config's ListConfig would go through omegaconf's attribute lookups on every pad.
+    pad_value = float(pad_value) if np.isscalar(pad_value) else tuple(float(v) for v in pad_value)
     augs: List[T.Augmentation] = []
     if scale is not None:
         augs.append(RandomScale(float(scale[0]), float(scale[1])))
