@@ -317,11 +317,10 @@ def bench_memory(args) -> Dict[str, object]:
             next(it)
             done += 1
         rows.append({"samples": done, "worker_private_mib": [round(private_mib(p), 1) for p in workers]})
-    main_mib = round(private_mib(me), 1)
     del it
     first = rows[0]["worker_private_mib"]
     growth = max(row["worker_private_mib"][i] - first[i] for row in rows for i in range(len(first)))
-    return {"records": len(loader.dataset), "main_process_private_mib": main_mib,
+    return {"records": len(loader.dataset),
             "build_s": round(build_s, 1), "dataset_type": type(loader.dataset).__name__, "rows": rows,
             "max_growth_mib": round(growth, 1), "bound_mib": args.memory_bound_mib,
             "flat": bool(growth <= args.memory_bound_mib)}
@@ -344,8 +343,7 @@ def markdown(results: dict) -> str:
         lines.append("")
     if "memory" in results:
         mem = results["memory"]
-        lines += [f"### memory ({mem['records']} COCO-shaped records, {mem['dataset_type']}, main process "
-                  f"{mem['main_process_private_mib']} MiB private)", "",
+        lines += [f"### memory ({mem['records']} COCO-shaped records, {mem['dataset_type']})", "",
                   "| samples | worker private MiB |", "|---|---|"]
         for row in mem["rows"]:
             lines.append(f"| {row['samples']} | {', '.join(str(v) for v in row['worker_private_mib'])} |")
