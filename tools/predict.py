@@ -24,6 +24,9 @@ names. --weights is any of:
   prediction in Cityscapes' official label ids, as the Cityscapes benchmark expects them);
   R-CNN students (Faster / Mask R-CNN): ``NAME.png`` with Detectron2's drawing of the detected instances
   scoring at least --confidence-threshold.
+An image that cannot be used (truncated or corrupt, 16-bit or float, transparent pixels) is read by the
+same reader as training and evaluation (apd.data.image_io): it is reported by name on stderr and
+skipped, every other input is processed, and the tool then exits with status 2 listing what it skipped.
 --video-input writes ``NAME.mp4`` (codec mp4v) with the drawing of every frame and, with --video-labels,
 the label PNGs of frame i as ``NAME/<i:06d>_trainIds.png`` (and ``_labelIds.png``). Names that occur
 twice among the inputs get a ``_1``, ``_2``, ... suffix. Extra ``key=value`` arguments override the config.
@@ -348,13 +351,13 @@ def run(args) -> Dict[str, List[str]]:
     """Predict as ``args`` asks; returns {input name: written paths}."""
     import torch
     from detectron2.data import MetadataCatalog
-    from detectron2.data import detection_utils as utils
     from omegaconf import OmegaConf
     from PIL import Image
     from tqdm import tqdm
 
     import apd  # noqa: F401  (registers the models and datasets configs use)
     from apd.config import load_config
+    from apd.data.image_io import BadSampleError, read_image
 
     if not split_overrides(args.input)[0] and not args.video_input:
         raise ValueError("nothing to do: give --input and/or --video-input")
@@ -382,9 +385,15 @@ def run(args) -> Dict[str, List[str]]:
 
     os.makedirs(args.output, exist_ok=True)
     written: Dict[str, List[str]] = {}
+    skipped: List[str] = []
     all_names = unique_names(paths + ([args.video_input] if args.video_input else []))
     for path, name in zip(tqdm(paths, desc="predict", unit="image"), all_names):
-        rgb = utils.read_image(path, format="RGB")
+        try:
+            rgb = read_image(path, "RGB")  # the reader training and evaluation use, with the same checks
+        except BadSampleError as e:
+            print(f"[predict] skipping {path}: {e}", file=sys.stderr, flush=True)
+            skipped.append(path)
+            continue
         prediction = student.predict(rgb)
         stem = os.path.join(args.output, name)
         Image.fromarray(writer.drawing(rgb, prediction)).save(f"{stem}.png")
@@ -421,7 +430,14 @@ def run(args) -> Dict[str, List[str]]:
             raise ValueError(f"--video-input: no frame could be read from '{args.video_input}'")
         written[name] = files
     print(f"[predict] wrote {sum(len(v) for v in written.values())} files into {args.output}")
+    if skipped:
+        raise SkippedInputsError(f"skipped {len(skipped)} of {len(paths)} images that cannot be read (the "
+                                 f"others were written): {', '.join(skipped)}")
     return written
+
+
+class SkippedInputsError(ValueError):
+    """Some inputs could not be read; every other input was processed. The message lists them."""
 
 
 def main(argv=None) -> int:

@@ -244,3 +244,30 @@ def test_test_protocol_line_names_the_costly_steps_and_their_switches(predict_to
     assert switches == ["dataloader.test.mapper.augmentations.base_size=null", "model.student.sliding_window=null"]
     # the switches it prints are valid overrides, and with them nothing costly is left
     assert predict_tool.test_protocol(load_config(os.path.join(ROOT, "configs", "apd_pspnet_r18.py"), switches)) == ""
+
+
+def test_unreadable_inputs_are_named_skipped_and_listed_at_the_end(predict_tool, distiller_checkpoint, tmp_path,
+                                                                   capsys):
+    """A truncated JPEG stopped the run there without a name; a 16-bit PNG was predicted as a saturated
+    image with exit status 0. Both are now read by the project's reader: named, skipped, listed, status 2."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.png", "d.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)).save(folder / name)
+    data = (folder / "b.jpg").read_bytes()
+    (folder / "b.jpg").write_bytes(data[: len(data) // 2])  # truncated download
+    Image.fromarray(rng.integers(0, 4096, (HEIGHT, WIDTH), dtype=np.uint16)).save(folder / "c.png")
+    assert Image.open(folder / "c.png").mode.startswith("I;16")
+    out = tmp_path / "out"
+    rc = predict_tool.main(["--config-file", APD_DEMO, "--weights", distiller_checkpoint, "--input", str(folder),
+                            "--output", str(out), NO_TEACHER])
+    err = capsys.readouterr().err
+    assert rc == 2
+    bad = [str(folder / "b.jpg"), str(folder / "c.png")]
+    for path in bad:
+        assert f"[predict] skipping {path}: " in err
+    assert f"predict.py: error: skipped 2 of 4 images that cannot be read (the others were written): " \
+           f"{', '.join(bad)}" in err
+    assert sorted(f for f in os.listdir(out) if f.endswith("_trainIds.png")) == ["a_trainIds.png", "d_trainIds.png"]
+    assert not any(f.startswith(("b", "c")) for f in os.listdir(out))
