@@ -51,7 +51,8 @@ from apd.config import (
     resolve_device,
 )
 from apd.engine.distill_trainer import DistillTrainer
-from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook
+from apd.data.samplers import check_loaders
+from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook, check_schedule
 from apd.engine.preemption import RunStopped, forward_stop_signals, stop_on_signals, stopping
 from apd.engine.run_dir import (
     check_output_dir,
@@ -65,6 +66,7 @@ from apd.evaluation import format_per_class_table
 from apd.errors import UserError
 from apd.export import read_student_state, student_config
 from apd.modeling.meta_arch.distiller import Distiller
+from apd.solver.param_groups import check_optimizers
 
 logger = logging.getLogger("apd")
 
@@ -233,6 +235,13 @@ def check_run(args):
         raise ConfigValueError(f"--overwrite starts a new run; it cannot go with --{'resume' if args.resume else 'eval-only'}.")
     cfg = load_config(args.config_file, args.opts)
     resolve_device(cfg.train.get("device", "auto"))
+    # Out-of-range numbers, each checked by its owner: one line naming the key and the allowed range.
+    if args.eval_only:
+        check_loaders(cfg, ("test",))
+    else:
+        check_schedule(cfg)
+        check_optimizers(cfg)
+        check_loaders(cfg)
     # --eval-only scores a distiller's student on the test split: no teacher file, no training split.
     splits = ("test",) if args.eval_only else ("train", "test")
     check_weights(cfg, eval_only=args.eval_only, resume=args.resume, need_teacher=not args.eval_only)

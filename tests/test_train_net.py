@@ -212,3 +212,32 @@ def test_unknown_loss_key_in_a_config_file_is_one_line_and_exit_status_2(demo_da
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("train_net.py: error: model.loss_weights has keys no distillation term produces: "
                            "['loss_nope']"), last
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.checkpointer.period=0", "train.checkpointer.period=0 is out of range: an integer ≥ 1."),
+    ("train.log_period=0", "train.log_period=0 is out of range: an integer ≥ 1."),
+    ("train.max_iter=0", "train.max_iter=0 is out of range: an integer ≥ 1."),
+    ("train.max_iter=-1", "train.max_iter=-1 is out of range: an integer ≥ 1."),
+    ("train.eval_period=-5", "train.eval_period=-5 is out of range: an integer ≥ 0 (0: evaluate at the end only)."),
+    ("train.checkpointer.max_to_keep=0", "train.checkpointer.max_to_keep=0 is out of range: an integer ≥ 1, or null"),
+    ("dataloader.train.mapper.augmentations.crop_size=[a,b]",
+     "dataloader.train.mapper.augmentations.crop_size=['a', 'b'] is out of range: (height, width), two integers ≥ 1."),
+    ("dataloader.train.mapper.augmentations.crop_size=[64,0]", "crop_size=[64, 0] is out of range"),
+    ("dataloader.train.mapper.augmentations.crop_size=[64]", "crop_size=[64] is out of range"),
+    ("optimizer.lr=-0.01", "optimizer.lr=-0.01 is out of range: a finite number ≥ 0."),
+    ("optimizer.lr=inf", "optimizer.lr=inf is out of range: a finite number ≥ 0."),
+    ("optimizer.momentum=1.5", "optimizer.momentum=1.5 is out of range: a number in [0, 1]."),
+    ("optimizer.weight_decay=-1e-4", "optimizer.weight_decay=-0.0001 is out of range"),
+    ("adapter_optimizer.lr=-1e-5", "adapter_optimizer.lr=-1e-05 is out of range: a finite number ≥ 0."),
+    ("adapter_optimizer.betas=[0.9,1.0]", "adapter_optimizer.betas=[0.9, 1.0] is out of range: two numbers in [0, 1)."),
+    ("dataloader.train.num_workers=-1", "dataloader.train.num_workers=-1 is out of range: an integer ≥ 0."),
+    ("dataloader.test.num_workers=-2", "dataloader.test.num_workers=-2 is out of range: an integer ≥ 0."),
+])
+def test_out_of_range_numbers_are_one_line_naming_the_key_before_anything_is_written(
+        override, message, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    code, stderr = _invoke_main(monkeypatch, capsys, ["--config-file", APD_DEMO, f"train.output_dir={out}", override])
+    assert code == 2
+    assert stderr.startswith("train_net.py: error: ") and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()

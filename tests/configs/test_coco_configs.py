@@ -62,8 +62,14 @@ def _method(name):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_name)
 def test_config_is_consistent(path):
+    from apd.data.samplers import check_loaders
+    from apd.engine.hooks import check_schedule
+    from apd.solver.param_groups import check_optimizers
+
     cfg = LazyConfig.load(path)
     check_config(cfg)
+    for check in (check_schedule, check_optimizers, check_loaders):  # every number in its range
+        check(cfg)
     student, name = _student(cfg), _name(path)
     mapper = cfg.dataloader.train.mapper
     # The loader delivers images in the student's format; the distiller converts for the teacher.

@@ -13,6 +13,9 @@ from detectron2.config import LazyConfig, instantiate
 from omegaconf import OmegaConf
 
 from apd.config import check_config
+from apd.data.samplers import check_loaders
+from apd.engine.hooks import check_schedule
+from apd.solver.param_groups import check_optimizers
 
 CONFIGS = sorted(
     p for p in glob.glob("configs/**/*.py", recursive=True)
@@ -27,6 +30,8 @@ def _name(path):
 def _cfg(path):
     cfg = LazyConfig.load(path)
     check_config(cfg)
+    for check in (check_schedule, check_optimizers, check_loaders):  # every number in its range
+        check(cfg)
     if "teacher_weights" in cfg.model:
         cfg.model.teacher_weights = None  # the files are not here; training would refuse, building works
     return cfg

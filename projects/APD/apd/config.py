@@ -11,19 +11,20 @@ import collections.abc as abc
 import inspect
 import os
 import typing
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 import torch
 from detectron2.config import LazyConfig
 from detectron2.data import MetadataCatalog
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from apd.errors import ConfigKeyError, ConfigMismatchError, ConfigValueError, MissingFileError
 
 __all__ = [
     "ConfigKeyError", "ConfigMismatchError", "ConfigValueError",
     "check_batch_divides", "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
-    "check_overrides", "check_weights", "load_config", "resolve_device",
+    "check_overrides", "check_range", "check_weights", "is_int", "load_config", "resolve_device",
 ]
 
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
@@ -236,6 +237,36 @@ def check_config(cfg: DictConfig) -> None:
     unknown = sorted(set(cfg.train.keys()) - TRAIN_KEYS)
     if unknown:
         raise ConfigKeyError(f"Unknown config keys train.{unknown}; valid train keys: {sorted(TRAIN_KEYS)}")
+
+
+def check_range(cfg: DictConfig, key: str, ok: Callable[[Any], bool], allowed: str) -> None:
+    """Refuse the value at ``key`` unless ``ok(value)`` (nothing to check when the key is absent).
+
+    The owners of the values call it (``apd.engine.hooks.check_schedule``, ``apd.solver.check_optimizers``,
+    ``apd.data.samplers.check_loaders``), before anything is built or written.
+
+    Raises:
+        ConfigValueError: ``"<key>=<value> is out of range: <allowed>"``.
+    """
+    try:
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+    except OmegaConfBaseException:  # a list on the way (R-CNN augmentations): not this key
+        return
+    if value is _MISSING:
+        return
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value)
+    try:
+        good = ok(value)
+    except (TypeError, ValueError):
+        good = False
+    if not good:
+        raise ConfigValueError(f"{key}={value!r} is out of range: {allowed}.")
+
+
+def is_int(value, low: int) -> bool:
+    """``value`` is an int (not a bool) of at least ``low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def load_config(path: str, overrides: Iterable[str] = ()) -> DictConfig:

@@ -23,7 +23,7 @@ import torch.utils.data as torchdata
 from detectron2.data.common import DatasetFromList
 from detectron2.utils import comm
 
-__all__ = ["ResumableTrainLoader", "build_resumable_train_loader"]
+__all__ = ["ResumableTrainLoader", "build_resumable_train_loader", "check_loaders"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +156,23 @@ def build_resumable_train_loader(dataset, mapper, total_batch_size, *, num_worke
     return ResumableTrainLoader(
         dataset, mapper, total_batch_size, num_workers=num_workers, seed=seed, shuffle=shuffle
     )
+
+
+def check_loaders(cfg, splits: Sequence[str] = ("train", "test")) -> None:
+    """Refuse loader numbers before anything starts: ``dataloader.<split>.num_workers`` an integer ≥ 0,
+    ``dataloader.train.total_batch_size`` ≥ 1, and the training crop
+    (``dataloader.train.mapper.augmentations.crop_size``) two integers ≥ 1 (torch's and the augmentations'
+    own errors came at the first step and named no key).
+
+    Raises:
+        apd.config.ConfigValueError: one line naming the key and the allowed range.
+    """
+    from ..config import check_range, is_int
+
+    for split in splits:
+        check_range(cfg, f"dataloader.{split}.num_workers", lambda v: is_int(v, 0), "an integer ≥ 0")
+    if "train" in splits:
+        check_range(cfg, "dataloader.train.total_batch_size", lambda v: is_int(v, 1), "an integer ≥ 1")
+        check_range(cfg, "dataloader.train.mapper.augmentations.crop_size",
+                    lambda v: v is None or (len(v) == 2 and all(is_int(x, 1) for x in v)),
+                    "(height, width), two integers ≥ 1")

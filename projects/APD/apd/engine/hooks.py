@@ -10,7 +10,7 @@ from detectron2.utils import comm
 
 from .run_dir import periodic_checkpoints
 
-__all__ = ["PeriodicCheckpointer", "TeacherEvalHook"]
+__all__ = ["PeriodicCheckpointer", "TeacherEvalHook", "check_schedule"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +74,21 @@ class PeriodicCheckpointer(hooks.PeriodicCheckpointer):
             if self.path_manager.exists(path):
                 self.path_manager.rm(path)
                 logger.info(f"Deleted {path} (train.checkpointer.max_to_keep={self.max_to_keep})")
+
+
+def check_schedule(cfg) -> None:
+    """Refuse ``train.*`` numbers the training loop and these hooks cannot run with, before anything
+    starts: ``max_iter`` and the periods ``log_period`` and ``checkpointer.period`` ≥ 1 (0 divided by
+    zero at the first step; a negative ``max_iter`` ended at once with no checkpoint), ``eval_period``
+    ≥ 0 (0: only the final evaluation), ``checkpointer.max_to_keep`` ≥ 1 or null.
+
+    Raises:
+        apd.config.ConfigValueError: one line naming the key and the allowed range.
+    """
+    from ..config import check_range, is_int
+
+    for key in ("train.max_iter", "train.log_period", "train.checkpointer.period"):
+        check_range(cfg, key, lambda v: is_int(v, 1), "an integer ≥ 1")
+    check_range(cfg, "train.eval_period", lambda v: is_int(v, 0), "an integer ≥ 0 (0: evaluate at the end only)")
+    check_range(cfg, "train.checkpointer.max_to_keep", lambda v: v is None or is_int(v, 1),
+                "an integer ≥ 1, or null to keep every checkpoint")

@@ -12,7 +12,8 @@ from torch import nn
 
 from ..modeling.distill.protocol import DistillationTerm
 
-__all__ = ["student_param_groups", "teacher_adapter_params", "second_optimizer_parameters", "head_lr_factor"]
+__all__ = ["check_optimizers", "student_param_groups", "teacher_adapter_params", "second_optimizer_parameters",
+           "head_lr_factor"]
 
 
 def second_optimizer_parameters(model: nn.Module) -> List[nn.Parameter]:
@@ -90,3 +91,29 @@ def teacher_adapter_params(model: nn.Module) -> List[nn.Parameter]:
             "it (second_optimizer_parameters); set `adapter_optimizer = None` for methods without one."
         )
     return params
+
+
+def check_optimizers(cfg) -> None:
+    """Refuse optimiser numbers torch would reject only once the model is built (without the key) or
+    that train nothing sensible, before anything starts: for ``optimizer`` and ``adapter_optimizer``,
+    ``lr`` a finite number ≥ 0, ``weight_decay`` ≥ 0, ``momentum`` in [0, 1], ``betas`` two numbers in
+    [0, 1); and ``optimizer.params.head_lr_multiplier`` ≥ 0.
+
+    Raises:
+        apd.config.ConfigValueError: one line naming the key and the allowed range.
+    """
+    import math
+
+    from ..config import check_range
+
+    def number(v, low=0.0, high=math.inf, high_open=False):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= low
+        return ok and (v < high if high_open else v <= high)
+
+    for opt in ("optimizer", "adapter_optimizer"):
+        check_range(cfg, f"{opt}.lr", number, "a finite number ≥ 0")
+        check_range(cfg, f"{opt}.weight_decay", number, "a finite number ≥ 0")
+        check_range(cfg, f"{opt}.momentum", lambda v: number(v, 0.0, 1.0), "a number in [0, 1]")
+        check_range(cfg, f"{opt}.betas", lambda v: len(v) == 2 and all(number(b, 0.0, 1.0, True) for b in v),
+                    "two numbers in [0, 1)")
+    check_range(cfg, "optimizer.params.head_lr_multiplier", number, "a finite number ≥ 0")
