@@ -53,6 +53,7 @@ from apd.config import (
 from apd.engine.distill_trainer import DistillTrainer
 from apd.data.samplers import check_loaders
 from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook, check_schedule
+from apd.engine.resume import TeacherFingerprint, check_resume_checkpoint
 from apd.engine.preemption import RunStopped, forward_stop_signals, stop_on_signals, stopping
 from apd.engine.run_dir import (
     check_output_dir,
@@ -137,6 +138,9 @@ def build_hooks(cfg, model, checkpointer):
 def resume_or_load(cfg, checkpointer, trainer, *, resume: bool) -> int:
     """Load the last checkpoint (``resume``) or ``train.init_checkpoint``; return the start iteration.
 
+    ``--resume`` refuses a checkpoint of another model (keys, shapes) and, for a distiller, one trained
+    against another teacher (apd.engine.resume).
+
     metrics.json is cut before the records this run logs again (a run killed after its last checkpoint
     logged some iterations already; apd.engine.run_dir.truncate_metrics).
     """
@@ -161,6 +165,12 @@ def do_train(args, cfg, device: str):
                              amp_dtype=cfg.train.amp.get("dtype", "float16"), seed=cfg.train.get("seed", None),
                              compile=cfg.train.get("compile", False))
     checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    teacher = None
+    if isinstance(_unwrap(model), Distiller):  # every checkpoint names its teacher (apd.engine.resume)
+        teacher = TeacherFingerprint(_unwrap(model).teacher, cfg.model.get("teacher_weights"))
+        checkpointer.add_checkpointable("teacher_fingerprint", teacher)
+    if args.resume and checkpointer.has_checkpoint():  # another model or teacher: refuse before the writers
+        check_resume_checkpoint(model, checkpointer.get_checkpoint_file(), teacher)
     trainer.register_hooks(build_hooks(cfg, model, checkpointer))
 
     start_iter = resume_or_load(cfg, checkpointer, trainer, resume=args.resume)

@@ -232,3 +232,49 @@ def test_overwrite_then_kill_before_the_first_checkpoint_then_resume_starts_the_
     assert log.count("Starting training from iteration 0") == 2 and "from iteration 3" not in log
     assert _logged_iterations(out) == [0, 1, 2, 3]
     assert torch.load(out / "model_final.pth", weights_only=False)["iteration"] == 3
+
+
+def _files(folder):
+    # log.txt gets the refused run's lines, config.yaml its config (Detectron2's default_setup), .run.lock its pid
+    return {f: (folder / f).read_bytes() for f in os.listdir(folder) if (folder / f).is_file() and
+            f not in ("log.txt", "config.yaml", ".run.lock")}
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_model_and_another_teacher_naming_them(
+        demo_datasets_root, teacher_weights, tmp_path, run_train_net):
+    # A model change: Detectron2 skipped the reshaped tensors and the run crashed in the optimiser step.
+    out = tmp_path / "student"
+    args = ["--config-file", STUDENT_DEMO, *TINY, "train.max_iter=2", "train.checkpointer.period=1",
+            f"train.output_dir={out}"]
+    run_train_net(args, demo_datasets_root)
+    before = _files(out)
+    refused = run_train_net(["--resume", *args, "train.max_iter=4", "model.sem_seg_head.channels=48"],
+                            demo_datasets_root, check=False)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("train_net.py: error: --resume: ") and "holds another model than the config builds" in line
+    assert "sem_seg_head.ppm.bottleneck" in line or "sem_seg_head." in line
+    assert "Traceback" not in refused.stderr
+    assert _files(out) == before  # nothing of the run changed
+
+    # A distiller resumed with another teacher file: refused, naming both files; the original resumes.
+    out = tmp_path / "apd"
+    other = tmp_path / "other_teacher.pth"
+    state = torch.load(teacher_weights, weights_only=True)
+    next(t for k, t in state["model"].items() if k.endswith("running_mean")).add_(0.5)
+    torch.save(state, other)
+    args = ["--config-file", APD_DEMO, *TINY, "train.max_iter=1", "train.checkpointer.period=1",
+            "train.eval_teacher=False", f"train.output_dir={out}"]
+    run_train_net([*args, f"model.teacher_weights={teacher_weights}"], demo_datasets_root)
+    before = _files(out)
+    refused = run_train_net(["--resume", *args, "train.max_iter=2", f"model.teacher_weights={other}"],
+                            demo_datasets_root, check=False)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert f"distilled from the teacher in '{teacher_weights}'" in line
+    assert f"model.teacher_weights='{other}' holds another teacher" in line
+    assert _files(out) == before
+    run_train_net(["--resume", *args, "train.max_iter=2", f"model.teacher_weights={teacher_weights}"],
+                  demo_datasets_root)
+    assert "Starting training from iteration 1" in (out / "log.txt").read_text()
