@@ -207,7 +207,7 @@ def build_eval_model(cfg, device: str, *, allow_partial_weights: bool = False):
         if left and not allow_partial_weights:
             raise CheckpointError(
                 f"--eval-only: '{cfg.train.init_checkpoint}' (train.init_checkpoint) leaves {len(left)} of "
-                f"{len(model.state_dict())} model tensors uninitialised (first: {', '.join(left[:5])}), so a "
+                f"{len(uninitialised(model, None))} model tensors uninitialised (first: {', '.join(left[:5])}), so a "
                 "partly random model would be scored. Give the run's own checkpoint, or pass "
                 "--allow-partial-weights to score it anyway.")
         if left:
