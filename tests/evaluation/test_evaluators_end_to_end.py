@@ -309,8 +309,8 @@ def coco_with_unusable_annotations(demo_datasets_root, tmp_path, register_datase
     ids = {}
     extra = []
     width = next(im["width"] for im in data["images"] if im["id"] == first_image)
-    for letter, base in zip("PWZNOT", [mine[i % len(mine)] for i in range(6)]):
-        a = copy.deepcopy(base) if letter in "WZNOT" else base
+    for letter, base in zip("PWZNOTA", [mine[i % len(mine)] for i in range(7)]):
+        a = copy.deepcopy(base) if letter in "WZNOTA" else base
         if letter != "P":
             a["id"] = max(x["id"] for x in annos + extra) + 1
             extra.append(a)
@@ -328,6 +328,8 @@ def coco_with_unusable_annotations(demo_datasets_root, tmp_path, register_datase
             a["bbox"] = [width + 1.0, y, w, h]
         elif letter == "T":
             a["segmentation"] = a["segmentation"][:1] + [[x, y, x + 1, y + 1]]
+        elif letter == "A":  # zero area: three identical points, then three collinear ones
+            a["segmentation"] = [[x, y, x, y, x, y], [x, y, x + 2, y + 2, x + 4, y + 4]]
     annos.extend(extra)
     json_file.write_text(json.dumps(data))
     register_datasets_at(root)
@@ -340,14 +342,15 @@ def test_unusable_coco_annotations_are_dropped_alike_for_training_and_evaluation
     with caplog.at_level(logging.WARNING, logger="apd"):
         records = DatasetCatalog.get("coco_2017_val")
     kept = {a["id"]: a for r in records for a in r["annotations"]}
-    for letter in "PWZNO":
+    for letter in "PWZNOA":
         assert ids[letter] not in kept, letter
     assert ids["T"] in kept and len(kept[ids["T"]]["segmentation"]) == 1
     assert all(a["bbox"][2] > 0 and a["bbox"][3] > 0 for a in kept.values())  # nothing mirrored
     warning = next(r.getMessage() for r in caplog.records if "unusable" in r.getMessage())
-    assert json_file in warning and "dropped 5 unusable annotation(s)" in warning
+    assert json_file in warning and "dropped 6 unusable annotation(s)" in warning
     assert "lies outside the" in warning
-    for letter in "PWZNO":
+    assert f"id {ids['A']}: no polygon with ≥ 3 points and an area > 0 (points: 3, 3)" in warning
+    for letter in "PWZNOA":
         assert f"id {ids[letter]}:" in warning
 
     # Evaluation: the same objects leave the ground truth (pycocotools raised a TypeError on the

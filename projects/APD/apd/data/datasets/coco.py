@@ -13,8 +13,9 @@ for evaluation (:class:`apd.evaluation.COCOEvaluator`) alike:
 - an annotation without a box, or whose box is not 4 finite numbers with width > 0 and height > 0,
   or whose box lies entirely outside its image (Detectron2 clips it to nothing and drops it), is
   dropped;
-- polygons with fewer than 3 points (< 6 coordinates), an odd number of coordinates or non-finite
-  coordinates are removed from an object; an object left with no polygon (including
+- polygons with fewer than 3 points (< 6 coordinates), an odd number of coordinates, non-finite
+  coordinates or an area of 0 (e.g. three identical or collinear points: rasterised, an empty mask)
+  are removed from an object; an object left with no polygon (including
   ``"segmentation": []``) is dropped. RLE masks and a missing ``segmentation`` key are kept.
 
 Each load logs one warning naming the json file, the number dropped and the first annotation ids
@@ -66,9 +67,13 @@ def _valid_polygon(poly: Any) -> bool:
     if not isinstance(poly, (list, tuple)) or len(poly) < 6 or len(poly) % 2:
         return False
     try:
-        return all(math.isfinite(float(v)) for v in poly)
+        xs, ys = [float(v) for v in poly[0::2]], [float(v) for v in poly[1::2]]
     except (TypeError, ValueError):
         return False
+    if not all(math.isfinite(v) for v in xs + ys):
+        return False
+    # Shoelace formula: twice the signed area.
+    return sum(xs[i - 1] * ys[i] - xs[i] * ys[i - 1] for i in range(len(xs))) != 0
 
 
 def find_unusable_annotations(
@@ -104,7 +109,7 @@ def find_unusable_annotations(
                 valid = [poly for poly in segm if _valid_polygon(poly)]
                 if not valid:
                     points = ", ".join(str(len(p) // 2 if isinstance(p, (list, tuple)) else "?") for p in segm)
-                    problem = f"no polygon with ≥ 3 points (points: {points or 'none'})"
+                    problem = f"no polygon with ≥ 3 points and an area > 0 (points: {points or 'none'})"
                 elif len(valid) < len(segm):
                     trimmed[ann_id] = valid
         if problem is not None:
