@@ -66,3 +66,16 @@ def test_distillers_and_terms_list_every_keyword():
     for cls in (RCNNDistiller, SemanticSegDistiller, *terms):
         kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
         assert inspect.Parameter.VAR_KEYWORD not in kinds, cls.__name__
+
+
+def test_unparsable_override_with_non_ascii_or_spaces_says_to_quote_it():
+    from apd.config import ConfigValueError, load_config
+
+    config = "configs/demo/pspnet_r18_demo.py"
+    for value in ("résumé", "a b]"):
+        with pytest.raises(ConfigValueError) as refused:
+            load_config(config, [f"train.output_dir={value}"])
+        assert str(refused.value).endswith(
+            f"Quote a value with spaces, non-ASCII or special characters for the override grammar, inside the "
+            f"shell's quotes: \"train.output_dir='{value}'\"")
+        assert load_config(config, [f"train.output_dir='{value}'"]).train.output_dir == value  # the advice works

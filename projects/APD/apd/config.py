@@ -185,7 +185,14 @@ def _parse(overrides: List[str]):
         try:
             (o,) = parser.parse_overrides([item])
         except Exception as e:  # hydra's OverrideParseException, one line
-            raise ConfigValueError(f"Cannot parse config override '{item}': {str(e).splitlines()[0]}") from None
+            key, _, value = item.partition("=")
+            hint = ""
+            if value and not (value[0] == value[-1] and value[0] in "'\"") and (
+                    not value.isascii() or any(c.isspace() or c in "()[]{}:,=$'\"\\" for c in value)):
+                hint = (f" Quote a value with spaces, non-ASCII or special characters for the override grammar, "
+                        f"inside the shell's quotes: \"{key}='{value}'\"")
+            raise ConfigValueError(
+                f"Cannot parse config override '{item}': {str(e).splitlines()[0]}.{hint}") from None
         if o.is_sweep_override():
             raise ConfigValueError(
                 f"Config override '{item}' is a sweep (a comma outside brackets); write a list as [a,b] or quote it.")
