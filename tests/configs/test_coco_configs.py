@@ -62,6 +62,7 @@ def _method(name):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_name)
 def test_config_is_consistent(path):
+    from apd.config import check_model_matches_data
     from apd.data.samplers import check_loaders
     from apd.engine.hooks import check_schedule
     from apd.solver.param_groups import check_optimizers
@@ -70,6 +71,7 @@ def test_config_is_consistent(path):
     check_config(cfg)
     for check in (check_schedule, check_optimizers, check_loaders):  # every number in its range
         check(cfg)
+    check_model_matches_data(cfg)  # roi_heads.num_classes == the dataset's thing classes
     student, name = _student(cfg), _name(path)
     mapper = cfg.dataloader.train.mapper
     # The loader delivers images in the student's format; the distiller converts for the teacher.

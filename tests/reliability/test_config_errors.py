@@ -19,6 +19,10 @@ DATASET = "len(MetadataCatalog.get('cityscapes_fine_sem_seg_train').stuff_classe
 
 
 
+RCNN_APD_DEMO = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
+RCNN_DEMO = "configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_demo.py"
+
+
 def _cfg(path, **values):
     cfg = LazyConfig.load(path)
     for key, value in values.items():
@@ -61,6 +65,12 @@ def test_unknown_key_inside_a_model_node_lists_the_valid_ones():
         # a plain segmentor (no student/teacher)
         (STUDENT_DEMO, {"model.sem_seg_head.num_classes": 21},
          ["model.sem_seg_head.num_classes=21", "dataloader.train.mapper.num_classes=19", f"{DATASET}=19"]),
+        # R-CNNs: the distiller's student, and a plain Mask R-CNN, against the COCO thing classes
+        (RCNN_APD_DEMO, {"model.student.roi_heads.num_classes": 81},
+         ["model.student.roi_heads.num_classes=81", "model.teacher.roi_heads.num_classes=80",
+          "len(MetadataCatalog.get('coco_2017_train').thing_classes)=80"]),
+        (RCNN_DEMO, {"model.roi_heads.num_classes": 79},
+         ["model.roi_heads.num_classes=79", "len(MetadataCatalog.get('coco_2017_val').thing_classes)=80"]),
     ],
 )
 def test_class_count_mismatch_names_both_keys(path, overrides, named):
@@ -88,6 +98,8 @@ def test_pixel_format_mismatch_names_both_keys(overrides, named):
 
 
 def test_consistent_configs_pass():
+    checks.check_model_matches_data(_cfg(RCNN_APD_DEMO))
+    checks.check_model_matches_data(_cfg(RCNN_DEMO))
     checks.check_model_matches_data(_cfg(APD_DEMO))
     checks.check_model_matches_data(_cfg(STUDENT_DEMO))
     # A BGR teacher under an RGB student is converted by the distiller, not an error.

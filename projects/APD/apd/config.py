@@ -341,7 +341,8 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
     """Fail fast when the model and the data disagree on the class count or the pixel format.
 
     Compares (when present) ``model[.student|.teacher].sem_seg_head.num_classes``,
-    ``dataloader.{split}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's metadata;
+    ``dataloader.{split}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's metadata; for
+    R-CNNs ``model[.student|.teacher].roi_heads.num_classes`` and ``len(thing_classes)``;
     ``dataloader.{split}.mapper.image_format`` with the student's ``input_format``, which the teacher's
     must equal or be convertible to (RGB<->BGR).
 
@@ -354,16 +355,19 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
     counts = {}
     keys = [f"{student}.sem_seg_head.num_classes", "model.teacher.sem_seg_head.num_classes"]
     keys += [f"dataloader.{split}.mapper.num_classes" for split in splits]
-    for key in keys:
+    detection = [f"{student}.roi_heads.num_classes", "model.teacher.roi_heads.num_classes"]
+    classes_key = "thing_classes" if any(OmegaConf.select(cfg, k, default=None) is not None
+                                         for k in detection) else "stuff_classes"
+    for key in keys + detection:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             counts[key] = int(value)
     for split in splits:
         names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None) or []
         for name in [names] if isinstance(names, str) else list(names):
-            classes = MetadataCatalog.get(name).get("stuff_classes", None)
+            classes = MetadataCatalog.get(name).get(classes_key, None)
             if classes is not None:
-                counts[f"len(MetadataCatalog.get('{name}').stuff_classes)"] = len(classes)
+                counts[f"len(MetadataCatalog.get('{name}').{classes_key})"] = len(classes)
     if counts and len(set(counts.values())) > 1:
         (ref, n), *others = counts.items()
         bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
