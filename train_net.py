@@ -174,6 +174,11 @@ def do_train(args, cfg, device: str):
     trainer.register_hooks(build_hooks(cfg, model, checkpointer))
 
     start_iter = resume_or_load(cfg, checkpointer, trainer, resume=args.resume)
+    if start_iter >= cfg.train.max_iter:  # --resume of a finished run: evaluating again would log twice
+        logger.info(f"The run in {cfg.train.output_dir} has finished ({start_iter} of train.max_iter="
+                    f"{cfg.train.max_iter} iterations): nothing to resume. Raise train.max_iter to train on, or "
+                    "score it with --eval-only.")
+        return trainer
     if hasattr(train_loader, "set_start_iter"):  # apd's positional loader; d2's R-CNN loaders have none
         train_loader.set_start_iter(start_iter)
     try:
@@ -236,6 +241,18 @@ def do_eval(cfg, device: str, *, allow_partial_weights: bool = False):
     return do_test(cfg, model)
 
 
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def resolve_output_dir(cfg, opts) -> None:
+    """A relative ``train.output_dir`` written in the config (``./output/demo/apd``) is the config's run
+    folder under the repository root, whatever folder ``train_net.py`` runs in (it was ``./output/`` of
+    the current folder). One given on the command line stays relative to the current folder."""
+    given = any(str(o).split("=", 1)[0].lstrip("+~") == "train.output_dir" for o in opts or ())
+    if not given and cfg.train.output_dir and not os.path.isabs(cfg.train.output_dir):
+        cfg.train.output_dir = os.path.normpath(os.path.join(REPO_ROOT, cfg.train.output_dir))
+
+
 def check_run(args):
     """Every check that needs no model, run once before any process is spawned: returns the config.
 
@@ -244,6 +261,7 @@ def check_run(args):
     if args.overwrite and (args.resume or args.eval_only):
         raise ConfigValueError(f"--overwrite starts a new run; it cannot go with --{'resume' if args.resume else 'eval-only'}.")
     cfg = load_config(args.config_file, args.opts)
+    resolve_output_dir(cfg, args.opts)
     resolve_device(cfg.train.get("device", "auto"))
     # Out-of-range numbers, each checked by its owner: one line naming the key and the allowed range.
     if args.eval_only:
@@ -318,6 +336,7 @@ def _log_stop(cfg, e: BaseException) -> None:
 
 def _main(args):
     cfg = load_config(args.config_file, args.opts)
+    resolve_output_dir(cfg, args.opts)
     # --eval-only into a training folder: default_setup would overwrite the run's config.yaml.
     keep = args.eval_only and comm.is_main_process()
     with keep_run_config(cfg.train.output_dir) if keep else contextlib.nullcontext():
@@ -340,7 +359,17 @@ def _main(args):
 
 
 def argument_parser():
-    parser = default_argument_parser()
+    """Detectron2's parser with this project's usage text: LazyConfig ``key=value`` overrides."""
+    parser = default_argument_parser(epilog=__doc__.split("\n\n")[1] + """
+
+Overrides are key=value (Hydra's grammar, type-checked): lists as [a,b], null for None, and a value with
+spaces, non-ASCII or special characters quoted inside the shell's quotes: "train.output_dir='my run'".
+SIGTERM/SIGINT stop every process of a run (continue with --resume); a second run into an output_dir in
+use is refused (docs/RELIABILITY.md §10).
+""")
+    for action in parser._actions:  # Detectron2's help text also describes yacs-style "KEY VALUE" pairs
+        if action.dest == "opts":
+            action.help = "config overrides, key=value (e.g. train.max_iter=1000 optimizer.lr=0.01)"
     parser.add_argument(
         "--overwrite",
         action="store_true",

@@ -242,3 +242,22 @@ def test_out_of_range_numbers_are_one_line_naming_the_key_before_anything_is_wri
     assert code == 2
     assert stderr.startswith("train_net.py: error: ") and message in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_help_shows_key_value_overrides():
+    text = _train_net_module().argument_parser().format_help()
+    assert "key=value" in text and "train.output_dir='my run'" in text
+    assert "MODEL.WEIGHTS" not in text and "PATH.KEY VALUE" not in text
+
+
+def test_the_configs_relative_run_folder_is_under_the_repository_not_the_current_folder(tmp_path, monkeypatch):
+    """--eval-only (or training) without train.output_dir wrote into ./output/ of whatever folder it ran in."""
+    train_net = _train_net_module()
+    monkeypatch.chdir(tmp_path)
+    cfg = LazyConfig.load(os.path.join(REPO, APD_DEMO))
+    assert cfg.train.output_dir == "./output/demo/apd"
+    train_net.resolve_output_dir(cfg, ["train.max_iter=3"])
+    assert cfg.train.output_dir == os.path.join(REPO, "output", "demo", "apd")
+    cfg.train.output_dir = "runs/mine"  # given on the command line: relative to the current folder
+    train_net.resolve_output_dir(cfg, ["train.output_dir=runs/mine"])
+    assert cfg.train.output_dir == "runs/mine"
