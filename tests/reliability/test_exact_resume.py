@@ -278,3 +278,19 @@ def test_resume_refuses_another_model_and_another_teacher_naming_them(
     run_train_net(["--resume", *args, "train.max_iter=2", f"model.teacher_weights={teacher_weights}"],
                   demo_datasets_root)
     assert "Starting training from iteration 1" in (out / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_run_changes_nothing(demo_datasets_root, tmp_path, run_train_net):
+    # It evaluated again and appended records to metrics.json out of order.
+    out = tmp_path / "run"
+    args = ["--config-file", STUDENT_DEMO, *TINY, "train.max_iter=3", "train.eval_period=3",
+            "train.checkpointer.period=2", f"train.output_dir={out}"]
+    run_train_net(args, demo_datasets_root)
+    metrics = (out / "metrics.json").read_bytes()
+    checkpoints = {f: (out / f).read_bytes() for f in os.listdir(out) if f.endswith(".pth") or f == "last_checkpoint"}
+    assert any("sem_seg/mIoU" in m for m in read_metrics(out))
+    run_train_net(["--resume", *args], demo_datasets_root)
+    assert (out / "metrics.json").read_bytes() == metrics
+    assert {f: (out / f).read_bytes() for f in checkpoints} == checkpoints
+    assert "has finished (3 of train.max_iter=3 iterations): nothing to resume" in (out / "log.txt").read_text()
