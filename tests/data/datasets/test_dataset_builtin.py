@@ -50,6 +50,25 @@ def test_cityscapes_without_labels_points_to_prepare_script_before_training(
         check_dataset_root(f"cityscapes_fine_sem_seg_{split}")
 
 
+@pytest.mark.parametrize("which", [0, -1])
+def test_cityscapes_image_without_its_label_is_named_first_or_last(
+        register_datasets_at, demo_datasets_root, tmp_path, which):
+    """Detectron2 asserts on the first image's label only ("Please generate labelTrainIds.png ..."), naming
+    no file; a later one failed in the loader. Each missing label is now named before training."""
+    shutil.copytree(demo_datasets_root / "cityscapes", tmp_path / "cityscapes")
+    labels = sorted((tmp_path / "cityscapes" / "gtFine" / "train").glob("*/*_gtFine_labelTrainIds.png"))
+    assert len(labels) >= 2
+    labels[which].unlink()
+    register_datasets_at(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        check_dataset_root("cityscapes_fine_sem_seg_train")
+    message = str(info.value)
+    image = str(labels[which]).replace("gtFine_labelTrainIds", "leftImg8bit").replace("/gtFine/", "/leftImg8bit/")
+    assert message.startswith(f"Dataset 'cityscapes_fine_sem_seg_train' expects {labels[which]} (the label of {image}; "
+                              f"1 of {len(labels)} images have no labelTrainIds label). ")
+    assert "run datasets/prepare_cityscapes.py" in message and "\n" not in message
+
+
 def test_unregistered_name_is_a_key_error():
     with pytest.raises(KeyError, match="not_a_dataset"):
         check_dataset_root("not_a_dataset")

@@ -91,10 +91,20 @@ def check_dataset_root(dataset_name):
         # labelTrainIds: what training and SemSegEvaluator read; labelIds: the official evaluation's
         # ground truth (CityscapesSemSegEvaluator), checked here so a run does not train for hours
         # and then fail in its final evaluation.
+        images = sorted(glob.glob(os.path.join(meta.image_dir, "*", "*_leftImg8bit.png")))
         for suffix in ("labelTrainIds", "labelIds"):
             pattern = os.path.join(meta.gt_dir, "*", f"*_gtFine_{suffix}.png")
             if not glob.glob(pattern):
                 raise _missing(dataset_name, pattern, "(no such files)")
+            # Every image's label, by name: Detectron2 checks only the first image's, with an assertion
+            # that names no file.
+            labels = [os.path.join(meta.gt_dir, os.path.basename(os.path.dirname(image)),
+                                   os.path.basename(image)[:-len("leftImg8bit.png")] + f"gtFine_{suffix}.png")
+                      for image in images]
+            absent = [label for label in labels if not os.path.isfile(label)]
+            if absent:
+                raise _missing(dataset_name, absent[0], f"(the label of {os.path.abspath(images[labels.index(absent[0])])}; "
+                               f"{len(absent)} of {len(images)} images have no {suffix} label)")
 
 
 _root = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
