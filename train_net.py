@@ -54,7 +54,7 @@ from apd.engine.distill_trainer import DistillTrainer
 from apd.data.samplers import check_loaders
 from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook, check_schedule
 from apd.engine.resume import TeacherFingerprint, check_resume_checkpoint
-from apd.engine.preemption import RunStopped, forward_stop_signals, stop_on_signals, stopping
+from apd.engine.preemption import forward_stop_signals, stop_on_signals, stopping
 from apd.engine.run_dir import (
     check_output_dir,
     check_output_dir_free,
