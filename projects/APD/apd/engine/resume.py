@@ -17,7 +17,8 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from ..checkpoint.io import CheckpointError, compare_state_dicts, format_keys, load_checkpoint, unwrap_state_dict
+from ..checkpoint.io import CheckpointError, load_checkpoint, unwrap_state_dict
+from ..checkpoint.keys import compare_state_dicts, format_keys
 
 __all__ = ["ResumeMismatchError", "TeacherFingerprint", "check_resume_checkpoint", "fingerprint"]
 
@@ -41,7 +42,8 @@ def check_resume_checkpoint(model: nn.Module, path: str, teacher: Optional["Teac
     if teacher is not None and isinstance(checkpoint, dict) and "teacher_fingerprint" in checkpoint:
         teacher.load_state_dict(checkpoint["teacher_fingerprint"])
     state = unwrap_state_dict(checkpoint, path)
-    missing, unexpected, mismatched = compare_state_dicts(model.state_dict(), state)
+    misfit = compare_state_dicts(model.state_dict(), state)
+    missing, unexpected, mismatched = misfit.missing, misfit.unexpected, misfit.mismatched
     if missing or unexpected or mismatched:
         parts = [f"{what} ({len(keys)}): {format_keys(keys, 5)}" for what, keys in (
             ("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)) if keys]
