@@ -79,3 +79,50 @@ def test_unparsable_override_with_non_ascii_or_spaces_says_to_quote_it():
             f"Quote a value with spaces, non-ASCII or special characters for the override grammar, inside the "
             f"shell's quotes: \"train.output_dir='{value}'\"")
         assert load_config(config, [f"train.output_dir='{value}'"]).train.output_dir == value  # the advice works
+
+
+# --------------------------------------------------------------- the README's shrink for a first try
+def _readme_block(after):
+    """The overrides of the first ```bash block after the line containing ``after`` in README.md (the
+    command's words that contain '=', without the $DATA variable)."""
+    import os
+    import re
+    import shlex
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")) as f:
+        text = f.read()
+    block = re.search(r"```bash\n(.*?)```", text[text.index(after):], re.S).group(1)
+    return [w for w in shlex.split(block.replace("\\\n", " ")) if "=" in w and not w.startswith("$")]
+
+
+@pytest.mark.parametrize("path", ["configs/cityscapes/pspnet_r18.py", "configs/apd_pspnet_r18.py",
+                                  "configs/ade20k/pspnet_r18.py", "configs/ade20k/cwd_pspnet_r18.py",
+                                  "configs/pascal_context/apd_deeplab_r18.py", "configs/own/pspnet_r18.py",
+                                  "configs/own/apd_pspnet_r18.py"])
+def test_readme_shrink_overrides_work_alike_on_plain_and_distillation_configs(path):
+    from omegaconf import OmegaConf
+
+    from apd.config import load_config
+
+    overrides = _readme_block("## A first try on a CPU or a small GPU")
+    assert "model.sliding_window=null" in overrides and "train.eval_teacher=false" in overrides
+    recipe = load_config(path)
+    student = "model.student" if "student" in recipe.model else "model"
+    assert OmegaConf.select(recipe, f"{student}.sliding_window") is not None  # the recipe slides windows
+    cfg = load_config(path, overrides)
+    assert OmegaConf.select(cfg, f"{student}.sliding_window") is None
+    assert list(cfg.dataloader.train.mapper.augmentations.crop_size) == [256, 256]
+    assert cfg.dataloader.train.total_batch_size == 2 and cfg.dataloader.train.num_workers == 0
+    assert cfg.train.max_iter == 1000 and cfg.train.eval_teacher is False
+    if student == "model.student":  # the teacher is untouched
+        assert OmegaConf.to_yaml(cfg.model.teacher) == OmegaConf.to_yaml(recipe.model.teacher)
+
+
+def test_sliding_window_keys_reach_a_distillers_student_only():
+    from apd.config import student_overrides
+
+    distiller = LazyConfig.load("configs/apd_pspnet_r18.py")
+    plain = LazyConfig.load("configs/cityscapes/pspnet_r18.py")
+    items = ["model.sliding_window.flip=false", "model.sliding_windows=1", "model.teacher_weights=x", "train.seed=1"]
+    assert student_overrides(distiller, items) == ["model.student.sliding_window.flip=false", *items[1:]]
+    assert student_overrides(plain, items) == items

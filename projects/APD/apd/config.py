@@ -3,7 +3,8 @@
 - :func:`load_config`: ``LazyConfig.load`` + overrides checked for unknown keys and for values of the
   wrong type (:func:`check_overrides`) + unknown top-level/``train.*`` keys (:func:`check_config`).
 - :func:`check_weights`: ``--eval-only`` without weights, checkpoint paths that do not exist.
-- :func:`check_datasets`, :func:`check_model_matches_data`: data on disk, class counts, pixel formats.
+- :func:`check_datasets`, :func:`check_model_matches_data`: data on disk (every file of a user's own
+  segmentation dataset), class counts, ignore ids, pixel formats.
 - :func:`check_batch_per_process`: one image per process under plain (unsynchronised) BN.
 - :func:`resolve_device`.
 """
@@ -19,12 +20,13 @@ from detectron2.data import MetadataCatalog
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from apd.errors import ConfigKeyError, ConfigMismatchError, ConfigValueError, MissingFileError
+from apd.errors import ConfigKeyError, ConfigMismatchError, ConfigValueError, MissingFileError, UserError
 
 __all__ = [
-    "ConfigKeyError", "ConfigMismatchError", "ConfigValueError",
+    "ConfigKeyError", "ConfigMismatchError", "ConfigValueError", "DatasetError",
     "check_batch_divides", "check_batch_per_process", "check_config", "check_datasets", "check_model_matches_data",
     "check_overrides", "check_range", "check_weights", "is_int", "load_config", "resolve_device",
+    "student_overrides",
 ]
 
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
@@ -32,6 +34,10 @@ TRAIN_KEYS = {
     "output_dir", "init_checkpoint", "max_iter", "amp", "ddp", "checkpointer", "eval_period",
     "log_period", "device", "seed", "eval_teacher", "cudnn_benchmark", "log_model", "compile",
 }
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset file that training could not use (unreadable, wrong size, ids out of range): names the file."""
 
 
 # ----------------------------------------------------------------------------------------- keys
@@ -276,13 +282,40 @@ def is_int(value, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+# Keys of the evaluated model that a distillation config keeps under ``model.student``: written
+# ``model.<key>`` they mean the student there, so one override works for plain and distillation configs.
+STUDENT_KEYS = ("sliding_window",)
+
+
+def student_overrides(cfg: DictConfig, overrides: Iterable[str]) -> List[str]:
+    """``overrides`` with ``model.<key>[.…]=…`` turned into ``model.student.<key>[.…]=…`` for each key of
+    :data:`STUDENT_KEYS` when ``cfg`` is a distillation config (it has ``model.student``); e.g.
+    ``model.sliding_window=null`` switches the sliding window off in ``configs/demo/pspnet_r18_demo.py`` and in
+    ``configs/apd_pspnet_r18.py`` alike. Other overrides are returned unchanged."""
+    if OmegaConf.select(cfg, "model.student", default=None) is None:
+        return list(overrides)
+    out = []
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if any(key == f"model.{k}" or key.startswith(f"model.{k}.") for k in STUDENT_KEYS):
+            item = "model.student." + item.strip()[len("model."):]
+        out.append(item)
+    return out
+
+
 def load_config(path: str, overrides: Iterable[str] = ()) -> DictConfig:
-    """``LazyConfig.load`` + :func:`check_overrides` + overrides applied + :func:`check_config`."""
+    """``LazyConfig.load`` + :func:`check_overrides` + overrides applied + :func:`check_config`, then the
+    datasets the config itself defines (a user's own data, ``apd.data.datasets.own``) are registered
+    from its values. ``model.sliding_window`` overrides reach a distiller's student
+    (:func:`student_overrides`)."""
+    from apd.data.datasets import register_config_datasets
+
     cfg = LazyConfig.load(path)
-    overrides = list(overrides)
+    overrides = student_overrides(cfg, overrides)
     check_overrides(cfg, overrides)
     cfg = LazyConfig.apply_overrides(cfg, overrides)
     check_config(cfg)
+    register_config_datasets(cfg)
     return cfg
 
 
@@ -324,17 +357,38 @@ def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, nee
 def check_datasets(cfg: DictConfig, splits: Sequence[str] = ("train", "test")) -> None:
     """Fail fast, with the expected path and the prepare script, when a dataset is not on disk.
 
-    Raises:
-        MissingFileError: from :func:`apd.data.datasets.check_dataset_root`, one line.
-    """
-    from apd.data.datasets import check_dataset_root
+    A user's own dataset (``dataloader.{split}.dataset`` a ``sem_seg_folders`` or ``coco_json`` node,
+    registered by :func:`load_config`) is read in full: every segmentation image and label through the
+    training mapper with ``dataloader.{split}.mapper.num_classes`` / ``ignore_value``, a COCO json
+    through the checked loader (which also sets its ``thing_classes`` for :func:`check_model_matches_data`).
 
+    Raises:
+        MissingFileError: from :func:`apd.data.datasets.check_dataset_root`, or a missing file or an image
+            without a label, one line.
+        DatasetError: a file training could not use, one line naming it.
+    """
+    from apd.data.dataset_mapper import BadSampleError
+    from apd.data.datasets import check_dataset_root, check_sem_seg_files, register_config_datasets
+
+    own = set(register_config_datasets(cfg, splits))
     for split in splits:
         names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
         if names is None:
             continue
         for name in [names] if isinstance(names, str) else list(names):
             check_dataset_root(name)
+            if name not in own:
+                continue
+            try:
+                if MetadataCatalog.get(name).get("evaluator_type", None) == "sem_seg":
+                    mapper = OmegaConf.select(cfg, f"dataloader.{split}.mapper")
+                    check_sem_seg_files(name, int(mapper.num_classes), int(mapper.get("ignore_value", 255)))
+                else:
+                    from detectron2.data import DatasetCatalog
+
+                    DatasetCatalog.get(name)
+            except (BadSampleError, ValueError) as e:
+                raise DatasetError(f"Dataset '{name}': {e}") from e
 
 
 def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", "test")) -> None:
@@ -343,6 +397,8 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
     Compares (when present) ``model[.student|.teacher].sem_seg_head.num_classes``,
     ``dataloader.{split}.mapper.num_classes`` and ``len(stuff_classes)`` of every dataset's metadata; for
     R-CNNs ``model[.student|.teacher].roi_heads.num_classes`` and ``len(thing_classes)``;
+    the student head's ``ignore_value``, the mappers' and the metadata's ``ignore_label`` of a
+    segmentation dataset;
     ``dataloader.{split}.mapper.image_format`` with the student's ``input_format``, which the teacher's
     must equal or be convertible to (RGB<->BGR).
 
@@ -362,16 +418,25 @@ def check_model_matches_data(cfg: DictConfig, splits: Sequence[str] = ("train", 
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             counts[key] = int(value)
+    ignores = {}
+    for key in [f"{student}.sem_seg_head.ignore_value"] + [f"dataloader.{s}.mapper.ignore_value" for s in splits]:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            ignores[key] = int(value)
     for split in splits:
         names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None) or []
         for name in [names] if isinstance(names, str) else list(names):
-            classes = MetadataCatalog.get(name).get(classes_key, None)
+            meta = MetadataCatalog.get(name)
+            classes = meta.get(classes_key, None)
             if classes is not None:
                 counts[f"len(MetadataCatalog.get('{name}').{classes_key})"] = len(classes)
-    if counts and len(set(counts.values())) > 1:
-        (ref, n), *others = counts.items()
-        bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
-        raise ConfigMismatchError(f"Class counts disagree: {ref}={n} but {bad}.")
+            if meta.get("ignore_label", None) is not None and meta.get("stuff_classes", None) is not None:
+                ignores[f"MetadataCatalog.get('{name}').ignore_label"] = int(meta.ignore_label)
+    for what, found in (("Class counts", counts), ("Ignore ids", ignores)):
+        if found and len(set(found.values())) > 1:
+            (ref, n), *others = found.items()
+            bad = ", ".join(f"{k}={v}" for k, v in others if v != n)
+            raise ConfigMismatchError(f"{what} disagree: {ref}={n} but {bad}.")
     fmt_key = f"{student}.input_format"
     fmt = OmegaConf.select(cfg, fmt_key, default=None)
     for split in splits:
