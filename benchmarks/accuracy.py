@@ -12,7 +12,8 @@ The regime is the recipe's, shrunk: every student starts from the ImageNet stand
 random) and learns from the committed demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``, 4000
 iterations, 57.67 val mIoU; docs/BENCHMARKS.md); both are made by ``tools/pretrain_standin.py``. Data: the
 demo's generated Cityscapes-format set (160 train / 128 val images, ``tools/run_demo.py`` generates it).
-Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config with ``train.seed=<seed>``: the
+Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config with ``train.seed=<seed>``, run by
+the runner of ``tools/compare_methods.py`` (progress, ETA; the table's statistics are that tool's too): the
 seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and
 augmentation, positional loader), so all methods of one seed are **paired**. Every method gets the same
 iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
@@ -33,18 +34,16 @@ command) are reused, so re-running the same command resumes; ``--retrain`` redoe
 """
 import argparse
 import json
-import math
 import os
 import statistics
-import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import run_demo  # noqa: E402  (tools/run_demo.py: the demo's data, teacher and metric reader)
+# tools/compare_methods.py: the runs (progress, ETA) and the table's statistics, shared with the user's tool
+from compare_methods import format_diff, mean_std, paired, run_plan, t_quantile  # noqa: E402,F401
 
 _D = "configs/demo/"
 # name: (config, needs the teacher, label, extra overrides)
@@ -164,23 +163,12 @@ def is_complete(out: str, iters: int, cmd=None) -> bool:
         return _same_run(json.load(f).get("cmd", []), cmd)
 
 
-def launch(cmd, out: str, env) -> float:
-    """Run one training subprocess, its console output in ``<out>/stdout.log`` (written next to the folder
-    while it runs: ``--overwrite`` moves the folder's files away at start-up); returns wall seconds."""
-    os.makedirs(os.path.dirname(os.path.normpath(out)), exist_ok=True)
-    log = run_demo.console_log(out)
-    print("+ " + " ".join(cmd[1:]) + f"   > {log}", flush=True)
-    start = time.time()
-    with open(log, "w") as f:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
-    log = run_demo.move_console_log(out)
-    if proc.returncode != 0:
-        raise RuntimeError(f"training failed (exit {proc.returncode}): {' '.join(cmd)}; see {log}")
-    wall = time.time() - start
+def record_run(out: str, cmd, wall: float) -> None:
+    """Write ``<out>/benchmark_wall_time.json`` (the command and wall time of a finished run: what
+    :func:`is_complete` compares to reuse it)."""
     with open(os.path.join(out, WALL_FILE), "w") as f:
         json.dump({"wall_s": wall, "cmd": cmd, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())},
                   f)
-    return wall
 
 
 def recorded_wall(out: str):
@@ -215,31 +203,6 @@ def teacher_score(output: str, methods, seeds):
     return None, None
 
 
-def mean_std(values):
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
-
-
-def t_quantile(df: int, q: float = 0.975) -> float:
-    """Student-t quantile (scipy)."""
-    from scipy import stats
-
-    return float(stats.t.ppf(q, df))
-
-
-def paired(diffs):
-    """Mean paired difference, its 95% t-interval (lo, hi), std, wins and n."""
-    n = len(diffs)
-    mean, std = mean_std(diffs)
-    if n > 1:
-        half = t_quantile(n - 1) * std / math.sqrt(n)
-        lo, hi = mean - half, mean + half
-    else:
-        lo = hi = float("nan")
-    return {"mean": mean, "lo": lo, "hi": hi, "std": std, "wins": sum(d > 0 for d in diffs), "n": n}
-
-
 def summarize(results, methods, seeds):
     """Per method: mIoU per seed, mean ± std, and paired per-seed differences (with 95% t-intervals) to the
     student, to KD, to the best baseline (the best of KD / CWD / DIST by mean over the seeds they share) and
@@ -265,16 +228,6 @@ def summarize(results, methods, seeds):
             row[key] = statistics.median(vals) if vals else None
         rows.append(row)
     return rows, best
-
-
-def format_diff(d) -> str:
-    """One paired comparison of :func:`paired` as ``+m [lo, hi] (wins/n)``, bold where the interval excludes 0."""
-    if not d:
-        return "—"
-    if d["n"] < 2:
-        return f"{d['mean']:+.2f} ({d['wins']}/{d['n']})"
-    mark = "**" if d["lo"] > 0 or d["hi"] < 0 else ""  # the interval excludes 0
-    return f"{mark}{d['mean']:+.2f} [{d['lo']:+.2f}, {d['hi']:+.2f}] ({d['wins']}/{d['n']}){mark}"
 
 
 def _fmt_ref(d) -> str:
@@ -452,25 +405,13 @@ def main(argv=None):
             plan.append((method, seed, out, cmd))
     print(f"[accuracy] {len(plan)} runs to train ({len(methods)} methods × {len(seeds)} seeds, {iters} iterations, "
           f"{jobs} at a time); results in {output}", flush=True)
-    lock = threading.Lock()
-    failures = []
 
-    def work(job):
-        method, seed, out, cmd = job
-        try:
-            wall = launch(cmd, out, env)
-        except RuntimeError as e:
-            failures.append(str(e))
-            print(f"[accuracy] {e}", flush=True)
-            return
-        with lock:
-            print(f"[accuracy] {method} seed {seed} done in {wall / 60:.1f} min", flush=True)
-            write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True,
-                         preset=args.preset)
+    def finished(name, out, cmd, wall):
+        record_run(out, cmd, wall)
+        write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True, preset=args.preset)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for fut in [pool.submit(work, j) for j in plan]:
-            fut.result()
+    failures = run_plan([(f"{m}/seed{s}", out, cmd, False) for m, s, out, cmd in plan], jobs=jobs, env=env,
+                        max_iter=iters, on_done=finished, tag="accuracy")
 
     rows = write_report(output, methods, seeds, iters, teacher, argv_record, start, preset=args.preset)
     print(f"\n[accuracy] {(time.time() - start) / 60:.1f} min; results in {output}")

@@ -3,8 +3,8 @@
 
     python tools/compare_methods.py --config-file configs/own/apd_pspnet_r18.py \
         --methods student,kd,cwd,apd_kd --seeds 1-5 [key=value ...]
-    python tools/compare_methods.py --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py \
-        --methods student,kd,apd_kd --seeds 1,2,3
+    python tools/compare_methods.py --methods student,kd,apd_kd --seeds 1,2,3 \
+        --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py
 
 A method is a name of the registry ``apd.methods`` (``student`` = the config's student trained alone): the
 method's distillation terms and loss weights replace the config's, everything else (student, teacher, data,
@@ -239,7 +239,8 @@ def run_plan(plan, *, jobs: int, env, max_iter: int, state: "State" = None, on_d
     """Train the runs of ``plan`` (``(name, out, cmd, resume)`` tuples, ``cmd`` a train_net.py command into
     ``out``), ``jobs`` at a time. One job: each run's progress bar; several: a line per finished run. After
     each run: the elapsed time and the ETA of the plan (median run wall time × the rounds left), ``state``
-    updated, ``on_done()`` called (under a lock). Returns the failures as lines naming the run and its log."""
+    updated, ``on_done(name, out, cmd, wall_s)`` called (under a lock). Returns the failures as lines naming
+    the run and its log."""
     start, walls, failures = time.time(), [], []
     lock = threading.Lock()
 
@@ -275,7 +276,7 @@ def run_plan(plan, *, jobs: int, env, max_iter: int, state: "State" = None, on_d
             print(f"[{tag}] {name} done in {_fmt_minutes(wall)}; {done}/{len(plan)} runs, elapsed "
                   f"{_fmt_minutes(time.time() - start)}, ETA {_fmt_minutes(eta)}", flush=True)
             if on_done is not None:
-                on_done()
+                on_done(name, out, cmd, wall)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for future in [pool.submit(work, job) for job in plan]:
@@ -385,7 +386,7 @@ def main(argv=None):
 
     start = time.time()
     failures = run_plan(plan, jobs=args.jobs, env=env, max_iter=max_iter, state=state,
-                        on_done=lambda: write_report(**report, quiet=True))
+                        on_done=lambda *_: write_report(**report, quiet=True))
     rows = write_report(**report)
     print(f"\n[compare] {_fmt_minutes(time.time() - start)}; table.md and results.json in {output}", flush=True)
     if failures:

@@ -204,7 +204,8 @@ def _num_categories(root):
 
 def test_coco_json_is_registered_from_the_config_and_the_ground_truth_scores_100(demo_datasets_root, own_names):
     k = _num_categories(demo_datasets_root)
-    cfg = load_config(os.path.join(REPO, "configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_own.py"), _coco_overrides(demo_datasets_root, k))
+    cfg = load_config(os.path.join(REPO, "configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_own.py"),
+                      _coco_overrides(demo_datasets_root, k))
     check_datasets(cfg)
     check_model_matches_data(cfg)
     assert len(MetadataCatalog.get("own_coco_val").thing_classes) == k
@@ -266,11 +267,13 @@ def test_mask_rcnn_trains_and_evaluates_on_a_coco_json(demo_datasets_root, tmp_p
     run_script("train_net.py", ["--config-file", "configs/COCO-InstanceSegmentation/mask_rcnn_R_18_FPN_own.py",
                                 *_coco_overrides(demo_datasets_root, _num_categories(demo_datasets_root)),
                                 "train.init_checkpoint=", "dataloader.train.total_batch_size=2",
-                                "dataloader.train.num_workers=0", "dataloader.train.mapper.augmentations.0.short_edge_length=[96]",
+                                "dataloader.train.num_workers=0",
+                                "dataloader.train.mapper.augmentations.0.short_edge_length=[96]",
                                 "dataloader.train.mapper.augmentations.0.max_size=160",
                                 "dataloader.test.mapper.augmentations.0.short_edge_length=96",
                                 "dataloader.test.mapper.augmentations.0.max_size=160",
-                                f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=2", "train.log_period=1"],
+                                f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=2",
+                                "train.log_period=1"],
                cwd=REPO, threads=2)
     metrics = _metrics(out)
     assert [m["iteration"] for m in metrics if "loss_mask" in m] == [0, 1]
