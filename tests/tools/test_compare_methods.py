@@ -37,7 +37,8 @@ def test_paired_interval_matches_the_hand_computation(tool):
     assert (d["lo"], d["hi"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
     assert (d["wins"], d["n"]) == (3, 3)
     assert tool.format_diff(d) == "+2.33 [-1.46, +6.13] (3/3)"  # contains 0: not bold
-    assert tool.format_diff(tool.paired([1.0, 1.2, 0.9])) == "**+1.03 [+0.65, +1.41] (3/3)**"  # half-width 4.3027·0.1528/√3 = 0.38
+    # 1, 1.2, 0.9: mean 1.033, s = 0.1528, half-width 4.3027·0.1528/√3 = 0.38: the interval excludes 0
+    assert tool.format_diff(tool.paired([1.0, 1.2, 0.9])) == "**+1.03 [+0.65, +1.41] (3/3)**"
 
 
 def test_summary_pairs_seeds_and_the_table_shows_mean_std_and_delta(tool):
@@ -83,6 +84,21 @@ def test_methods_replace_terms_and_weights_and_keep_the_configs_own_term_nodes()
     with pytest.raises(KeyError, match="No method 'cwd' for rcnn configs"):
         apply_method(LazyConfig.load(os.path.join(REPO, "configs/COCO-InstanceSegmentation/"
                                                   "apd_mask_rcnn_R34_to_R18_FPN_demo.py")), "cwd")
+
+
+def test_a_method_is_checked_against_its_terms_protocol_when_registered():
+    from detectron2.config import LazyCall as L
+
+    from apd.methods import Method, needs_second_optimizer, register_method
+    from apd.modeling.distill import APDHead, CWDHead, LogitKDHead
+
+    with pytest.raises(ValueError, match=r"term 'cwd' \(CWDHead\) reads \['head_outputs'\], which a rcnn distiller"):
+        register_method(Method("seg_on_rcnn", "rcnn", "x", lambda: {"cwd": L(CWDHead)()}, {"loss_cwd": 1.0}))
+    with pytest.raises(ValueError, match=r"loss weights \['loss_cwd'\] name no key its terms declare"):
+        register_method(Method("typo", "sem_seg", "x", lambda: {"kd": L(LogitKDHead)()}, {"loss_cwd": 1.0}))
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(Method("kd", "sem_seg", "x", lambda: {"kd": L(LogitKDHead)()}, {"loss_kd": 1.0}))
+    assert needs_second_optimizer({"apd": L(APDHead)()}) and not needs_second_optimizer({"kd": L(LogitKDHead)()})
 
 
 def test_a_method_config_builds_and_its_distiller_computes_the_methods_losses():
@@ -199,8 +215,8 @@ def test_an_rcnn_config_is_compared_on_box_and_mask_ap(tmp_path, demo_datasets_r
              "dataloader.test.mapper.augmentations.0.short_edge_length=96",
              "dataloader.test.mapper.augmentations.0.max_size=160", "dataloader.train.num_workers=0",
              "dataloader.test.num_workers=0", "train.max_iter=2", "train.eval_period=2", "train.checkpointer.period=2"]
-    proc = subprocess.run([sys.executable, "tools/compare_methods.py", "--config-file", config, "--methods", "student,kd",
-                           "--seeds", "1", "--output", str(out), "--threads", "1",
+    proc = subprocess.run([sys.executable, "tools/compare_methods.py", "--config-file", config,
+                           "--methods", "student,kd", "--seeds", "1", "--output", str(out), "--threads", "1",
                            f"model.teacher_weights={tmp_path / 'teacher.pth'}", *small],
                           cwd=REPO, env=script_env(demo_datasets_root, threads=1), capture_output=True, text=True,
                           timeout=900)

@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["STUDENT", "Method", "apply_method", "config_task", "get_method", "method_names", "register_method"]
+__all__ = ["STUDENT", "Method", "apply_method", "config_task", "get_method", "method_names", "needs_second_optimizer",
+           "register_method"]
 
 STUDENT = "student"
 
@@ -33,10 +34,11 @@ class Method:
         task: ``"sem_seg"`` or ``"rcnn"``.
         label: a table row's label, e.g. ``"+ APD + KD (official recipe)"``.
         terms: a function returning ``{term name: LazyCall node}`` (fresh nodes on every call); the node's
-            ``${...student.*}`` interpolations resolve against the distiller.
-        loss_weights: ``{loss key: weight}`` of the recipe.
-        adapter_optimizer: the term set trains parameters with the config's second optimiser (APD's teacher
-            adapter); a config without one gets ``configs/common/optim.py``'s ``AdapterAdam``.
+            ``${...student.*}`` interpolations resolve against the distiller. Each node's target is a
+            :class:`~apd.modeling.distill.protocol.DistillationTerm`: its declared ``inputs`` must be the task's
+            (:func:`register_method` checks), its ``second_optimizer_keys`` decide whether the run needs the
+            config's second optimiser (APD's teacher adapter).
+        loss_weights: ``{loss key: weight}`` of the recipe (the distiller refuses a key no term declares).
     """
 
     name: str
@@ -44,17 +46,63 @@ class Method:
     label: str
     terms: Callable[[], Dict[str, Any]] = field(default=dict)
     loss_weights: Mapping[str, float] = field(default_factory=dict)
-    adapter_optimizer: bool = False
+
+
+# What a task's distiller hands its terms (apd.modeling.distill.protocol).
+def _task_inputs(task: str):
+    from apd.modeling.distill import protocol
+
+    return {"sem_seg": {protocol.HEAD_OUTPUTS},
+            "rcnn": {protocol.FPN_FEATURES, protocol.CLASS_MAPS, protocol.ROIS}}[task]
+
+
+def _term_class(node):
+    target = node["_target_"] if isinstance(node, (dict, DictConfig)) else None
+    if isinstance(target, str):
+        from detectron2.utils.registry import locate
+
+        target = locate(target)
+    return target
+
+
+def _declared(cls, name: str):
+    """A term class's declaration ``name`` (``inputs``, ``loss_keys``, ``second_optimizer_keys``) as a set, or
+    None where the class leaves it to the instance (a property, e.g. inputs that depend on an argument)."""
+    value = getattr(cls, name, ())
+    return None if isinstance(value, property) else set(value)
+
+
+def needs_second_optimizer(terms: Mapping[str, Any]) -> bool:
+    """Whether any term node's class declares ``second_optimizer_keys`` (it trains parameters of its own)."""
+    return any(_declared(_term_class(node), "second_optimizer_keys") for node in terms.values())
 
 
 _METHODS: Dict[tuple, Method] = {}
 
 
 def register_method(method: Method) -> Method:
-    """Add ``method`` to the registry. Raises ValueError when its (task, name) is taken."""
+    """Add ``method`` to the registry.
+
+    Raises:
+        ValueError: its (task, name) is taken, or a term reads an input the task's distiller does not give
+            (e.g. a segmentation term under ``"rcnn"``), or a loss weight names a key no term declares.
+    """
     key = (method.task, method.name)
     if key in _METHODS:
         raise ValueError(f"Method '{method.name}' of task '{method.task}' is already registered")
+    declared = set()
+    for term, node in method.terms().items():
+        cls = _term_class(node)
+        wrong = (_declared(cls, "inputs") or set()) - _task_inputs(method.task)
+        if wrong:
+            raise ValueError(f"Method '{method.name}': term '{term}' ({cls.__name__}) reads {sorted(wrong)}, which "
+                             f"a {method.task} distiller does not give")
+        keys = _declared(cls, "loss_keys")
+        declared = None if keys is None or declared is None else declared | keys
+    unknown = sorted(set(method.loss_weights) - declared) if declared is not None else []
+    if unknown:
+        raise ValueError(f"Method '{method.name}': loss weights {unknown} name no key its terms declare "
+                         f"({sorted(declared)})")
     _METHODS[key] = method
     return method
 
@@ -96,7 +144,7 @@ def apply_method(cfg: DictConfig, name: str) -> DictConfig:
     stays: an ImageNet backbone loads into a plain student as into a distiller's; a file of ``student.``-prefixed
     keys does not). Others: the method's
     terms and ``loss_weights`` replace the config's, ``adapter_optimizer`` is kept, added or removed as the
-    terms need it, ``train.eval_teacher`` and everything else stay.
+    terms' ``second_optimizer_keys`` need it, ``train.eval_teacher`` and everything else stay.
 
     Raises:
         ValueError: ``cfg`` is not a distillation config (no ``model.student``).
@@ -118,7 +166,7 @@ def apply_method(cfg: DictConfig, name: str) -> DictConfig:
         heads[term] = copy.deepcopy(old[term]) if term in old else node
     cfg.model.distill_heads = heads
     cfg.model.loss_weights = dict(method.loss_weights)
-    if not method.adapter_optimizer:
+    if not needs_second_optimizer(heads):
         cfg.adapter_optimizer = None
     elif cfg.get("adapter_optimizer") is None:
         cfg.adapter_optimizer = _adapter_adam()
@@ -176,15 +224,13 @@ for _task in ("sem_seg", "rcnn"):
 register_method(Method("kd", "sem_seg", "+ logit KD (w 10, T 1)", _seg_terms("kd"), {"loss_kd": 10.0}))
 register_method(Method("cwd", "sem_seg", "+ CWD (w 3, T 4)", _seg_terms("cwd"), {"loss_cwd": 3.0}))
 register_method(Method("dist", "sem_seg", "+ DIST (w 1, τ 1)", _seg_terms("dist"), {"loss_dist": 1.0}))
-register_method(Method("apd", "sem_seg", "+ APD + PA (w 10 each)", _seg_terms("apd"), _APD_W, True))
+register_method(Method("apd", "sem_seg", "+ APD + PA (w 10 each)", _seg_terms("apd"), _APD_W))
 register_method(Method("apd_kd", "sem_seg", "+ APD + KD (official recipe)", _seg_terms("kd", "apd"),
-                       {"loss_kd": 10.0, **_APD_W}, True))
-register_method(Method("apd_cwd", "sem_seg", "+ APD + CWD", _seg_terms("apd", "cwd"), {**_APD_W, "loss_cwd": 3.0},
-                       True))
+                       {"loss_kd": 10.0, **_APD_W}))
+register_method(Method("apd_cwd", "sem_seg", "+ APD + CWD", _seg_terms("apd", "cwd"), {**_APD_W, "loss_cwd": 3.0}))
 register_method(Method("apd_dist", "sem_seg", "+ APD + DIST", _seg_terms("apd", "dist"),
-                       {**_APD_W, "loss_dist": 1.0}, True))
+                       {**_APD_W, "loss_dist": 1.0}))
 register_method(Method("kd", "rcnn", "+ logit KD (ROI scores)", _rcnn_terms("kd"), {"loss_kd": 10.0}))
 register_method(Method("fpn_mimic", "rcnn", "+ FPN imitation", _rcnn_terms("fpn_mimic"), {"loss_fpn_mimic": 1.0}))
-register_method(Method("apd", "rcnn", "+ dense APD", _rcnn_terms("apd"), _APD_W, True))
-register_method(Method("apd_kd", "rcnn", "+ dense APD + KD", _rcnn_terms("kd", "apd"), {"loss_kd": 10.0, **_APD_W},
-                       True))
+register_method(Method("apd", "rcnn", "+ dense APD", _rcnn_terms("apd"), _APD_W))
+register_method(Method("apd_kd", "rcnn", "+ dense APD + KD", _rcnn_terms("kd", "apd"), {"loss_kd": 10.0, **_APD_W}))
