@@ -66,7 +66,8 @@ def test_seeds_parse_as_ranges_and_lists(tool):
 # ----------------------------------------------------------------------------------------------- methods
 def test_methods_replace_terms_and_weights_and_keep_the_configs_own_term_nodes():
     cfg = LazyConfig.load(os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py"))
-    assert config_task(cfg) == "sem_seg" and {"student", "kd", "cwd", "apd_kd"} <= set(method_names("sem_seg"))
+    assert config_task(cfg) == "sem_seg" and {"student", "kd", "cwd", "pkd", "apd_kd"} <= set(method_names("sem_seg"))
+    assert {"student", "kd", "fpn_mimic", "pkd", "apd_kd"} <= set(method_names("rcnn"))
     cwd = apply_method(LazyConfig.load(os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py")), "cwd")
     assert set(cwd.model.distill_heads) == {"cwd"} and dict(cwd.model.loss_weights) == {"loss_cwd": 3.0}
     assert cwd.adapter_optimizer is None

@@ -8,9 +8,10 @@ their weights change (``tools/compare_methods.py`` compares methods this way). `
 trained alone (no teacher). A term the config already holds under the same name keeps the config's node
 (its sizes, e.g. a narrow demo's APD adapters); the others get the registry's node.
 
-The recipes are the committed configs' (docs/METHOD.md): logit KD w 10, T 1; CWD w 3, T 4; DIST w 1;
-APD + PA w 10 each with the teacher adapter's ``loss_adapt`` w 1 (its own Adam, ``adapter_optimizer``); for
-R-CNN dense APD on the FPN levels, KD on the ROI scores (w 10) and FPN imitation (w 1). A new method is one
+The recipes are the committed configs' (docs/METHOD.md): logit KD w 10, T 1; CWD w 3, T 4; DIST w 1; PKD
+w 6; APD + PA w 10 each with the teacher adapter's ``loss_adapt`` w 1 (its own Adam, ``adapter_optimizer``);
+for R-CNN dense APD on the FPN levels, KD on the ROI scores (w 10), FPN imitation (w 1) and PKD on p2–p5
+(w 24). A new method is one
 :func:`register_method` call.
 """
 import copy
@@ -178,9 +179,11 @@ def _seg_terms(*names):
     def build():
         from detectron2.config import LazyCall as L
 
-        from apd.modeling.distill import APDHead, CWDHead, DISTHead, LogitKDHead
+        from apd.modeling.distill import APDHead, CWDHead, DISTHead, LogitKDHead, PKDHead
 
         nodes = {
+            "pkd": lambda: L(PKDHead)(student_channels="${...student.sem_seg_head.channels}",
+                                      teacher_channels="${...teacher.sem_seg_head.channels}", scope="image"),
             "kd": lambda: L(LogitKDHead)(temperature=1.0),
             "cwd": lambda: L(CWDHead)(temperature=4.0),
             "dist": lambda: L(DISTHead)(beta=1.0, gamma=1.0, tau=1.0),
@@ -200,10 +203,14 @@ def _rcnn_terms(*names):
     def build():
         from detectron2.config import LazyCall as L
 
+        from apd.modeling.distill import FPNPKDHead
         from apd.modeling.distill.fpn_terms import FPN_LEVELS, FPNAPDHead, FPNImitationHead
         from apd.modeling.distill.roi_terms import ROILogitKDHead
 
         nodes = {
+            "pkd": lambda: L(FPNPKDHead)(student_channels="${...student.backbone.out_channels}",
+                                         teacher_channels="${...teacher.backbone.out_channels}",
+                                         levels=["p2", "p3", "p4", "p5"], scope="image"),
             "kd": lambda: L(ROILogitKDHead)(temperature=1.0),
             "apd": lambda: L(FPNAPDHead)(
                 student_channels="${...student.backbone.out_channels}",
@@ -230,7 +237,9 @@ register_method(Method("apd_kd", "sem_seg", "+ APD + KD (official recipe)", _seg
 register_method(Method("apd_cwd", "sem_seg", "+ APD + CWD", _seg_terms("apd", "cwd"), {**_APD_W, "loss_cwd": 3.0}))
 register_method(Method("apd_dist", "sem_seg", "+ APD + DIST", _seg_terms("apd", "dist"),
                        {**_APD_W, "loss_dist": 1.0}))
+register_method(Method("pkd", "sem_seg", "+ PKD (w 6)", _seg_terms("pkd"), {"loss_pkd": 6.0}))
 register_method(Method("kd", "rcnn", "+ logit KD (ROI scores)", _rcnn_terms("kd"), {"loss_kd": 10.0}))
 register_method(Method("fpn_mimic", "rcnn", "+ FPN imitation", _rcnn_terms("fpn_mimic"), {"loss_fpn_mimic": 1.0}))
 register_method(Method("apd", "rcnn", "+ dense APD", _rcnn_terms("apd"), _APD_W))
 register_method(Method("apd_kd", "rcnn", "+ dense APD + KD", _rcnn_terms("kd", "apd"), {"loss_kd": 10.0, **_APD_W}))
+register_method(Method("pkd", "rcnn", "+ PKD on FPN p2–p5 (w 24)", _rcnn_terms("pkd"), {"loss_pkd": 24.0}))
