@@ -62,7 +62,8 @@ def test_distillers_and_terms_list_every_keyword():
 
     terms = [getattr(distill, n) for n in distill.__all__ if inspect.isclass(getattr(distill, n))
              and issubclass(getattr(distill, n), distill.DistillationTerm) and getattr(distill, n) is not distill.DistillationTerm]
-    assert {"APDHead", "FPNAPDHead", "ROIAPDHead", "ROILogitKDHead", "FitNetHead"} <= {t.__name__ for t in terms}
+    assert {"APDHead", "FPNAPDHead", "ROIAPDHead", "ROILogitKDHead", "FitNetHead", "PKDHead", "FPNPKDHead"} <= {
+        t.__name__ for t in terms}
     for cls in (RCNNDistiller, SemanticSegDistiller, *terms):
         kinds = [p.kind for p in inspect.signature(cls).parameters.values()]
         assert inspect.Parameter.VAR_KEYWORD not in kinds, cls.__name__

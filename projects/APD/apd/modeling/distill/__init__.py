@@ -1,5 +1,6 @@
 """Distillation terms: the protocol every term follows (:mod:`.protocol`) and every term of this package,
-segmentation (APD, KD, CWD, DIST, SKD, IFVD, FitNet), FPN (dense APD, imitation) and ROI (APD, logit KD)."""
+segmentation (APD, KD, CWD, DIST, SKD, IFVD, FitNet, PKD), FPN (dense APD, imitation, PKD) and ROI (APD,
+logit KD)."""
 from . import protocol, terms
 from .adapters import ConvAdapter, MLPAdapter
 from .apd_head import APDHead
@@ -30,6 +31,8 @@ __all__ = [
     "APDHead",
     "FPNAPDHead",
     "FPNImitationHead",
+    "PKDHead",
+    "FPNPKDHead",
     "ROIAPDHead",
     "ROILogitKDHead",
     *[n for n in terms.__all__ if n != "DistillationTerm"],
