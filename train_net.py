@@ -61,6 +61,8 @@ from apd.engine.run_dir import (
     keep_run_config,
     lock_output_dir,
     move_previous_run,
+    read_run_config,
+    restore_run_config,
     truncate_metrics,
 )
 from apd.evaluation import format_per_class_table
@@ -339,6 +341,7 @@ def _main(args):
     resolve_output_dir(cfg, args.opts)
     # --eval-only into a training folder: default_setup would overwrite the run's config.yaml.
     keep = args.eval_only and comm.is_main_process()
+    run_config = read_run_config(cfg.train.output_dir) if args.resume and comm.is_main_process() else None
     with keep_run_config(cfg.train.output_dir) if keep else contextlib.nullcontext():
         default_setup(cfg, args)
     # Detectron2 only sets up its own loggers: without this, apd's INFO lines (the teacher's score,
@@ -351,6 +354,9 @@ def _main(args):
         if args.eval_only:
             return do_eval(cfg, device, allow_partial_weights=args.allow_partial_weights)
         do_train(args, cfg, device)
+    except UserError:  # a refused --resume (another model or teacher) leaves the run's config.yaml as it was
+        restore_run_config(cfg.train.output_dir, run_config)
+        raise
     except BaseException as e:  # noqa: B036
         if stopping() is not None:
             _log_stop(cfg, e)

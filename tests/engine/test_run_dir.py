@@ -9,6 +9,8 @@ from apd.engine.run_dir import (
     keep_run_config,
     move_previous_run,
     periodic_checkpoints,
+    read_run_config,
+    restore_run_config,
     truncate_metrics,
 )
 
@@ -105,6 +107,18 @@ def test_keep_run_config_restores_the_runs_config_and_keeps_the_new_one_aside(tm
     assert (tmp_path / "config.yaml").read_text() == "train: run\n"
     assert (tmp_path / "config_eval.yaml").read_text() == "train: eval\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "config_eval.yaml"]  # no temp files
+
+
+def test_restore_run_config_puts_back_the_runs_config_after_a_refused_resume(tmp_path):
+    assert read_run_config(str(tmp_path)) is None
+    restore_run_config(str(tmp_path), None)  # nothing to put back: nothing written
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "config.yaml").write_text("train: run\n")
+    original = read_run_config(str(tmp_path))
+    (tmp_path / "config.yaml").write_text("train: other model\n")  # what default_setup does on --resume
+    restore_run_config(str(tmp_path), original)
+    assert (tmp_path / "config.yaml").read_text() == "train: run\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # no temp files
 
 
 def test_keep_run_config_is_a_no_op_without_a_previous_config_or_change(tmp_path):

@@ -235,9 +235,9 @@ def test_overwrite_then_kill_before_the_first_checkpoint_then_resume_starts_the_
 
 
 def _files(folder):
-    # log.txt gets the refused run's lines, config.yaml its config (Detectron2's default_setup), .run.lock its pid
+    # log.txt gets the refused run's lines (appended), .run.lock its pid; config.yaml is put back
     return {f: (folder / f).read_bytes() for f in os.listdir(folder) if (folder / f).is_file() and
-            f not in ("log.txt", "config.yaml", ".run.lock")}
+            f not in ("log.txt", ".run.lock")}
 
 
 @pytest.mark.slow

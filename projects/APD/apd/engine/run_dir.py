@@ -235,6 +235,29 @@ def periodic_checkpoints(output_dir: str, prefix: str = "model") -> List[str]:
     return [os.path.join(output_dir, f) for _, f in sorted(found)]
 
 
+def read_run_config(output_dir: str, name: str = "config.yaml") -> Optional[bytes]:
+    """The bytes of ``<output_dir>/<name>``, or None when there is none (what :func:`restore_run_config` puts back)."""
+    path = os.path.join(output_dir or "", name)
+    if output_dir and os.path.isfile(path):
+        with open(path, "rb") as f:
+            return f.read()
+    return None
+
+
+def restore_run_config(output_dir: str, original: Optional[bytes], name: str = "config.yaml") -> None:
+    """Put a run's ``config.yaml`` back (atomically) after a refused ``--resume``.
+
+    Detectron2's ``default_setup`` writes the new config before the model exists; a ``--resume`` refused
+    later (another model, another teacher: apd.engine.resume) must leave the run's folder as it was.
+    No-op when ``original`` is None or the file is unchanged.
+    """
+    path = os.path.join(output_dir or "", name)
+    if original is None or read_run_config(output_dir, name) == original:
+        return
+    atomic_write_bytes(path, original)
+    logger.info(f"Refused --resume: put the run's {name} in {output_dir} back")
+
+
 @contextlib.contextmanager
 def keep_run_config(output_dir: str, name: str = "config.yaml", moved_to: str = "config_eval.yaml") -> Iterator[None]:
     """Keep a training run's ``config.yaml`` when something inside the block rewrites it.
