@@ -13,12 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from detectron2.config import configurable
 from detectron2.data import transforms as T
 from detectron2.utils.events import get_event_storage, has_event_storage
 
 from .image_io import BadSampleError, read_image
-from .transforms.augmentations import build_train_augmentations
 
 __all__ = ["BadSampleError", "SemSegDatasetMapper", "has_valid_label", "record_skipped_sample"]
 
@@ -66,7 +64,6 @@ class SemSegDatasetMapper:
     other than ``ignore_value`` left (:func:`has_valid_label`). Counted in ``num_redrawn``.
     """
 
-    @configurable
     def __init__(
         self,
         *,
@@ -105,29 +102,6 @@ class SemSegDatasetMapper:
         self.num_redrawn = 0
         mode = "training" if is_train else "inference"
         logger.info(f"[SemSegDatasetMapper] Augmentations used in {mode}: {list(augmentations)}")
-
-    @classmethod
-    def from_config(cls, cfg, is_train: bool = True) -> Dict[str, Any]:
-        """yacs support: reads INPUT.FORMAT, INPUT.CROP.SIZE (absolute h, w), the optional
-        INPUT.CROP.SINGLE_CATEGORY_MAX_AREA (added by d2's DeepLab config), MODEL.PIXEL_MEAN (image
-        pad colour, in INPUT.FORMAT order) and MODEL.SEM_SEG_HEAD.{NUM_CLASSES, IGNORE_VALUE}."""
-        ignore_value = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE
-        if is_train:
-            augs = build_train_augmentations(
-                crop_size=cfg.INPUT.CROP.SIZE,
-                pad_value=cfg.MODEL.PIXEL_MEAN,
-                ignore_value=ignore_value,
-                cat_max_area=cfg.INPUT.CROP.get("SINGLE_CATEGORY_MAX_AREA", 1.0),
-            )
-        else:
-            augs = []
-        return {
-            "is_train": is_train,
-            "augmentations": augs,
-            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            "image_format": cfg.INPUT.FORMAT,
-            "ignore_value": ignore_value,
-        }
 
     def __call__(self, dataset_dict: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """
