@@ -69,6 +69,7 @@ def test_log_shows_progress_with_eta(apd_run):
     assert lines and any("eta: " in line for line in lines), lines
 
 
+@pytest.mark.slow
 def test_eval_only_prints_per_class_iou_table(apd_run, tmp_path):
     out, teacher, root = apd_run
     proc = _train_net(["--config-file", APD_DEMO, "--eval-only", f"train.init_checkpoint={out}/model_final.pth",

@@ -39,6 +39,7 @@ def _invoke_main(monkeypatch, capsys, args):
     return exit_info.value.code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_evaluate_checkpoint_and_resume(demo_datasets_root, register_datasets_at, tmp_path, monkeypatch,
                                               capsys):
     out = str(tmp_path / "run")

@@ -249,6 +249,7 @@ def test_cost_tiny_measurement_runs_the_real_apd_step_with_a_no_grad_teacher(cos
     assert out["profile"] is None
 
 
+@pytest.mark.slow
 def test_cost_amp_and_profile_run_the_trainer_amp_path(cost, monkeypatch):
     """--amp bf16 builds the DistillTrainer with autocast (CPU: bfloat16) and --profile returns an op table."""
     from apd.engine import distill_trainer

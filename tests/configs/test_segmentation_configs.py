@@ -49,6 +49,7 @@ def test_all_recipe_families_are_present():
     assert {"demo/pspnet_r18_wide_demo", "demo/pspnet_r18_demo", "demo/apd_pspnet_r18_demo"} <= names
 
 
+@pytest.mark.slow
 def test_models_instantiate_once_per_distinct_node():
     seen = {}
     for path in CONFIGS:

@@ -43,6 +43,7 @@ def _put_label_id(path, value):
     Image.fromarray(label).save(path)
 
 
+@pytest.mark.slow
 def test_corrupt_training_image_stops_the_run_naming_the_file(demo_datasets_root, teacher_weights, tmp_path,
                                                               run_train_net):
     images, _ = _cityscapes_copy(demo_datasets_root, tmp_path / "data")
@@ -58,6 +59,7 @@ def test_corrupt_training_image_stops_the_run_naming_the_file(demo_datasets_root
     assert not [f for f in os.listdir(out) if f.endswith(".pth")]
 
 
+@pytest.mark.slow
 def test_skipped_bad_samples_are_counted_in_the_log(demo_datasets_root, teacher_weights, tmp_path, run_train_net):
     images, labels = _cityscapes_copy(demo_datasets_root, tmp_path / "data")
     _truncate(images[0])

@@ -242,6 +242,7 @@ def test_teacher_frozen_through_training_evaluation_hooks_and_resume(tmp_path):
 
 
 # --------------------------------------------------------------- teacher score before step 0
+@pytest.mark.slow
 def test_teacher_score_before_step_0_and_teacher_left_out_of_checkpoints(
         demo_datasets_root, teacher_weights, tmp_path, run_train_net, metrics):
     out = tmp_path / "run"
@@ -259,6 +260,7 @@ def test_teacher_score_before_step_0_and_teacher_left_out_of_checkpoints(
     assert any(k.startswith("distill_heads.apd.teacher_adapter.") for k in keys)
 
 
+@pytest.mark.slow
 def test_teacher_score_switched_off_and_saved_teacher_unchanged_by_training(apd_demo_run, teacher_weights, metrics):
     # The session's shared run (tests/conftest.py): 2 iterations, train.eval_teacher=False, model.save_teacher=True.
     out = apd_demo_run

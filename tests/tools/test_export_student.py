@@ -152,6 +152,7 @@ def test_unknown_format_is_refused(export_tool, demo_distiller, tmp_path, capsys
 
 
 # ---------------------------------------------------------------------- TorchScript and ONNX export
+@pytest.mark.slow
 def test_torchscript_and_onnx_match_student_on_real_size_input(demo_distiller, export_tool, tmp_path):
     import onnxruntime
 

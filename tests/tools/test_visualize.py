@@ -132,6 +132,7 @@ def checkpoints(tmp_path_factory):
     return tmp_path, distiller.student.eval()
 
 
+@pytest.mark.slow
 def test_visualize_writes_panels_in_palette_colours_and_tsne(demo_datasets, checkpoints, tmp_path):
     ckpt_dir, student = checkpoints
     out = tmp_path / "vis"
