@@ -181,3 +181,39 @@ def test_a_folder_locked_by_a_live_process_is_refused_and_freed_when_it_is_kille
         assert (out / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} on ")
     finally:
         unlock_output_dir(str(out))
+
+
+_HOLD_WITH_FORKED_WORKER = """
+import os, sys, time
+from apd.engine.run_dir import lock_output_dir
+lock_output_dir(sys.argv[1])
+worker = os.fork()  # as a data loader worker is forked from the training process
+if worker == 0:
+    time.sleep(600)
+    os._exit(0)
+print(worker, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_run_frees_its_folder_while_its_forked_workers_still_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from apd.engine.run_dir import OutputDirInUseError, check_output_dir_free
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_WITH_FORKED_WORKER, str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    worker = int(holder.stdout.readline())
+    try:
+        with pytest.raises(OutputDirInUseError):  # the parent still holds the folder
+            check_output_dir_free(str(out))
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        os.kill(worker, 0)  # the worker is alive (raises if not) ...
+        check_output_dir_free(str(out))  # ... and the folder is free
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)

@@ -56,6 +56,19 @@ LOCK_NAME = ".run.lock"
 _held = {}  # realpath of an output folder -> the open lock file descriptor this process holds
 
 
+def _release_in_forked_child() -> None:
+    # A forked child (a data loader worker) shares the lock's open file description; were it to keep the
+    # descriptor, the folder would stay locked after the run is killed until the worker notices (seconds).
+    # Closing the child's copy leaves the parent's lock in place (flock(2): released when all are closed).
+    for fd in _held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_release_in_forked_child)
+
+
 class OutputDirInUseError(UserError, FileExistsError):
     """Another running process holds the output folder's lock."""
 
@@ -90,10 +103,11 @@ def lock_output_dir(output_dir: str) -> None:
     """Own ``output_dir`` until this process ends: create it and take an exclusive ``flock`` on
     ``<output_dir>/.run.lock``, which then holds ``pid <pid> on <host> since <UTC time>``.
 
-    The lock belongs to the open file, which stays open for the life of the process (and of processes
-    forked from it, such as data loader workers); the OS releases it when they exit, also after a crash or
-    SIGKILL, so a dead run never leaves the folder locked. Locking a folder this process already holds
-    does nothing.
+    The lock belongs to the open file, which stays open for the life of this process; processes forked
+    from it (data loader workers) close their copy at once, so only this process holds the folder. The OS
+    releases the lock when this process exits, also after a crash or SIGKILL, so a killed run frees the
+    folder at once, even while its loader workers are still winding down. Locking a folder this process
+    already holds does nothing.
 
     Raises:
         OutputDirInUseError: another process holds the lock (nothing is written then).
