@@ -89,8 +89,15 @@ def test_distiller_checkpoint_and_plain_segmentor_init_are_unchanged(tmp_path):
     AtomicCheckpointer(resumed, str(tmp_path)).resume_or_load("", resume=True)
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in resumed.state_dict().items())
     plain = toy_segmentor(seed=9)
-    with pytest.raises(CheckpointError, match=r"tools/export_student\.py"):  # the distiller's file, as is
-        AtomicCheckpointer(plain).load(str(tmp_path / "model_0000004.pth"))
+    with_teacher = toy_distiller(seed=7, save_teacher=True)
+    AtomicCheckpointer(with_teacher, str(tmp_path)).save("with_teacher")
+    with pytest.raises(CheckpointError, match=r"tools/export_student\.py"):  # teacher tensors beside the student's
+        AtomicCheckpointer(plain).load(str(tmp_path / "with_teacher.pth"))
+    # a file of student tensors only (no teacher, no terms): they load without the prefix
+    assert all(k.startswith("student.") for k in torch.load(str(tmp_path / "model_0000004.pth"))["model"])
+    AtomicCheckpointer(plain).load(str(tmp_path / "model_0000004.pth"))
+    assert all(torch.equal(v, trained.student.state_dict()[k]) for k, v in plain.state_dict().items())
+    plain = toy_segmentor(seed=9)
     backbone = {k: v for k, v in randomized(plain.state_dict(), 3).items() if k.startswith("backbone.")}
     path = str(tmp_path / "backbone.pth")
     torch.save({"model": backbone}, path)

@@ -142,8 +142,8 @@ def apply_method(cfg: DictConfig, name: str) -> DictConfig:
     """Turn the distillation config ``cfg`` into method ``name``'s run, in place; returns ``cfg``.
 
     ``"student"``: ``model`` becomes ``model.student`` and ``adapter_optimizer`` None (``train.init_checkpoint``
-    stays: an ImageNet backbone loads into a plain student as into a distiller's; a file of ``student.``-prefixed
-    keys does not). Others: the method's
+    stays: an ImageNet backbone loads into a plain student as into a distiller's, and a file of only
+    ``student.``-prefixed keys loads without the prefix, ``apd.checkpoint.AtomicCheckpointer``). Others: the method's
     terms and ``loss_weights`` replace the config's, ``adapter_optimizer`` is kept, added or removed as the
     terms' ``second_optimizer_keys`` need it, ``train.eval_teacher`` and everything else stay.
 

@@ -19,6 +19,10 @@ names used to train from random weights without a word. Here:
   student-only checkpoint) loads them into ``model.student``; model-zoo files that need Detectron2's
   name-matching heuristics are matched against the student alone (with ``save_teacher=True`` the
   distiller's state dict holds the teacher's identical names, and Detectron2 gave up as ambiguous);
+- a plain model (no ``student`` child) given a checkpoint every key of which carries the ``student.``
+  prefix (a distiller's student-only file, e.g. a stand-in backbone) loads them without it; a distiller's
+  full checkpoint (teacher or term tensors beside the student's) is not cut down here
+  (``tools/export_student.py`` does that, strictly);
 - a checkpoint none of whose tensors fits a model key (name and shape), or more than half of whose
   tensors fit none, is refused with one line (:class:`~apd.checkpoint.io.CheckpointError`) before anything
   is loaded.
@@ -153,6 +157,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
             checkpoint["matching_heuristics"] = False
         elif target is not None:
             checkpoint["model"] = self._onto_student(checkpoint["model"], source)
+        else:
+            checkpoint["model"] = self._off_student(checkpoint["model"], source)
         self._check_fits(checkpoint["model"], source)
         # What the load left out (missing keys, shape mismatches), for callers that need every tensor.
         self.incompatible = super()._load_model(checkpoint)
@@ -174,6 +180,16 @@ class AtomicCheckpointer(DetectionCheckpointer):
                          f"(e.g. {moved[0]}): loading them into model.student")
         moved_set = set(moved)
         return {(STUDENT_PREFIX + k if k in moved_set else k): v for k, v in state.items()}
+
+    def _off_student(self, state: Dict[str, Any], source: str) -> Dict[str, Any]:
+        """``state`` without the ``student.`` prefix when every key carries it and the (plain) model's keys
+        do not: a distiller's student-only file (a stand-in backbone) for the student alone."""
+        if not state or not all(k.startswith(STUDENT_PREFIX) for k in state) or any(
+                k.startswith(STUDENT_PREFIX) for k in self.model.state_dict()):
+            return state
+        self.logger.info(f"'{source}' holds only 'student.'-prefixed tensors ({len(state)}): loading them "
+                         f"without the prefix into the plain {type(self.model).__name__}")
+        return strip_prefix(state, STUDENT_PREFIX)
 
     def _check_fits(self, state: Dict[str, Any], source: str) -> None:
         """Refuse a checkpoint none of whose tensors fits the model, or most of whose tensors fit nothing."""
