@@ -40,20 +40,11 @@ from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 import apd  # noqa: F401  (registers backbones, heads, meta-archs, datasets)
 from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint.io import CheckpointError
-from apd.config import (
-    ConfigValueError,
-    check_batch_divides,
-    check_batch_per_process,
-    check_datasets,
-    check_model_matches_data,
-    check_weights,
-    load_config,
-    resolve_device,
-)
+from apd.config import ConfigValueError, load_config
 from apd.engine.distill_trainer import DistillTrainer
 from apd.data.samplers import check_loaders
 from apd.engine.hooks import PeriodicCheckpointer, TeacherEvalHook, check_schedule
-from apd.engine.resume import TeacherFingerprint, check_resume_checkpoint
+from apd.engine.resume import TeacherFingerprint, check_resume_checkpoint, check_weights
 from apd.engine.preemption import forward_stop_signals, stop_on_signals, stopping
 from apd.engine.run_dir import (
     check_output_dir,
@@ -66,6 +57,8 @@ from apd.engine.run_dir import (
     truncate_metrics,
 )
 from apd.evaluation import format_per_class_table
+from apd.layers.batch_norm import check_batch_per_process
+from apd.launch_checks import check_batch_divides, check_datasets, check_model_matches_data, resolve_device
 from apd.errors import UserError
 from apd.export import read_student_state, student_config
 from apd.modeling.meta_arch.distiller import Distiller

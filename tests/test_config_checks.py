@@ -127,3 +127,31 @@ def test_sliding_window_keys_reach_a_distillers_student_only():
     items = ["model.sliding_window.flip=false", "model.sliding_windows=1", "model.teacher_weights=x", "train.seed=1"]
     assert student_overrides(distiller, items) == ["model.student.sliding_window.flip=false", *items[1:]]
     assert student_overrides(plain, items) == items
+
+
+def test_train_keys_and_their_types_come_from_configs_common_train():
+    """The valid ``train.*`` keys are those of configs/common/train.py, and a key's type is its default's
+    there (where the config holds None) widened by the trainer's signature (``train.compile``)."""
+    from omegaconf import OmegaConf
+
+    from apd.config import ConfigValueError
+
+    defaults = LazyConfig.load("configs/common/train.py").train
+    cfg = LazyConfig.load("configs/demo/pspnet_r18_demo.py")
+    cfg.train = OmegaConf.merge(defaults, {})
+    check_config(cfg)  # every default key is valid
+    cfg.train.log_every = 5
+    with pytest.raises(ConfigKeyError) as refused:
+        check_config(cfg)
+    assert f"valid train keys: {sorted(defaults.keys())}" in str(refused.value)
+    del cfg.train["log_every"]
+    cfg.train.checkpointer.max_to_keep = None  # typed by configs/common/train.py's 3, and None stays allowed
+    check_overrides(cfg, ["train.checkpointer.max_to_keep=4", "train.checkpointer.max_to_keep=null",
+                          "train.compile={mode:max-autotune}", "train.compile=true"])
+    for override, message in (("train.checkpointer.max_to_keep=abc", "expected an integer or null, got 'abc'"),
+                              ("train.max_iter=2.5", "expected an integer, got 2.5"),
+                              ("train.seed=1.5", "expected an integer or null, got 1.5"),  # Optional[int]
+                              ("train.compile=[1]", "expected true or false or a mapping or null, got [1]")):
+        with pytest.raises(ConfigValueError, match=override.replace("[", r"\[")) as refused:
+            check_overrides(cfg, [override])
+        assert message in str(refused.value)

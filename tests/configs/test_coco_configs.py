@@ -62,7 +62,7 @@ def _method(name):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_name)
 def test_config_is_consistent(path):
-    from apd.config import check_model_matches_data
+    from apd.launch_checks import check_model_matches_data
     from apd.data.samplers import check_loaders
     from apd.engine.hooks import check_schedule
     from apd.solver.param_groups import check_optimizers

@@ -6,10 +6,12 @@ distiller's own student/teacher checks in tests/modeling/meta_arch/test_semantic
 import pytest
 from detectron2.config import LazyConfig
 
-from apd import config as checks  # the checks train_net.py runs
+from apd import launch_checks as checks  # the checks train_net.py runs
 from apd.config import (
-    ConfigKeyError, ConfigValueError, check_batch_divides, check_overrides, check_weights, load_config,
+    ConfigKeyError, ConfigValueError, check_overrides, load_config,
 )
+from apd.launch_checks import check_batch_divides
+from apd.engine.resume import check_weights
 
 from reliability_helpers import APD_DEMO, TINY
 

@@ -27,7 +27,8 @@ from detectron2.layers import NaiveSyncBatchNorm
 from PIL import Image
 from torch import nn
 
-from apd.config import ConfigMismatchError, ConfigValueError, check_batch_per_process
+from apd.errors import ConfigMismatchError, ConfigValueError
+from apd.layers.batch_norm import check_batch_per_process
 from apd.layers.batch_norm import single_value_batchnorms
 
 from reliability_helpers import APD_DEMO, REPO, TINY, read_metrics

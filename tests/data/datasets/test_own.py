@@ -19,7 +19,9 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.structures import BoxMode, Boxes, Instances, polygons_to_bitmask
 from PIL import Image
 
-from apd.config import ConfigMismatchError, check_datasets, check_model_matches_data, load_config
+from apd.config import load_config
+from apd.errors import ConfigMismatchError
+from apd.launch_checks import check_datasets, check_model_matches_data
 from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

@@ -7,20 +7,26 @@ although its adapters were trained against the old one.
 
 - :func:`check_resume_checkpoint`: the checkpoint's model tensors must be exactly the model's (keys and
   shapes), before anything is loaded.
+- :func:`check_weights`: ``--eval-only`` without weights, a checkpoint path that does not exist, before
+  anything is built or written.
 - :class:`TeacherFingerprint`: a checkpointable that writes a SHA-256 of the teacher's tensors into
   every checkpoint (``teacher_fingerprint``) and refuses to resume when the teacher built now differs.
   Checkpoints written before it existed carry none and are resumed as before.
 """
 import hashlib
+import os
 from typing import Dict, Optional
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from ..errors import ConfigValueError, MissingFileError
 
 from ..checkpoint.io import CheckpointError, load_checkpoint, unwrap_state_dict
 from ..checkpoint.keys import compare_state_dicts, format_keys
 
-__all__ = ["ResumeMismatchError", "TeacherFingerprint", "check_resume_checkpoint", "fingerprint"]
+__all__ = ["ResumeMismatchError", "TeacherFingerprint", "check_resume_checkpoint", "check_weights", "fingerprint"]
 
 
 class ResumeMismatchError(CheckpointError):
@@ -88,3 +94,32 @@ class TeacherFingerprint:
                 f"{str(state.get('sha256'))[:12]}…), but model.teacher_weights='{self.source}' holds another "
                 f"teacher (sha256 {self.sha256[:12]}…); its adapters were trained against the first one. Resume "
                 "with the original teacher file, or start a new run to distil from this one.")
+
+
+def check_weights(cfg: DictConfig, *, eval_only: bool, resume: bool = False, need_teacher: bool = True) -> None:
+    """Refuse weights that cannot be what the user meant, before anything is built or written.
+
+    Raises:
+        ConfigValueError: ``eval_only`` and ``train.init_checkpoint`` is empty (a random model would be
+            scored).
+        MissingFileError: ``train.init_checkpoint`` (when it will be loaded: not when ``resume`` finds a
+            checkpoint in ``train.output_dir``) or ``model.teacher_weights`` (when ``need_teacher``) is a
+            local path that does not exist.
+    """
+    init = OmegaConf.select(cfg, "train.init_checkpoint", default="") or ""
+    if eval_only and not init:
+        raise ConfigValueError(
+            "--eval-only needs weights: train.init_checkpoint is empty, so a randomly initialised model would "
+            "be scored. Pass train.init_checkpoint=PATH (a training checkpoint or an exported model).")
+    output_dir = OmegaConf.select(cfg, "train.output_dir", default="") or ""
+    resuming = resume and not eval_only and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
+    if init and not resuming and "://" not in init and not os.path.isfile(init):
+        hint = "" if eval_only else (
+            " For ImageNet weights convert them with tools/convert_torchvision_backbone.py (see MODEL_ZOO.md); "
+            "to train from random weights pass train.init_checkpoint=\"\".")
+        raise MissingFileError(f"Checkpoint not found: '{init}' (config key train.init_checkpoint).{hint}")
+    teacher = OmegaConf.select(cfg, "model.teacher_weights", default=None)
+    if need_teacher and isinstance(teacher, str) and teacher and "://" not in teacher and not os.path.isfile(teacher):
+        raise MissingFileError(
+            f"Teacher weights not found: '{teacher}' (config key model.teacher_weights). Train the teacher first "
+            "or convert a published checkpoint (see MODEL_ZOO.md).")
