@@ -80,6 +80,12 @@ def test_student_groups_exclude_teacher_adapter_and_scale_heads():
     assert ids[id(model.student_adapter.weight)] == pytest.approx(1.0)
     assert [id(p) for p in teacher_adapter_params(model)] == [id(model.teacher_adapter.weight),
                                                               id(model.teacher_adapter.bias)]
+    # under a distiller the student's backbone (student.backbone.*) keeps base_lr, its heads get 10x
+    wrapper = torch.nn.Module()
+    wrapper.student = model
+    lrs = {id(p): g["lr"] for g in student_param_groups(wrapper, base_lr=0.1, weight_decay=0.0) for p in g["params"]}
+    assert lrs[id(model.backbone.weight)] == pytest.approx(0.1)
+    assert lrs[id(model.student_adapter.weight)] == pytest.approx(1.0)
 
 
 def test_non_finite_loss_stops_before_any_update():

@@ -176,7 +176,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         moved = [k for k in state if k not in names and STUDENT_PREFIX + k in names]
         if not moved:
             return state
-        self.logger.info(f"'{source}' holds {len(moved)} student tensors without the 'student.' prefix "
+        self.logger.info(f"'{source}' holds {len(moved)} student tensors without the '{STUDENT_PREFIX}' prefix "
                          f"(e.g. {moved[0]}): loading them into model.student")
         moved_set = set(moved)
         return {(STUDENT_PREFIX + k if k in moved_set else k): v for k, v in state.items()}
@@ -187,7 +187,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         if not state or not all(k.startswith(STUDENT_PREFIX) for k in state) or any(
                 k.startswith(STUDENT_PREFIX) for k in self.model.state_dict()):
             return state
-        self.logger.info(f"'{source}' holds only 'student.'-prefixed tensors ({len(state)}): loading them "
+        self.logger.info(f"'{source}' holds only '{STUDENT_PREFIX}'-prefixed tensors ({len(state)}): loading them "
                          f"without the prefix into the plain {type(self.model).__name__}")
         return strip_prefix(state, STUDENT_PREFIX)
 

@@ -10,10 +10,10 @@ from typing import Dict, List, Optional, Sequence
 from detectron2.solver import get_default_optimizer_params
 from torch import nn
 
+from ..checkpoint.keys import STUDENT_PREFIX
 from ..modeling.distill.protocol import DistillationTerm
 
-__all__ = ["check_optimizers", "student_param_groups", "teacher_adapter_params", "second_optimizer_parameters",
-           "head_lr_factor"]
+__all__ = ["check_optimizers", "student_param_groups", "teacher_adapter_params", "second_optimizer_parameters"]
 
 
 def second_optimizer_parameters(model: nn.Module) -> List[nn.Parameter]:
@@ -29,21 +29,18 @@ def second_optimizer_parameters(model: nn.Module) -> List[nn.Parameter]:
     return params
 
 
-def head_lr_factor(name: str, backbone_prefixes: Sequence[str] = ("backbone.",), factor: float = 10.0) -> float:
-    """LR multiplier of parameter ``name``: 1 for the backbone, ``factor`` for everything else."""
-    stripped = name[len("student."):] if name.startswith("student.") else name
-    return 1.0 if stripped.startswith(tuple(backbone_prefixes)) else factor
-
-
 class _HeadLR:
-    """Picklable lr_factor_func (configs must not hold lambdas)."""
+    """The ``lr_factor_func`` of a parameter name: 1 for the backbone (after a distiller's
+    :data:`~apd.checkpoint.keys.STUDENT_PREFIX`), ``factor`` for everything else. A class, not a lambda, so
+    that it pickles."""
 
     def __init__(self, factor: float, backbone_prefixes: Sequence[str]):
         self.factor = factor
         self.backbone_prefixes = tuple(backbone_prefixes)
 
     def __call__(self, name: str) -> float:
-        return head_lr_factor(name, self.backbone_prefixes, self.factor)
+        stripped = name[len(STUDENT_PREFIX):] if name.startswith(STUDENT_PREFIX) else name
+        return 1.0 if stripped.startswith(self.backbone_prefixes) else self.factor
 
 
 def student_param_groups(
@@ -59,7 +56,7 @@ def student_param_groups(
 
     Excludes frozen parameters (the teacher) and the terms' second-optimiser parameters
     (:func:`second_optimizer_parameters`, e.g. APD's teacher adapter). Parameters whose name (after an
-    optional ``student.`` prefix) starts with one of ``backbone_prefixes`` get ``base_lr``; all others
+    optional :data:`~apd.checkpoint.keys.STUDENT_PREFIX`) starts with one of ``backbone_prefixes`` get ``base_lr``; all others
     (heads, student adapter) get ``head_lr_multiplier × base_lr``. Like the official code, weight decay
     applies to norm layers too unless ``weight_decay_norm`` is given.
     """

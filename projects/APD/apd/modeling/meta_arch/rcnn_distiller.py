@@ -21,7 +21,8 @@ The terms are any :class:`~apd.modeling.distill.protocol.DistillationTerm` readi
 and ROI terms of :mod:`apd.modeling.distill`); their channels, levels and classes are checked against
 :meth:`RCNNDistiller.model_features` when the model is built.
 
-Checkpoints: the student's keys are ``student.*``, the terms' ``distill_heads.<name>.*``.
+Checkpoints: the student's keys start with :data:`apd.checkpoint.keys.STUDENT_PREFIX`, the terms'
+``distill_heads.<name>.*``.
 
 Shape letters: B images, R sampled ROIs over the batch, K foreground classes (background = K).
 """
