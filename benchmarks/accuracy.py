@@ -12,11 +12,20 @@ The regime is the recipe's, shrunk: every student starts from the ImageNet stand
 random) and learns from the committed demo teacher (``checkpoints/demo/teacher_pspnet_r18_half.pth``, 4000
 iterations, 57.67 val mIoU; docs/BENCHMARKS.md); both are made by ``tools/pretrain_standin.py``. Data: the
 demo's generated Cityscapes-format set (160 train / 128 val images, ``tools/run_demo.py`` generates it).
-Every run is a plain ``train_net.py`` subprocess of a ``configs/demo`` config with ``train.seed=<seed>``, run by
-the runner of ``tools/compare_methods.py`` (progress, ETA; the table's statistics are that tool's too): the
+The benchmark is a call of ``tools/compare_methods.py``'s functions on ``configs/demo/apd_pspnet_r18_demo.py``
+(the official recipe): every method is that config turned into the method by ``apd.methods.apply_method``
+(configs equal to the committed ``configs/demo/<method>_demo.py`` but for the output folder; the student
+alone loads the ``student.``-prefixed stand-in without the prefix), every run a plain ``train_net.py``
+subprocess with ``train.seed=<seed>``, planned, resumed and shown (progress, ETA) by that tool; the ablation's
+runs are the tool's variants (``NAME=METHOD`` with ``NAME:key=value`` overrides, :data:`VARIANTS`). The
 seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and
 augmentation, positional loader), so all methods of one seed are **paired**. Every method gets the same
 iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
+The same comparison from the command line (the core table's first seeds)::
+
+    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py \
+        --config-file configs/demo/apd_pspnet_r18_demo.py --methods student,kd,cwd,dist,apd,apd_kd,apd_cwd,apd_dist \
+        --seeds 1-5 model.teacher_weights=checkpoints/demo/teacher_pspnet_r18_half.pth
 
 The ``ade`` preset is the same machinery on generated **ADE20K-format** data (150 classes, few per image;
 ``configs/demo/ade/``, each the demo config of the same method retargeted): its own stand-ins (pre-trained on
@@ -30,7 +39,8 @@ Output (rewritten after every finished run, so an interrupted benchmark keeps wh
 they share): per method the mean ± std over seeds, the
 per-seed values and, against the student, KD and the best baseline (the best of KD / CWD / DIST by mean), the
 mean paired difference with its 95% t-interval and the wins. Finished runs (final checkpoint + score, same
-command) are reused, so re-running the same command resumes; ``--retrain`` redoes them.
+command, recorded in ``<output>/runs.json``) are reused and a run cut short continues from its last
+checkpoint, so re-running the same command resumes; ``--retrain`` redoes them.
 """
 import argparse
 import json
@@ -42,34 +52,25 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import run_demo  # noqa: E402  (tools/run_demo.py: the demo's data, teacher and metric reader)
-# tools/compare_methods.py: the runs (progress, ETA) and the table's statistics, shared with the user's tool
-from compare_methods import format_diff, mean_std, paired, run_plan, t_quantile  # noqa: E402,F401
+# tools/compare_methods.py: the method configs, the run plan (reuse, resume), the runs (progress, ETA) and the
+# table's statistics, shared with the user's tool
+from compare_methods import (State, format_diff, load_comparison, mean_std, paired, parse_seeds,  # noqa: E402,F401
+                             plan_runs, run_plan, t_quantile)
 
 _D = "configs/demo/"
-# name: (config, needs the teacher, label, extra overrides)
-METHODS = {
-    "student": (_D + "pspnet_r18_demo.py", False, "Student alone (no distillation)", ()),
-    "kd": (_D + "kd_pspnet_r18_demo.py", True, "+ logit KD (w 10, T 1)", ()),
-    "cwd": (_D + "cwd_pspnet_r18_demo.py", True, "+ CWD (w 3, T 4)", ()),
-    "dist": (_D + "dist_pspnet_r18_demo.py", True, "+ DIST (w 1, τ 1)", ()),
-    "apd": (_D + "apd_only_pspnet_r18_demo.py", True, "+ APD + PA (w 10 each)", ()),
-    "apd_kd": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD (official recipe)", ()),
-    "apd_cwd": (_D + "apd_cwd_pspnet_r18_demo.py", True, "+ APD + CWD", ()),
-    "apd_dist": (_D + "apd_dist_pspnet_r18_demo.py", True, "+ APD + DIST", ()),
-    # where APD pays (issue 13 §6): the official recipe with one thing changed
-    "apd_kd_w1": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, APD/PA weight 1",
-                  ("model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0")),
-    "apd_kd_w3": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, APD/PA weight 3",
-                  ("model.loss_weights.loss_apd=3.0", "model.loss_weights.loss_pa=3.0")),
-    "apd_kd_batch": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, batch-scope prototypes",
-                     ("model.distill_heads.apd.scope=batch",)),
-    "apd_kd_warmup": (_D + "apd_pspnet_r18_demo.py", True, "+ APD + KD, distillation warm-up (1/3 of the run)",
-                      ("model.warmup_iters=67",)),
-    "kd_warmup": (_D + "kd_pspnet_r18_demo.py", True, "+ logit KD, distillation warm-up (1/3 of the run)",
-                  ("model.warmup_iters=67",)),
+CONFIG = "apd_pspnet_r18_demo.py"  # the official recipe; every method is it with apd.methods.apply_method
+# The ablation's runs: a registered method with something changed (tools/compare_methods.py variants, passed
+# as NAME=METHOD and NAME:key=value). name: (method, overrides, label)
+VARIANTS = {
+    "apd_kd_w1": ("apd_kd", ("model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0"),
+                  "+ APD + KD, APD/PA weight 1"),
+    "apd_kd_w3": ("apd_kd", ("model.loss_weights.loss_apd=3.0", "model.loss_weights.loss_pa=3.0"),
+                  "+ APD + KD, APD/PA weight 3"),
+    "apd_kd_batch": ("apd_kd", ("model.distill_heads.apd.scope=batch",), "+ APD + KD, batch-scope prototypes"),
+    "apd_kd_warmup": ("apd_kd", ("model.warmup_iters=67",), "+ APD + KD, distillation warm-up (1/3 of the run)"),
+    "kd_warmup": ("kd", ("model.warmup_iters=67",), "+ logit KD, distillation warm-up (1/3 of the run)"),
     # control: what the ImageNet stand-in is worth (the previous regime's random initialisation)
-    "student_scratch": (_D + "pspnet_r18_demo.py", False, "Student alone from random weights (no stand-in)",
-                        ("train.init_checkpoint=",)),
+    "student_scratch": ("student", ("train.init_checkpoint=",), "Student alone from random weights (no stand-in)"),
 }
 # What a method adds to: the same run without it (APD combinations → the method without APD; an ablation →
 # the run it changes one thing of). The table's "Δ vs reference" column.
@@ -95,12 +96,11 @@ PRESETS = {
                       "train.init_checkpoint=checkpoints/demo/standin_r18_half.pth"],
                 student=["backbone.stem_width=32", "backbone.base_channels=32", "sem_seg_head.channels=128",
                          "sem_seg_head.aux_channels=64"]),
-    # The ADE20K-format benchmark: every method's config from configs/demo/ade/ (config_dir replaces
+    # The ADE20K-format benchmark: the official recipe's config from configs/demo/ade/ (config_dir replaces
     # configs/demo/), its data set (pretrain_standin.ADE_DATA) under its own data root, its own teacher.
     "ade": dict(methods=ADE_CORE, seeds=[1, 2, 3, 4, 5], iters=None, jobs=2, opts=[], config_dir=_D + "ade/",
                 data="ADE_DATA", data_root="datasets/demo_ade", teacher="checkpoints/demo/ade/teacher_pspnet_r18_half.pth"),
 }
-WALL_FILE = "benchmark_wall_time.json"
 TEACHER = run_demo.SEG_TEACHER
 
 
@@ -108,75 +108,50 @@ def run_dir(output: str, method: str, seed: int) -> str:
     return os.path.join(output, method, f"seed{seed}")
 
 
-def student_overrides(method: str, overrides=()):
-    """``key=value`` overrides of the student model (keys relative to it, e.g. ``backbone.stem_width=32``) as
-    the method's config spells them: ``model.<key>`` for the student alone, ``model.student.<key>`` for a
-    distiller, so every method of a preset trains the same student."""
-    prefix = "model.student." if METHODS[method][1] else "model."
-    return [prefix + o for o in overrides]
+def base_method(name: str) -> str:
+    """The registered method (``apd.methods``) that ``name`` trains: itself, or a variant's method."""
+    return VARIANTS[name][0] if name in VARIANTS else name
 
 
-def method_config(method: str, config_dir=None) -> str:
-    """The config of ``method``: its ``configs/demo/`` file, or the file of the same name in ``config_dir``."""
-    config = METHODS[method][0]
-    return config_dir + config[len(_D):] if config_dir else config
+def label(name: str) -> str:
+    """The table row's label: the registry's (``apd.methods``), or the variant's."""
+    from apd.methods import get_method
+
+    return VARIANTS[name][2] if name in VARIANTS else get_method(name, "sem_seg").label
 
 
-def train_command(method: str, seed: int, out: str, iters: int, teacher: str, eval_teacher: bool, opts=(),
-                  student=(), config_dir=None):
-    """The ``train_net.py`` command of one run; ``student``: overrides of the student (:func:`student_overrides`);
-    ``config_dir``: the folder of the preset's configs (:func:`method_config`)."""
-    _, needs_teacher, _, extra = METHODS[method]
-    config = method_config(method, config_dir)
-    cmd = [
-        sys.executable, "train_net.py", "--config-file", config, "--overwrite",
-        f"train.output_dir={out}",
-        f"train.seed={seed}",
-        f"train.max_iter={iters}",
-        f"train.eval_period={iters}",  # one evaluation: the final checkpoint's
-        f"train.checkpointer.period={iters}",
-        f"train.eval_teacher={eval_teacher}",
-    ]
-    if needs_teacher:
-        cmd.append(f"model.teacher_weights={teacher}")
-    return cmd + list(extra) + list(opts) + student_overrides(method, student)
+def method_names():
+    """The names a preset may use: every registered segmentation method and the variants."""
+    from apd.methods import method_names as registered
+
+    return registered("sem_seg") + [v for v in VARIANTS if v not in registered("sem_seg")]
 
 
-def _same_run(a, b) -> bool:
-    """Two commands train the same run (the interpreter path and whether the teacher is scored may differ)."""
-    def key(cmd):
-        return [c for c in cmd[1:] if not c.startswith("train.eval_teacher=")]
-    return key(a) == key(b)
+def config_file(config_dir=None) -> str:
+    """The config every method is made from: :data:`CONFIG` in ``configs/demo/`` or ``config_dir``."""
+    return os.path.join(ROOT, config_dir or _D, CONFIG)
 
 
-def is_complete(out: str, iters: int, cmd=None) -> bool:
-    m = run_demo.final_metrics(out)
-    if m is None or m.get("iteration") not in (iters - 1, iters) or not os.path.exists(
-            os.path.join(out, "model_final.pth")):
-        return False
-    if cmd is None:
-        return True
-    path = os.path.join(out, WALL_FILE)
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return _same_run(json.load(f).get("cmd", []), cmd)
+def tool_arguments(methods, iters: int, teacher: str, opts=(), student=()):
+    """``(--methods text, key=value list)`` of ``tools/compare_methods.py`` for the benchmark: the variants as
+    ``NAME=METHOD`` and ``NAME:key=value``, one schedule with one (final) evaluation and checkpoint, the
+    teacher, the preset's and user's ``opts``, and ``student``: keys of the student model (e.g.
+    ``backbone.stem_width=32``) as ``model.student.<key>``, which the tool hands the student alone as
+    ``model.<key>``, so every method of a preset trains the same student."""
+    text = ",".join(f"{m}={VARIANTS[m][0]}" if m in VARIANTS else m for m in methods)
+    common = [f"train.max_iter={iters}", f"train.eval_period={iters}", f"train.checkpointer.period={iters}",
+              f"model.teacher_weights={teacher}", *opts, *(f"model.student.{o}" for o in student)]
+    per_method = [f"{m}:{o}" for m in methods if m in VARIANTS for o in VARIANTS[m][1]]
+    return text, common + per_method
 
 
-def record_run(out: str, cmd, wall: float) -> None:
-    """Write ``<out>/benchmark_wall_time.json`` (the command and wall time of a finished run: what
-    :func:`is_complete` compares to reuse it)."""
-    with open(os.path.join(out, WALL_FILE), "w") as f:
-        json.dump({"wall_s": wall, "cmd": cmd, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())},
-                  f)
-
-
-def recorded_wall(out: str):
-    path = os.path.join(out, WALL_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f).get("wall_s")
+def benchmark_comparison(preset: str, methods, iters: int, teacher: str, opts=()):
+    """The ``tools/compare_methods.py`` comparison (``load_comparison``) of ``methods`` under ``preset``:
+    the preset's config, :func:`tool_arguments` with the preset's overrides, then ``opts``. Raises what
+    ``load_comparison`` raises (ValueError naming a bad method or override)."""
+    spec = PRESETS[preset]
+    text, common = tool_arguments(methods, iters, teacher, list(spec["opts"]) + list(opts), spec.get("student", ()))
+    return load_comparison(config_file(spec.get("config_dir")), text, common)
 
 
 def step_times(out: str):
@@ -195,7 +170,7 @@ def teacher_score(output: str, methods, seeds):
     """Teacher mIoU / pixel acc as a distillation run logged it before step 0 (``teacher/sem_seg/*``)."""
     for seed in seeds:
         for method in methods:
-            if not METHODS[method][1]:
+            if base_method(method) == "student":
                 continue
             entry = run_demo.teacher_logged_score(run_dir(output, method, seed), "sem_seg/mIoU")
             if entry is not None:
@@ -213,8 +188,8 @@ def summarize(results, methods, seeds):
     best = max(base, key=lambda b: statistics.mean(miou[b].values())) if base else None
     rows = []
     for method in methods:
-        row = {"method": method, "label": METHODS[method][2], "mIoU": miou[method],
-               "opts": list(METHODS[method][3])}
+        row = {"method": method, "label": label(method), "mIoU": miou[method],
+               "opts": list(VARIANTS[method][1]) if method in VARIANTS else []}
         row["mean"], row["std"] = mean_std(list(miou[method].values()))
         row["pACC_mean"], _ = mean_std([results[method][s]["pACC"] for s in miou[method]])
         for name, ref in (("student", "student"), ("kd", "kd"), ("best", best), ("ref", REFERENCE.get(method))):
@@ -241,7 +216,7 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
         return f"{mean:.2f} ± {std:.2f}" if std == std else f"{mean:.2f}"
 
     seed_cols = " | ".join(f"seed {s}" for s in seeds)
-    best_label = f"Δ vs best baseline ({METHODS[best][2].lstrip('+ ')})" if best else "Δ vs best baseline"
+    best_label = f"Δ vs best baseline ({label(best).lstrip('+ ')})" if best else "Δ vs best baseline"
     lines = [
         f"| method | mIoU mean ± std | {seed_cols} | Δ vs student [95% CI] (wins) | Δ vs KD [95% CI] (wins) | "
         f"{best_label} [95% CI] (wins) | Δ vs reference (what it adds) [95% CI] (wins) | pixel acc | step time | "
@@ -275,7 +250,9 @@ def format_table(rows, teacher, iters, seeds, best=None) -> str:
 
 
 def collect(output, methods, seeds, iters, results):
-    """Scores of every finished run (final checkpoint, the schedule asked for) into ``results``."""
+    """Scores of every finished run (final checkpoint, the schedule asked for) into ``results``, with its
+    step times (metrics.json) and wall time (``<output>/runs.json``)."""
+    state = State(output)
     for method in methods:
         for seed in seeds:
             out = run_dir(output, method, seed)
@@ -285,7 +262,7 @@ def collect(output, methods, seeds, iters, results):
             step, data = step_times(out)
             results.setdefault(method, {})[seed] = dict(
                 mIoU=m["sem_seg/mIoU"], pACC=m.get("sem_seg/pACC", float("nan")), iteration=m["iteration"],
-                step_s=step, data_s=data, wall_s=recorded_wall(out))
+                step_s=step, data_s=data, wall_s=state.get(f"{method}/seed{seed}").get("wall_s"))
     return results
 
 
@@ -298,6 +275,7 @@ def report_names(preset: str):
 
 
 def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=False, preset="cpu"):
+    """Rewrite the preset's results and table (:func:`report_names`) from the finished runs; returns the rows."""
     results = collect(output, methods, seeds, iters, {})
     rows, best = summarize(results, methods, seeds)
     tscore = teacher_score(output, methods, seeds)
@@ -307,13 +285,14 @@ def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=Fals
     with open(os.path.join(output, table_name), "w") as f:
         f.write(table + "\n")
     done = sum(len(r) for r in results.values())
+    state = State(output)
     with open(os.path.join(output, results_name), "w") as f:
         json.dump({"argv": argv, "preset": preset, "iters": iters, "seeds": seeds, "methods": methods,
                    "teacher": teacher,
                    "teacher_mIoU": tscore[0], "best_baseline": best, "runs_finished": done,
                    "runs_planned": len(methods) * len(seeds),
                    "runs": {m: {str(s): v for s, v in r.items()} for m, r in results.items()},
-                   "commands": {m: {str(s): _recorded_cmd(run_dir(output, m, s)) for s in r}
+                   "commands": {m: {str(s): " ".join(state.get(f"{m}/seed{s}").get("cmd", [])[1:]) or None for s in r}
                                 for m, r in results.items()},
                    "summary": rows, "wall_s_this_invocation": time.time() - start}, f, indent=1)
     if not quiet:
@@ -321,21 +300,14 @@ def write_report(output, methods, seeds, iters, teacher, argv, start, quiet=Fals
     return rows
 
 
-def _recorded_cmd(out):
-    path = os.path.join(out, WALL_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return " ".join(json.load(f).get("cmd", [])[1:])
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu",
                         help="cpu: the core table (default); ablation: APD/PA weight, scope, warm-up, plus KD with "
                         "warm-up (kd_warmup) and the student from random weights (student_scratch); gpu: one GPU")
-    parser.add_argument("--seeds", default=None, help="train.seed of the runs (comma list; preset: 1..5)")
-    parser.add_argument("--methods", default=None, help=f"comma list from {list(METHODS)}")
+    parser.add_argument("--seeds", default=None, help="train.seed of the runs (1,2,3 or 1-5; preset: 1-5)")
+    parser.add_argument("--methods", default=None,
+                        help="comma list of segmentation methods (apd.methods) and the ablation's variants")
     parser.add_argument("--iters", type=int, default=None,
                         help="train.max_iter of every run (default: the demo configs' own, 200)")
     parser.add_argument("--output", default=None, help="default: output/benchmarks/accuracy_<preset>; the cpu "
@@ -353,20 +325,20 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="only rewrite the report (results.json / table.md, or the preset's)")
     parser.add_argument("--opts", nargs="*", default=None,
-                        help="extra train_net.py key=value overrides for every run")
+                        help="extra key=value overrides for every run (NAME:key=value for method NAME's runs)")
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
 
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else list(preset["seeds"])
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds else list(preset["seeds"])
+    except ValueError as e:
+        parser.error(str(e))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list(preset["methods"])
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in method_names()]
     if unknown:
-        parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
-    if len(set(seeds)) != len(seeds) or not seeds:
-        parser.error(f"--seeds must be distinct integers, got {args.seeds!r}")
+        parser.error(f"unknown methods {unknown}; choose from {method_names()}")
     jobs = args.jobs or preset["jobs"]
-    opts = list(preset["opts"]) + list(args.opts or [])
-    iters = args.iters or preset["iters"] or run_demo.config_max_iter(method_config("student", preset.get("config_dir")))
+    iters = args.iters or preset["iters"] or run_demo.config_max_iter(config_file(preset.get("config_dir")))
     if iters < 1 or jobs < 1:
         parser.error("--iters and --jobs must be >= 1")
     output = args.output or os.path.join(
@@ -377,6 +349,10 @@ def main(argv=None):
     argv_record = sys.argv[1:] if argv is None else list(argv)
     if args.report_only:
         return write_report(output, methods, seeds, iters, teacher, argv_record, start, preset=args.preset)
+    try:
+        comparison = benchmark_comparison(args.preset, methods, iters, teacher, args.opts or [])
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        parser.error(str(e))
 
     # 1. data (the demo's), and the teacher must exist.
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -388,30 +364,17 @@ def main(argv=None):
         pretrain_standin.ensure_data(data_root, getattr(pretrain_standin, preset["data"]), env)
     else:
         run_demo.ensure_data(data_root, "seg", env, args.data_seed)
-    if any(METHODS[m][1] for m in methods) and not os.path.exists(teacher):
+    if any(base_method(m) != "student" for m in methods) and not os.path.exists(teacher):
         sys.exit(f"error: no teacher at {teacher}; make it with `.venv/bin/python tools/pretrain_standin.py`")
 
-    # 2. the runs, seed-major (complete seeds accumulate first); the report is rewritten after each.
-    plan = []
-    first_distill = next((m for m in methods if METHODS[m][1]), None)
-    for seed in seeds:
-        for method in methods:
-            out = run_dir(output, method, seed)
-            cmd = train_command(method, seed, out, iters, teacher, method == first_distill and seed == seeds[0], opts,
-                                preset.get("student", ()), preset.get("config_dir"))
-            if is_complete(out, iters, cmd) and not args.retrain:
-                print(f"[accuracy] {method} seed {seed}: finished run in {os.path.relpath(out, ROOT)}, reused")
-                continue
-            plan.append((method, seed, out, cmd))
+    # 2. the runs (tools/compare_methods.py), seed-major; the report is rewritten after each.
+    state = State(output)
+    plan = plan_runs(comparison, seeds, output, state, args.retrain, tag="accuracy")
     print(f"[accuracy] {len(plan)} runs to train ({len(methods)} methods × {len(seeds)} seeds, {iters} iterations, "
           f"{jobs} at a time); results in {output}", flush=True)
-
-    def finished(name, out, cmd, wall):
-        record_run(out, cmd, wall)
-        write_report(output, methods, seeds, iters, teacher, argv_record, start, quiet=True, preset=args.preset)
-
-    failures = run_plan([(f"{m}/seed{s}", out, cmd, False) for m, s, out, cmd in plan], jobs=jobs, env=env,
-                        max_iter=iters, on_done=finished, tag="accuracy")
+    failures = run_plan(plan, jobs=jobs, env=env, max_iter=iters, state=state, tag="accuracy",
+                        on_done=lambda *_: write_report(output, methods, seeds, iters, teacher, argv_record, start,
+                                                        quiet=True, preset=args.preset))
 
     rows = write_report(output, methods, seeds, iters, teacher, argv_record, start, preset=args.preset)
     print(f"\n[accuracy] {(time.time() - start) / 60:.1f} min; results in {output}")

@@ -12,8 +12,16 @@ schedule, optimiser) stays. Every run is a plain ``train_net.py`` run of a gener
 (``<output>/configs/<method>.py``: the config with ``apd.methods.apply_method``) with ``train.seed=<seed>``
 and the ``key=value`` overrides given here (``model.student.*`` keys reach the student of the ``student``
 runs; teacher and term keys are left out of them). The seed fixes the student's initialisation and the data
-stream, so the runs of one seed are **paired**. The score is the final checkpoint's evaluation:
-``sem_seg/mIoU`` for segmentation, ``bbox/AP`` and (Mask R-CNN) ``segm/AP`` for R-CNN configs.
+stream, so the runs of one seed are **paired**.
+
+One method with something changed is a **variant**: ``NAME=METHOD`` in ``--methods`` runs METHOD under its own
+name, and an override ``NAME:key=value`` applies to NAME's runs only (after the overrides for every run), e.g.
+``--methods kd,apd_kd,apd_kd_w1=apd_kd apd_kd_w1:model.loss_weights.loss_apd=1.0`` or
+``--methods student,scratch=student scratch:train.init_checkpoint=``. Every override is checked against the
+method's config before anything trains.
+
+The score is the final checkpoint's evaluation: ``sem_seg/mIoU`` for segmentation, ``bbox/AP`` and (Mask
+R-CNN) ``segm/AP`` for R-CNN configs.
 
 Interrupted? Run the same command again: finished runs are reused, a run cut short continues from its last
 checkpoint (``train_net.py --resume``, which repeats an uninterrupted run exactly); ``--retrain`` redoes them.
@@ -22,6 +30,10 @@ with the ETA of the whole comparison. After every run the report is rewritten: `
 ``<output>/results.json``: per method and metric the mean ± sample std over seeds, the per-seed values and,
 against each reference method (``--references``, default the student and KD), the mean paired difference
 with its 95% t-interval (**bold** when it excludes 0) and the wins (seeds where the method is better).
+
+As a library (``benchmarks/accuracy.py`` is one): :func:`load_comparison` → :func:`plan_runs` →
+:func:`run_plan`, then :func:`write_report` or a report of one's own from the run folders
+``<output>/<name>/seed<seed>`` and ``<output>/runs.json``.
 """
 import argparse
 import json
@@ -33,6 +45,8 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -186,6 +200,134 @@ def method_overrides(method: str, opts):
     return out
 
 
+@dataclass
+class MethodSpec:
+    """One row of a comparison: ``name`` (its runs' folder and table row), the registered ``method`` it
+    trains (``apd.methods``; ``name == method`` unless a variant), ``overrides`` (``key=value`` for its runs
+    only, spelled as the distillation config spells them) and its table ``label``."""
+
+    name: str
+    method: str
+    overrides: List[str] = field(default_factory=list)
+    label: str = ""
+
+
+def parse_methods(text: str, opts, task: str):
+    """``--methods`` and the ``key=value`` list as specs and the overrides for every run.
+
+    ``text``: comma list of ``NAME`` (a registered method of ``task``) or ``NAME=METHOD`` (a variant);
+    ``opts``: ``key=value`` (every run) and ``NAME:key=value`` (NAME's runs). A variant's label is its
+    method's with its overrides appended. Returns ``(specs, common_opts)``.
+
+    Raises:
+        ValueError: an unknown method, a repeated name, or an override for a name not in ``text``.
+    """
+    from apd.methods import get_method, method_names
+
+    specs = {}
+    for item in [m.strip() for m in text.split(",") if m.strip()]:
+        name, _, method = (part.strip() for part in item.partition("="))
+        method = method or name
+        if method not in method_names(task):
+            raise ValueError(f"unknown method {method!r} for a {task} config; registered: {method_names(task)}")
+        if name in specs:
+            raise ValueError(f"method name {name!r} appears twice in --methods")
+        specs[name] = MethodSpec(name, method, [], get_method(method, task).label)
+    if not specs:
+        raise ValueError("--methods names no method")
+    common = []
+    for opt in opts:
+        target, sep, rest = opt.split("=", 1)[0].partition(":")
+        if not sep:
+            common.append(opt)
+            continue
+        if target not in specs:
+            raise ValueError(f"override {opt!r} names {target!r}, which is not in --methods {list(specs)}")
+        specs[target].overrides.append(opt[len(target) + 1:])
+    for spec in specs.values():
+        if spec.overrides:
+            spec.label += "; " + ", ".join(spec.overrides)
+    return list(specs.values()), common
+
+
+@dataclass
+class Comparison:
+    """What :func:`load_comparison` read: the config, its task, the specs, the overrides for every run, the
+    metrics (key, column header) and the runs' ``train.max_iter``."""
+
+    config_file: str
+    task: str
+    specs: List[MethodSpec]
+    opts: List[str]
+    metrics: list
+    max_iter: int
+
+    def run_opts(self, spec: MethodSpec) -> List[str]:
+        """The overrides of ``spec``'s runs as its config spells them (:func:`method_overrides`)."""
+        return method_overrides(spec.method, list(self.opts) + list(spec.overrides))
+
+
+def load_comparison(config_file: str, methods, opts) -> Comparison:
+    """Read a distillation config with the overrides for every run and check every method's overrides
+    against the method's config (``apd.config.check_overrides``) before anything trains. ``methods``: the
+    ``--methods`` text, or None for every registered method of the config's task.
+
+    Raises:
+        ValueError: not a distillation config, an unknown method, a bad override (its message names it).
+        FileNotFoundError: no ``config_file``.
+    """
+    from detectron2.config import LazyConfig
+
+    from apd.config import check_overrides, load_config
+    from apd.methods import apply_method, config_task, method_names
+
+    config_file = os.path.abspath(config_file)
+    common = [o for o in opts if ":" not in o.split("=", 1)[0]]
+    cfg = load_config(config_file, common)
+    if "student" not in cfg.model:
+        raise ValueError(f"{config_file} is not a distillation config (no model.student)")
+    task = config_task(cfg)
+    specs, common = parse_methods(methods or ",".join(method_names(task)), opts, task)
+    comparison = Comparison(config_file, task, specs, common, [], int(cfg.train.max_iter))
+    for spec in specs:
+        if spec.overrides:
+            try:
+                check_overrides(apply_method(LazyConfig.load(config_file), spec.method), comparison.run_opts(spec))
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"method {spec.name!r}: {e}") from None
+    mask = task == "rcnn" and cfg.model.student.roi_heads.get("mask_head") is not None
+    comparison.metrics = METRICS[task] if task == "sem_seg" or mask else METRICS[task][:1]
+    return comparison
+
+
+def plan_runs(comparison: Comparison, seeds, output: str, state: "State", retrain: bool = False,
+              tag: str = "compare"):
+    """The runs still to train, seed-major (complete seeds, i.e. pairs, accumulate first), as
+    :func:`run_plan` takes them. A run is reused when ``state`` holds the same command (:func:`_run_key`) and
+    its folder the final checkpoint and score; continued (``--resume``) when it was started with the same
+    command and has a checkpoint; else trained anew. The first distillation run of the first seed also
+    scores the teacher. Writes the method configs into ``<output>/configs/``."""
+    from apd.methods import STUDENT
+
+    plan = []
+    first_distill = next((s.name for s in comparison.specs if s.method != STUDENT), None)
+    for seed in seeds:
+        for spec in comparison.specs:
+            name, out = f"{spec.name}/seed{seed}", os.path.join(output, spec.name, f"seed{seed}")
+            config = method_config(comparison.config_file, spec.method, os.path.join(output, "configs"))
+            cmd = train_command(config, out, seed, spec.name == first_distill and seed == seeds[0],
+                                comparison.run_opts(spec))
+            same = _run_key(state.get(name).get("cmd", [])) == _run_key(cmd)
+            if same and not retrain and final_scores(out, comparison.metrics, comparison.max_iter):
+                print(f"[{tag}] {name}: finished, reused", flush=True)
+                continue
+            resume = same and not retrain and os.path.exists(os.path.join(out, "last_checkpoint"))
+            if resume:
+                cmd[cmd.index("--overwrite")] = "--resume"
+            plan.append((name, out, cmd, resume))
+    return plan
+
+
 def train_command(config: str, out: str, seed: int, eval_teacher: bool, opts, flag: str = "--overwrite"):
     """The ``train_net.py`` command of one run; ``flag``: ``--overwrite`` (a new run) or ``--resume``."""
     return [sys.executable, "train_net.py", "--config-file", config, flag, f"train.output_dir={out}",
@@ -284,30 +426,37 @@ def run_plan(plan, *, jobs: int, env, max_iter: int, state: "State" = None, on_d
     return failures
 
 
-def write_report(output, config_file, methods, seeds, metrics, references, labels, max_iter, argv, quiet=False):
-    """Collect every finished run's scores and rewrite table.md and results.json; returns the summary rows."""
+def write_report(output, comparison: Comparison, seeds, references, argv, quiet=False):
+    """Collect every finished run's scores and rewrite ``<output>/table.md`` and ``<output>/results.json``;
+    returns the summary rows (:func:`summarize`)."""
+    from apd.methods import STUDENT
+
+    metrics, max_iter, names = comparison.metrics, comparison.max_iter, [s.name for s in comparison.specs]
     scores, teacher = {}, None
-    for method in methods:
+    for spec in comparison.specs:
         for seed in seeds:
-            out = os.path.join(output, method, f"seed{seed}")
+            out = os.path.join(output, spec.name, f"seed{seed}")
             found = final_scores(out, metrics, max_iter)
             if found:
-                scores.setdefault(method, {})[seed] = found
-            if teacher is None and method != "student":
+                scores.setdefault(spec.name, {})[seed] = found
+            if teacher is None and spec.method != STUDENT:
                 logged = run_demo.teacher_logged_score(out, metrics[0][0])
                 if logged is not None:
                     teacher = {k: logged.get(f"teacher/{k}") for k, _ in metrics}
     used = [m for m, _ in metrics]
     present = [(k, n) for k, n in metrics if any(k in v for r in scores.values() for v in r.values())] or metrics[:1]
-    rows = summarize(scores, methods, seeds, present, references)
-    table = format_table(rows, labels, seeds, present, references, teacher,
-                         note=f"Config {os.path.relpath(config_file, ROOT)}, {max_iter} iterations per run.")
+    rows = summarize(scores, names, seeds, present, references)
+    config = os.path.relpath(comparison.config_file, ROOT)
+    table = format_table(rows, {s.name: s.label for s in comparison.specs}, seeds, present, references, teacher,
+                         note=f"Config {config}, {max_iter} iterations per run.")
     with open(os.path.join(output, "table.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(output, "results.json"), "w") as f:
-        json.dump({"argv": argv, "config": os.path.relpath(config_file, ROOT), "methods": methods, "seeds": seeds,
+        json.dump({"argv": argv, "config": config, "methods": names, "seeds": seeds,
+                   "variants": {s.name: {"method": s.method, "overrides": s.overrides} for s in comparison.specs
+                                if s.name != s.method or s.overrides},
                    "references": references, "metrics": used, "max_iter": max_iter, "teacher": teacher,
-                   "runs_finished": sum(len(v) for v in scores.values()), "runs_planned": len(methods) * len(seeds),
+                   "runs_finished": sum(len(v) for v in scores.values()), "runs_planned": len(names) * len(seeds),
                    "scores": {m: {str(s): v for s, v in r.items()} for m, r in scores.items()},
                    "summary": [{**r, "metrics": {k: {**e, "per_seed": {str(s): v for s, v in e["per_seed"].items()}}
                                                  for k, e in r["metrics"].items()}} for r in rows]}, f, indent=1)
@@ -319,7 +468,8 @@ def write_report(output, config_file, methods, seeds, metrics, references, label
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True, help="a distillation config (its student, teacher, data)")
-    parser.add_argument("--methods", default=None, help="comma list of apd.methods names (default: all of the task)")
+    parser.add_argument("--methods", default=None, help="comma list of apd.methods names or variants NAME=METHOD "
+                        "(default: every method of the config's task)")
     parser.add_argument("--seeds", default="1-5", help="train.seed of the runs: 1-5, or 1,2,3 (default 1-5)")
     parser.add_argument("--references", default=None,
                         help="methods every method is compared with (default: student and kd, those run)")
@@ -328,64 +478,42 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="OMP threads per run (default: cores / jobs)")
     parser.add_argument("--retrain", action="store_true", help="redo finished runs")
     parser.add_argument("--report-only", action="store_true", help="only rewrite table.md and results.json")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="key=value overrides for every run")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="key=value overrides for every run, NAME:key=value for method NAME's runs")
     args = parser.parse_args(argv)
     argv_record = sys.argv[1:] if argv is None else list(argv)
 
-    from apd.config import load_config
-    from apd.methods import STUDENT, config_task, get_method, method_names
+    from apd.methods import STUDENT
 
-    config_file = os.path.abspath(args.config_file)
     try:
         seeds = parse_seeds(args.seeds)
-        cfg = load_config(config_file, args.opts)
+        comparison = load_comparison(args.config_file, args.methods, args.opts)
     except (ValueError, KeyError, FileNotFoundError) as e:
         parser.error(str(e))
-    if "student" not in cfg.model:
-        parser.error(f"{args.config_file} is not a distillation config (no model.student)")
-    task = config_task(cfg)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else method_names(task)
-    unknown = [m for m in methods if m not in method_names(task)]
-    if unknown:
-        parser.error(f"unknown methods {unknown} for a {task} config; registered: {method_names(task)}")
+    names = [s.name for s in comparison.specs]
     references = ([r.strip() for r in args.references.split(",") if r.strip()] if args.references
-                  else [r for r in (STUDENT, "kd") if r in methods])
+                  else [r for r in (STUDENT, "kd") if r in names])
+    if set(references) - set(names):
+        parser.error(f"--references {sorted(set(references) - set(names))} are not in --methods {names}")
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
-    labels = {m: get_method(m, task).label for m in methods}
-    metrics = METRICS[task] if task == "sem_seg" or cfg.model.student.roi_heads.get("mask_head") else METRICS[task][:1]
-    max_iter = int(cfg.train.max_iter)
-    output = os.path.abspath(args.output or os.path.join(ROOT, "output", "compare",
-                                                         os.path.splitext(os.path.basename(config_file))[0]))
+    output = os.path.abspath(args.output or os.path.join(
+        ROOT, "output", "compare", os.path.splitext(os.path.basename(comparison.config_file))[0]))
     os.makedirs(output, exist_ok=True)
-    report = dict(output=output, config_file=config_file, methods=methods, seeds=seeds, metrics=metrics,
-                  references=references, labels=labels, max_iter=max_iter, argv=argv_record)
+    report = dict(output=output, comparison=comparison, seeds=seeds, references=references, argv=argv_record)
     if args.report_only:
         return write_report(**report)
 
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     state = State(output)
-    plan, first_distill = [], next((m for m in methods if m != STUDENT), None)
-    for seed in seeds:  # seed-major: complete seeds (pairs) accumulate first
-        for method in methods:
-            name, out = f"{method}/seed{seed}", os.path.join(output, method, f"seed{seed}")
-            config = method_config(config_file, method, os.path.join(output, "configs"))
-            cmd = train_command(config, out, seed, method == first_distill and seed == seeds[0],
-                                method_overrides(method, args.opts))
-            same = _run_key(state.get(name).get("cmd", [])) == _run_key(cmd)
-            if same and not args.retrain and final_scores(out, metrics, max_iter):
-                print(f"[compare] {name}: finished, reused", flush=True)
-                continue
-            resume = same and not args.retrain and os.path.exists(os.path.join(out, "last_checkpoint"))
-            if resume:
-                cmd[cmd.index("--overwrite")] = "--resume"
-            plan.append((name, out, cmd, resume))
-    print(f"[compare] {len(plan)} of {len(methods) * len(seeds)} runs to train ({len(methods)} methods × "
-          f"{len(seeds)} seeds, {max_iter} iterations, {args.jobs} at a time); report in {output}", flush=True)
+    plan = plan_runs(comparison, seeds, output, state, args.retrain)
+    print(f"[compare] {len(plan)} of {len(names) * len(seeds)} runs to train ({len(names)} methods × "
+          f"{len(seeds)} seeds, {comparison.max_iter} iterations, {args.jobs} at a time); report in {output}",
+          flush=True)
 
     start = time.time()
-    failures = run_plan(plan, jobs=args.jobs, env=env, max_iter=max_iter, state=state,
+    failures = run_plan(plan, jobs=args.jobs, env=env, max_iter=comparison.max_iter, state=state,
                         on_done=lambda *_: write_report(**report, quiet=True))
     rows = write_report(**report)
     print(f"\n[compare] {_fmt_minutes(time.time() - start)}; table.md and results.json in {output}", flush=True)

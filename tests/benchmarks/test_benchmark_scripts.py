@@ -34,62 +34,102 @@ def test_accuracy_rejects_unknown_method_and_repeated_seeds(accuracy):
         accuracy.main(["--seeds", "1,1,2"])
 
 
-def test_accuracy_command_seeds_the_run_and_gives_the_teacher_only_to_distillers(accuracy):
-    cmd = accuracy.train_command("apd", 7, "/tmp/o/apd/seed7", 120, "/t/teacher.pth", eval_teacher=False)
-    assert cmd[cmd.index("--config-file") + 1] == "configs/demo/apd_only_pspnet_r18_demo.py"
-    for item in ("train.seed=7", "train.max_iter=120", "train.eval_period=120", "train.output_dir=/tmp/o/apd/seed7",
-                 "model.teacher_weights=/t/teacher.pth", "train.eval_teacher=False"):
+def _plan(accuracy, tmp_path, preset, methods, seeds=(7,), iters=120, teacher="/t/teacher.pth", opts=()):
+    """{run name: train_net.py command} of a benchmark: tools/compare_methods.py's plan of the preset."""
+    from compare_methods import State, plan_runs
+
+    comparison = accuracy.benchmark_comparison(preset, methods, iters, teacher, opts)
+    plan = plan_runs(comparison, list(seeds), str(tmp_path), State(str(tmp_path)), tag="accuracy")
+    return {name: cmd for name, _, cmd, _ in plan}
+
+
+def _config_of(cmd):
+    """The run's config: the generated method config with the command's overrides applied."""
+    from apd.config import load_config
+
+    return load_config(cmd[cmd.index("--config-file") + 1],
+                       [c for c in cmd[cmd.index("--overwrite") + 1:] if not c.startswith("model.teacher_weights")])
+
+
+def test_accuracy_command_seeds_the_run_and_gives_the_teacher_only_to_distillers(accuracy, tmp_path):
+    cmds = _plan(accuracy, tmp_path, "ablation", ["student", "apd", "apd_kd_w1"], opts=["train.device=cpu"])
+    cmd = cmds["apd/seed7"]
+    assert cmd[cmd.index("--config-file") + 1] == str(tmp_path / "configs" / "apd.py")  # apply_method(recipe, "apd")
+    # the first distiller of the first seed also scores the teacher
+    for item in ("train.seed=7", "train.max_iter=120", "train.eval_period=120", f"train.output_dir={tmp_path}/apd/seed7",
+                 "model.teacher_weights=/t/teacher.pth", "train.eval_teacher=True"):
         assert item in cmd
-    student = accuracy.train_command("student", 7, "/tmp/o/s", 120, "/t/teacher.pth", eval_teacher=False)
-    assert not any(c.startswith("model.teacher_weights") for c in student)
-    # an ablation is the official recipe's config with its overrides, then the benchmark-wide ones
-    w1 = accuracy.train_command("apd_kd_w1", 7, "/tmp/o/w1", 120, "/t/teacher.pth", False, ["train.device=cpu"])
-    assert w1[cmd.index("--config-file") + 1] == "configs/demo/apd_pspnet_r18_demo.py"
-    assert w1[-3:] == ["model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0", "train.device=cpu"]
+    assert set(_config_of(cmd).model.loss_weights) == {"loss_apd", "loss_pa", "loss_adapt"}
+    assert not any(c.startswith("model.teacher_weights") for c in cmds["student/seed7"])
+    # an ablation is the official recipe's method with its overrides, after the benchmark-wide ones
+    w1 = cmds["apd_kd_w1/seed7"]
+    assert w1[w1.index("--config-file") + 1] == str(tmp_path / "configs" / "apd_kd.py")
+    assert w1[-3:] == ["train.device=cpu", "model.loss_weights.loss_apd=1.0", "model.loss_weights.loss_pa=1.0"]
+    assert "train.eval_teacher=False" in w1
+    assert dict(_config_of(w1).model.loss_weights) == {"loss_kd": 10.0, "loss_apd": 1.0, "loss_pa": 1.0,
+                                                       "loss_adapt": 1.0}
+    scratch = _plan(accuracy, tmp_path / "s", "ablation", ["student_scratch"])["student_scratch/seed7"]
+    assert _config_of(scratch).train.init_checkpoint == "" and "teacher" not in _config_of(scratch).model
+    with pytest.raises(ValueError, match="method 'apd_kd_w1'"):  # a variant's override is checked before training
+        accuracy.benchmark_comparison("ablation", ["apd_kd_w1"], 10, "/t.pth", ["apd_kd_w1:model.warmup_iter=3"])
 
 
 def test_accuracy_presets_pair_every_method_on_the_same_schedule(accuracy):
     assert set(accuracy.CORE) == {"student", "kd", "cwd", "dist", "apd", "apd_kd", "apd_cwd", "apd_dist"}
     for name, preset in accuracy.PRESETS.items():
-        assert len(preset["seeds"]) >= 5 and set(preset["methods"]) <= set(accuracy.METHODS), name
+        assert len(preset["seeds"]) >= 5 and set(preset["methods"]) <= set(accuracy.method_names()), name
         assert "student" in preset["methods"], name
         # nothing method-specific in the preset-wide overrides: every method gets the same budget and data
         assert not any(o.startswith(("model.", "dataloader.train.total_batch_size")) for o in preset["opts"]), name
 
 
-def test_accuracy_method_configs_hold_the_intended_terms_and_the_same_student(accuracy):
-    from apd.config import load_config
+@pytest.mark.parametrize("config_dir", ["configs/demo/", "configs/demo/ade/"])
+def test_accuracy_method_configs_are_the_committed_demo_configs(accuracy, tmp_path, config_dir):
+    """Every method's generated config (the recipe with apd.methods.apply_method) equals its committed
+    ``<config_dir><method>_demo.py`` in every key but the output folder (and a None ``adapter_optimizer`` where
+    the committed config has none), so the benchmark trains what docs/BENCHMARKS.md measured; the student
+    alone gets the ``student.``-prefixed stand-in, whose tensors load into it as the committed one's do."""
+    from detectron2.config import LazyConfig, instantiate
+    from omegaconf import OmegaConf
 
-    expected = {"kd": {"loss_kd"}, "cwd": {"loss_cwd"}, "dist": {"loss_dist"},
-                "apd": {"loss_apd", "loss_pa", "loss_adapt"}, "apd_kd": {"loss_kd", "loss_apd", "loss_pa", "loss_adapt"},
-                "apd_cwd": {"loss_cwd", "loss_apd", "loss_pa", "loss_adapt"},
-                "apd_dist": {"loss_dist", "loss_apd", "loss_pa", "loss_adapt"}}
-    base = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), [])
-    for method, keys in expected.items():
-        cfg = load_config(os.path.join(REPO, accuracy.METHODS[method][0]), ["model.teacher_weights=None"])
-        assert set(cfg.model.loss_weights) == keys, method
-        # the student node is the baseline's student: same architecture for every method
-        assert cfg.model.student == base.model, method
-        assert cfg.train.max_iter == base.train.max_iter and cfg.optimizer.lr == base.optimizer.lr, method
-        assert cfg.dataloader.train == base.dataloader.train, method
+    from apd.checkpoint import AtomicCheckpointer
+
+    committed = {"student": "pspnet_r18_demo.py", "kd": "kd_pspnet_r18_demo.py", "cwd": "cwd_pspnet_r18_demo.py",
+                 "dist": "dist_pspnet_r18_demo.py", "apd": "apd_only_pspnet_r18_demo.py",
+                 "apd_kd": "apd_pspnet_r18_demo.py", "apd_cwd": "apd_cwd_pspnet_r18_demo.py",
+                 "apd_dist": "apd_dist_pspnet_r18_demo.py"}
+    preset = "ade" if "ade" in config_dir else "cpu"
+    cmds = _plan(accuracy, tmp_path, preset, accuracy.CORE, seeds=(1,))
+    for method, name in committed.items():
+        cmd = cmds[f"{method}/seed1"]
+        generated = OmegaConf.to_container(LazyConfig.load(cmd[cmd.index("--config-file") + 1]))
+        reference = OmegaConf.to_container(LazyConfig.load(os.path.join(REPO, config_dir, name)))
+        for cfg in (generated, reference):
+            cfg["train"].pop("output_dir")
+            if cfg.get("adapter_optimizer", "absent") is None:
+                cfg.pop("adapter_optimizer")
+        if method == "student":
+            init = generated["train"].pop("init_checkpoint")
+            assert init == reference["train"].pop("init_checkpoint").replace(".pth", "_student.pth")
+            model = instantiate(LazyConfig.load(os.path.join(REPO, config_dir, name)).model)
+            AtomicCheckpointer(model).load(os.path.join(REPO, init))
+            plain = torch.load(os.path.join(REPO, init.replace("_student.pth", ".pth")), weights_only=True)["model"]
+            assert plain and all(torch.equal(model.state_dict()[k], v) for k, v in plain.items())
+        assert generated == reference, method
 
 
-def test_accuracy_gpu_preset_trains_the_same_wider_student_in_every_method(accuracy):
+def test_accuracy_gpu_preset_trains_the_same_wider_student_in_every_method(accuracy, tmp_path):
     """The GPU preset's student overrides reach the student of every method (``model.`` for the student alone,
     ``model.student.`` for distillers), and the APD adapters follow its width."""
     from detectron2.config import instantiate
 
     from apd.config import load_config
 
-    preset = accuracy.PRESETS["gpu"]
-    cpu_student = load_config(os.path.join(REPO, accuracy.METHODS["student"][0]), []).model
+    cpu_student = load_config(accuracy.config_file(), []).model.student
+    cmds = _plan(accuracy, tmp_path, "gpu", ["student", "kd", "apd_kd"], seeds=(1,), iters=600)
     students = {}
     for method in ("student", "kd", "apd_kd"):
-        cmd = accuracy.train_command(method, 1, "/tmp/o", 600, "/t.pth", False, preset["opts"], preset["student"])
-        overrides = [c for c in cmd if "=" in c and c.startswith(("model.", "train.init_checkpoint"))
-                     and not c.startswith("model.teacher_weights")]
-        cfg = load_config(os.path.join(REPO, cmd[cmd.index("--config-file") + 1]),
-                          overrides + (["model.teacher_weights=None"] if method != "student" else []))
+        cfg = _config_of(cmds[f"{method}/seed1"])
         assert cfg.train.init_checkpoint == "checkpoints/demo/standin_r18_half.pth", method
         students[method] = cfg.model if method == "student" else cfg.model.student
         if method == "apd_kd":
@@ -99,31 +139,20 @@ def test_accuracy_gpu_preset_trains_the_same_wider_student_in_every_method(accur
     assert students["student"].backbone.base_channels == 32 and students["student"].sem_seg_head.channels == 128
 
 
-def test_accuracy_ade_preset_runs_each_method_on_ade20k_format_data_with_its_own_checkpoints(accuracy):
-    """The ``ade`` preset trains every method from its configs/demo/ade twin: the same terms as the demo
-    method, 150 classes, the ADE20K loader, the stand-ins and teacher of checkpoints/demo/ade; its report
-    never overwrites the Cityscapes-format table's."""
-    from apd.config import load_config
-
+def test_accuracy_ade_preset_runs_each_method_on_ade20k_format_data_with_its_own_checkpoints(accuracy, tmp_path):
+    """The ``ade`` preset trains every method from configs/demo/ade's recipe: 150 classes, the ADE20K loader,
+    the stand-ins of checkpoints/demo/ade; its report never overwrites the Cityscapes-format table's."""
     preset = accuracy.PRESETS["ade"]
     assert preset["methods"] == ["student", "kd", "cwd", "dist", "apd_kd", "apd_cwd"]
+    cmds = _plan(accuracy, tmp_path, "ade", preset["methods"], seeds=(1,), iters=50)
     students = {}
     for method in preset["methods"]:
-        cmd = accuracy.train_command(method, 1, "/tmp/o", 50, "/t.pth", False, preset["opts"],
-                                     config_dir=preset["config_dir"])
-        config = cmd[cmd.index("--config-file") + 1]
-        assert config == "configs/demo/ade/" + os.path.basename(accuracy.METHODS[method][0]), method
-        cfg = load_config(os.path.join(REPO, config), ["model.teacher_weights=None"] if method != "student" else [])
-        demo = load_config(os.path.join(REPO, accuracy.METHODS[method][0]),
-                           ["model.teacher_weights=None"] if method != "student" else [])
+        cfg = _config_of(cmds[f"{method}/seed1"])
         assert cfg.dataloader.train.dataset.names == "ade20k_sem_seg_train", method
         assert cfg.dataloader.test.dataset.names == "ade20k_sem_seg_val", method
         assert cfg.train.init_checkpoint.startswith("checkpoints/demo/ade/standin_r18_quarter"), method
-        if method == "student":
-            students[method] = cfg.model
-        else:
-            students[method] = cfg.model.student
-            assert set(cfg.model.loss_weights) == set(demo.model.loss_weights), method
+        students[method] = cfg.model if method == "student" else cfg.model.student
+        if method != "student":
             assert cfg.model.teacher.sem_seg_head.num_classes == 150, method
         assert students[method].sem_seg_head.num_classes == 150, method
     assert all(s == students["student"] for s in students.values())
@@ -157,7 +186,7 @@ def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy
     # what APD adds: apd_kd against kd on their shared seeds, +5, +3 -> mean 4, std sqrt(2)
     r = rows["apd_kd"]["vs_ref"]
     assert (r["ref"], r["n"], r["mean"], r["std"]) == ("kd", 2, pytest.approx(4.0), pytest.approx(2 ** 0.5))
-    assert "vs_ref" not in rows["kd"] and set(accuracy.REFERENCE.values()) <= set(accuracy.METHODS)
+    assert "vs_ref" not in rows["kd"] and set(accuracy.REFERENCE.values()) <= set(accuracy.method_names())
     table = accuracy.format_table(list(rows.values()), (60.0, 90.0), 300, [1, 2, 3], best)
     assert "vs kd: +4.00 [-8.71, +16.71] (2/2)" in table
     assert "42.00 ± 2.00" in table and "+1.00 [-1.48, +3.48] (2/3)" in table and "60.00" in table
@@ -167,18 +196,19 @@ def test_accuracy_summary_mean_std_paired_t_intervals_and_best_baseline(accuracy
 def test_accuracy_reuses_a_run_only_for_the_same_command(accuracy, tmp_path):
     import json
 
+    from compare_methods import State
+
+    cmd = _plan(accuracy, tmp_path, "cpu", ["kd"], seeds=(1,), iters=20)["kd/seed1"]
     out = tmp_path / "kd" / "seed1"
     out.mkdir(parents=True)
-    cmd = accuracy.train_command("kd", 1, str(out), 20, "/t.pth", eval_teacher=True)
-    assert not accuracy.is_complete(str(out), 20, cmd)
     (out / "metrics.json").write_text(json.dumps({"iteration": 19, "sem_seg/mIoU": 50.0, "sem_seg/pACC": 90.0}) + "\n")
     (out / "model_final.pth").write_bytes(b"")
-    (out / accuracy.WALL_FILE).write_text(json.dumps({"wall_s": 3.0, "cmd": ["/other/python"] + cmd[1:]}))
-    # another interpreter and whether the teacher is scored do not matter; the schedule and overrides do
-    other = accuracy.train_command("kd", 1, str(out), 20, "/t.pth", eval_teacher=False)
-    assert accuracy.is_complete(str(out), 20, other)
-    assert not accuracy.is_complete(str(out), 20, other + ["model.warmup_iters=5"])
-    assert not accuracy.is_complete(str(out), 30, accuracy.train_command("kd", 1, str(out), 30, "/t.pth", True))
+    # finished, recorded with another interpreter and with the teacher scored: the same run, reused
+    State(str(tmp_path)).set("kd/seed1", cmd=["/other/python"] + [c.replace("=True", "=False") for c in cmd[1:]],
+                             status="done", wall_s=3.0)
+    assert _plan(accuracy, tmp_path, "cpu", ["kd"], seeds=(1,), iters=20) == {}
+    assert "kd/seed1" in _plan(accuracy, tmp_path, "cpu", ["kd"], seeds=(1,), iters=20, opts=["model.warmup_iters=5"])
+    assert "kd/seed1" in _plan(accuracy, tmp_path, "cpu", ["kd"], seeds=(1,), iters=30)
     res = accuracy.collect(str(tmp_path), ["kd", "student"], [1, 2], 20, {})
     assert res == {"kd": {1: {"mIoU": 50.0, "pACC": 90.0, "iteration": 19, "step_s": None, "data_s": None,
                               "wall_s": 3.0}}}

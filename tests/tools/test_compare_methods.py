@@ -121,6 +121,76 @@ def test_student_runs_get_the_students_keys_without_teacher_or_term_keys(tool):
     assert tool.method_overrides("kd", opts) == opts
 
 
+def test_variants_and_per_method_overrides_are_parsed_and_checked_before_training(tool):
+    specs, common = tool.parse_methods("student,kd,kd_warm=kd,scratch=student",
+                                       ["train.max_iter=4", "kd_warm:model.warmup_iters=2",
+                                        "scratch:train.init_checkpoint=", "model.teacher_weights=a:b.pth"], "sem_seg")
+    by = {s.name: s for s in specs}
+    assert [s.name for s in specs] == ["student", "kd", "kd_warm", "scratch"]
+    assert (by["kd_warm"].method, by["kd_warm"].overrides) == ("kd", ["model.warmup_iters=2"])
+    assert by["kd_warm"].label == "+ logit KD (w 10, T 1); model.warmup_iters=2" and by["kd"].overrides == []
+    assert common == ["train.max_iter=4", "model.teacher_weights=a:b.pth"]  # a ':' in a value is no method name
+    for text, opts, error in (("kd,kd", [], "appears twice"), ("x=fitnet", [], "unknown method 'fitnet'"),
+                              ("kd", ["apd:model.warmup_iters=2"], "names 'apd', which is not in --methods")):
+        with pytest.raises(ValueError, match=error):
+            tool.parse_methods(text, opts, "sem_seg")
+    config = os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py")
+    comparison = tool.load_comparison(config, "student,kd_warm=kd,scratch=student",
+                                      ["model.student.backbone.stem_width=8", "kd_warm:model.warmup_iters=2",
+                                       "scratch:train.init_checkpoint="])
+    by = {s.name: s for s in comparison.specs}
+    # the student alone gets the student's keys as a plain model spells them, then its own overrides
+    assert comparison.run_opts(by["scratch"]) == ["model.backbone.stem_width=8", "train.init_checkpoint="]
+    assert comparison.run_opts(by["kd_warm"]) == ["model.student.backbone.stem_width=8", "model.warmup_iters=2"]
+    with pytest.raises(ValueError, match="method 'kd_warm'"):  # a typo stops the comparison before any run
+        tool.load_comparison(config, "kd_warm=kd", ["kd_warm:model.warmup_iter=2"])
+
+
+def _finished(out, iteration, scores):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({"iteration": iteration, **scores}) + "\n")
+    (out / "model_final.pth").write_bytes(b"")
+
+
+def test_rcnn_configs_are_scored_on_box_ap_and_mask_ap_and_finished_runs_are_reused(tool, tmp_path):
+    """The R-CNN path without training: Faster R-CNN is scored on box AP, Mask R-CNN on box and mask AP; the
+    plan reuses finished runs of the same command, continues a run cut short and trains the rest; the report
+    pairs the seeds."""
+    faster = tool.load_comparison(
+        os.path.join(REPO, "configs/COCO-Detection/apd_faster_rcnn_R101_to_R18_FPN_1x_demo.py"), "student,apd_kd",
+        ["train.max_iter=4"])
+    assert faster.task == "rcnn" and faster.metrics == [("bbox/AP", "box AP")] and faster.max_iter == 4
+    mask = tool.load_comparison(
+        os.path.join(REPO, "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"), "student,kd",
+        ["train.max_iter=4", "model.teacher_weights=/t.pth"])
+    assert mask.metrics == [("bbox/AP", "box AP"), ("segm/AP", "mask AP")]
+    state = tool.State(str(tmp_path))
+    first = {name: (cmd, resume) for name, _, cmd, resume in tool.plan_runs(mask, [1, 2], str(tmp_path), state)}
+    assert list(first) == ["student/seed1", "kd/seed1", "student/seed2", "kd/seed2"]  # seed-major: pairs first
+    assert not any(c.startswith("model.teacher_weights") for c in first["student/seed1"][0])
+    assert "train.eval_teacher=True" in first["kd/seed1"][0] and "train.eval_teacher=False" in first["kd/seed2"][0]
+    values = {("student", 1): (10.0, 8.0), ("kd", 1): (11.0, 8.5), ("student", 2): (12.0, 9.0), ("kd", 2): (12.5, 9.0)}
+    for (method, seed), (box, segm) in values.items():
+        if (method, seed) != ("kd", 2):
+            _finished(tmp_path / method / f"seed{seed}", 3, {"bbox/AP": box, "segm/AP": segm})
+        state.set(f"{method}/seed{seed}", cmd=first[f"{method}/seed{seed}"][0], status="done")
+    (tmp_path / "kd" / "seed2").mkdir(parents=True)
+    (tmp_path / "kd" / "seed2" / "last_checkpoint").write_text("model_0000001.pth")
+    second = tool.plan_runs(mask, [1, 2], str(tmp_path), state)
+    assert [(name, resume, "--resume" in cmd) for name, _, cmd, resume in second] == [("kd/seed2", True, True)]
+    # another schedule is another run: nothing reused
+    longer = tool.load_comparison(mask.config_file, "student,kd", ["train.max_iter=6", "model.teacher_weights=/t.pth"])
+    assert len(tool.plan_runs(longer, [1, 2], str(tmp_path), state)) == 4
+    _finished(tmp_path / "kd" / "seed2", 3, {"bbox/AP": 12.5, "segm/AP": 9.0})
+    rows = {r["method"]: r for r in tool.write_report(str(tmp_path), mask, [1, 2], ["student"], [], quiet=True)}
+    box = rows["kd"]["metrics"]["bbox/AP"]["vs_student"]  # +1.0, +0.5
+    assert (box["mean"], box["wins"], box["n"]) == (pytest.approx(0.75), 2, 2)
+    assert rows["kd"]["metrics"]["segm/AP"]["vs_student"]["mean"] == pytest.approx(0.25)  # +0.5, 0
+    table = (tmp_path / "table.md").read_text()
+    assert "box AP mean ± std" in table and "mask AP mean ± std" in table
+    assert "| + logit KD (ROI scores) | 11.75 ± 1.06 | 11.00 | 12.50 | +0.75 [-2.43, +3.93] (2/2) |" in table
+
+
 # ---------------------------------------------------------------------------------------- end to end
 def _own_data(root):
     import numpy as np
@@ -140,6 +210,24 @@ def _own_data(root):
             f"dataloader.test.dataset.image_root={root}/images/val",
             f"dataloader.test.dataset.sem_seg_root={root}/labels/val",
             "dataloader.train.dataset.classes=[ground,sky]", "dataloader.train.dataset.image_ext=.png"]
+
+
+def _interrupt_after_the_first_run(cmd, env, out):
+    """Start the comparison ``cmd``, kill it (the whole process group) once a run has finished, and return
+    the names of the finished runs (``runs.json``): at least one, not all four."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state = out / "runs.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and any(r.get("status") == "done" for r in json.loads(state.read_text()).values()):
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = [k for k, r in json.loads(state.read_text()).items() if r.get("status") == "done"]
+    assert done and len(done) < 4
+    return done
 
 
 TINY_OWN = [
@@ -168,20 +256,7 @@ def test_two_methods_two_seeds_resume_after_an_interruption_and_write_the_table(
            "--methods", "student,kd", "--seeds", "1-2", "--output", str(out), "--threads", "1", *opts]
     env = script_env(None, threads=1)
 
-    # interrupted once the first run has finished
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    state = out / "runs.json"
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if state.exists() and any(r.get("status") == "done" for r in json.loads(state.read_text()).values()):
-            break
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = [k for k, r in json.loads(state.read_text()).items() if r.get("status") == "done"]
-    assert done and len(done) < 4
-
+    done = _interrupt_after_the_first_run(cmd, env, out)
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     for name in done:
@@ -205,7 +280,9 @@ def test_two_methods_two_seeds_resume_after_an_interruption_and_write_the_table(
 
 
 @pytest.mark.slow
-def test_an_rcnn_config_is_compared_on_box_and_mask_ap(tmp_path, demo_datasets_root):
+def test_an_rcnn_config_is_compared_on_box_and_mask_ap_over_paired_seeds_and_resumes(tmp_path, demo_datasets_root):
+    """Mask R-CNN R34 → R18 demo on the generated COCO-format set (3 train / 2 val images): student and KD,
+    seeds 1 and 2, 2 iterations each, interrupted after the first run and run again."""
     config = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
     cfg = LazyConfig.load(os.path.join(REPO, config))
     torch.manual_seed(0)
@@ -216,15 +293,23 @@ def test_an_rcnn_config_is_compared_on_box_and_mask_ap(tmp_path, demo_datasets_r
              "dataloader.test.mapper.augmentations.0.short_edge_length=96",
              "dataloader.test.mapper.augmentations.0.max_size=160", "dataloader.train.num_workers=0",
              "dataloader.test.num_workers=0", "train.max_iter=2", "train.eval_period=2", "train.checkpointer.period=2"]
-    proc = subprocess.run([sys.executable, "tools/compare_methods.py", "--config-file", config,
-                           "--methods", "student,kd", "--seeds", "1", "--output", str(out), "--threads", "1",
-                           f"model.teacher_weights={tmp_path / 'teacher.pth'}", *small],
-                          cwd=REPO, env=script_env(demo_datasets_root, threads=1), capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cmd = [sys.executable, "tools/compare_methods.py", "--config-file", config, "--methods", "student,kd",
+           "--seeds", "1,2", "--output", str(out), "--threads", "1",
+           f"model.teacher_weights={tmp_path / 'teacher.pth'}", *small]
+    env = script_env(demo_datasets_root, threads=1)
+    done = _interrupt_after_the_first_run(cmd, env, out)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for name in done:
+        assert f"[compare] {name}: finished, reused" in second.stdout
+    assert f"[compare] {4 - len(done)} of 4 runs to train" in second.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["metrics"] == ["bbox/AP", "segm/AP"] and results["runs_finished"] == 2
-    for method in ("student", "kd"):
-        assert set(results["scores"][method]["1"]) == {"bbox/AP", "segm/AP"}
+    assert results["metrics"] == ["bbox/AP", "segm/AP"] and results["runs_finished"] == 4
+    kd = next(r for r in results["summary"] if r["method"] == "kd")["metrics"]
+    for key in ("bbox/AP", "segm/AP"):
+        values = {m: {int(s): v[key] for s, v in r.items()} for m, r in results["scores"].items()}
+        diffs = [values["kd"][s] - values["student"][s] for s in (1, 2)]
+        assert kd[key]["vs_student"]["n"] == 2 and kd[key]["vs_student"]["mean"] == pytest.approx(sum(diffs) / 2)
     table = (out / "table.md").read_text()
-    assert "box AP mean ± std" in table and "mask AP mean ± std" in table
+    assert "box AP mean ± std" in table and "mask AP mean ± std" in table and "box AP Δ vs student" in table
+    assert "| + logit KD (ROI scores) |" in table
