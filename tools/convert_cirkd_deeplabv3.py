@@ -30,6 +30,7 @@ from apd.checkpoint.cli import (
     report_misfit,
     write_converted,
 )
+from apd.checkpoint.converters import convert_cirkd_deeplabv3
 from apd.checkpoint.keys import compare_state_dicts
 
 
@@ -52,7 +53,7 @@ def argument_parser():
 
 def main(argv=None) -> int:
     args = argument_parser().parse_args(argv)
-    result = read_and_convert(args, "cirkd_deeplabv3", backbone_only=args.backbone_only)
+    result = read_and_convert(args, convert_cirkd_deeplabv3, backbone_only=args.backbone_only)
     if result is None:
         return 1
     state = {args.prefix + k: v for k, v in result.state.items()}

@@ -28,6 +28,7 @@ from apd.checkpoint.cli import (
     report_misfit,
     write_converted,
 )
+from apd.checkpoint.converters import convert_official_apd
 from apd.checkpoint.keys import compare_state_dicts
 
 
@@ -56,7 +57,7 @@ def argument_parser():
 
 def main(argv=None) -> int:
     args = argument_parser().parse_args(argv)
-    result = read_and_convert(args, "official_apd", layout=None if args.layout == "auto" else args.layout)
+    result = read_and_convert(args, convert_official_apd, layout=None if args.layout == "auto" else args.layout)
     if result is None:
         return 1
     state = {args.prefix + k: v for k, v in result.state.items()}

@@ -32,6 +32,7 @@ from apd.checkpoint.cli import (
     report_misfit,
     write_converted,
 )
+from apd.checkpoint.converters import convert_torchvision_mobilenet_v2, convert_torchvision_resnet
 from apd.checkpoint.keys import compare_state_dicts
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2")
@@ -72,9 +73,9 @@ def main(argv=None) -> int:
     if args.deep_stem and args.arch == "mobilenet_v2":
         parser.error("--deep-stem applies to ResNets only")
     if args.arch == "mobilenet_v2":
-        result = read_and_convert(args, "torchvision_mobilenet_v2")
+        result = read_and_convert(args, convert_torchvision_mobilenet_v2)
     else:
-        result = read_and_convert(args, "torchvision_resnet", deep_stem=args.deep_stem)
+        result = read_and_convert(args, convert_torchvision_resnet, deep_stem=args.deep_stem)
     if result is None:
         return 1
     state = {args.prefix + k: v for k, v in result.state.items()}

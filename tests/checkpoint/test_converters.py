@@ -15,7 +15,6 @@ from torchvision.models.resnet import Bottleneck as TVBottleneck
 from apd.checkpoint.cli import build_model_from_config
 from apd.checkpoint.converters import (
     ConversionError,
-    convert,
     convert_cirkd_deeplabv3,
     convert_official_apd,
     convert_official_apd_deeplabv3,
@@ -135,7 +134,7 @@ def test_semseg_deep_stem_resnet_loads_strictly():
 
 def test_torchvision_mobilenet_v2_equals_dilated_mobilenet_v2():
     tv = randomize(torchvision.models.mobilenet_v2(weights=None), seed=2)
-    result = convert("torchvision_mobilenet_v2", tv.state_dict())
+    result = convert_torchvision_mobilenet_v2(tv.state_dict())
     assert sorted(result.dropped) == sorted(
         k for k in tv.state_dict() if k.startswith(("features.18.", "classifier."))
     )
@@ -274,7 +273,7 @@ def test_official_pspnet_converts_to_identical_segmentor(tmp_path, layout, depth
     torch.manual_seed(0)
     reference = randomize(OfficialPSPNet(depth, layout), seed=3)
     checkpoint = official_file(tmp_path, reference)
-    result = convert("official_apd", checkpoint)
+    result = convert_official_apd(checkpoint)
     assert result.source == f"official_apd_pspnet ({layout} layout)" and result.dropped == []
     assert result.renamed["layer0.6.weight"] == "backbone.conv3.weight"
     ours = tiny_segmentor(depth)
@@ -455,7 +454,7 @@ def test_cirkd_deeplabv3_converts_to_identical_segmentor(tmp_path, depth):
     # CIRKD's save_checkpoint: torch.save(model.state_dict()) of the unwrapped model, no container
     torch.save(reference.state_dict(), tmp_path / "deeplabv3_cirkd.pth")
     checkpoint = torch.load(tmp_path / "deeplabv3_cirkd.pth", weights_only=True)
-    result = convert("cirkd_deeplabv3", checkpoint)
+    result = convert_cirkd_deeplabv3(checkpoint)
     assert result.dropped == [] and len(result.state) == len(checkpoint)
     assert result.renamed["head.aspp.project.1.running_var"] == "sem_seg_head.project.0.norm.running_var"
     assert list(result.changed) == ["sem_seg_head.project.0.weight"]
@@ -528,7 +527,7 @@ def test_cirkd_real_layout_fits_the_cirkd_configs(depth, config):
 def test_cirkd_backbone_only_and_layout_errors():
     reference = randomize(CIRKDDeepLabV3(), seed=7)
     state = reference.state_dict()
-    result = convert("cirkd_deeplabv3", state, backbone_only=True)
+    result = convert_cirkd_deeplabv3(state, backbone_only=True)
     assert {k.split(".")[0] for k in result.dropped} == {"head", "auxlayer"} and result.changed == {}
     # CIRKD's ResNetV1b dilation placement is our torchvision_dilation=True (for BasicBlocks too)
     ours = DilatedResNet(depth=18, deep_stem=True, stem_width=STEM, base_channels=BASE, norm="BN",

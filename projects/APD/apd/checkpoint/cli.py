@@ -1,6 +1,6 @@
 """What the converter command lines (``tools/convert_*.py``) share: arguments, error report, final write.
 
-Each tool converts with :func:`apd.checkpoint.converters.convert`, checks the result against a model, and
+Each tool converts with one of :mod:`apd.checkpoint.converters`, checks the result against a model, and
 then either reports the keys that do not fit (exit status 1) or writes ``{"model": state}`` atomically
 (exit status 0). Bad arguments are argparse's exit status 2.
 """
@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import UserError
 from .atomic import atomic_torch_save
-from .converters import ConversionResult, convert
+from .key_map import ConversionResult
 from .io import load_checkpoint
 from .keys import KeyMismatch
 
@@ -44,12 +44,14 @@ def converter_parser(doc: str, src_help: str) -> argparse.ArgumentParser:
     return parser
 
 
-def read_and_convert(args: argparse.Namespace, source: str, **options) -> Optional[ConversionResult]:
-    """Read ``args.src`` and convert it from ``source``; None (after one ``error:`` line on stderr) when the
+def read_and_convert(args: argparse.Namespace, convert: Callable[..., ConversionResult],
+                     **options) -> Optional[ConversionResult]:
+    """Read ``args.src`` and ``convert(checkpoint, **options)`` it (a converter of
+    :mod:`apd.checkpoint.converters`); None (after one ``error:`` line on stderr) when the
     file is missing, unsafe, damaged, holds NaN/inf, or is not such a checkpoint."""
     try:
         checkpoint = load_checkpoint(args.src, allow_pickle=args.allow_pickle)
-        return convert(source, checkpoint, **options)
+        return convert(checkpoint, **options)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return None

@@ -45,7 +45,7 @@ The rule machinery (:class:`~apd.checkpoint.key_map.KeyMap`) is in :mod:`apd.che
 lines (``tools/convert_*.py``) and their checks against a model live in :mod:`apd.checkpoint.cli`.
 """
 import re
-from typing import Callable, Dict, Mapping, Optional
+from typing import Mapping, Optional
 
 import torch
 
@@ -65,7 +65,6 @@ from .key_map import (
 __all__ = [
     "ConversionError",
     "ConversionResult",
-    "convert",
     "convert_torchvision_resnet",
     "convert_torchvision_mobilenet_v2",
     "convert_official_apd_pspnet",
@@ -338,31 +337,3 @@ def convert_cirkd_deeplabv3(state: Mapping, *, backbone_only: bool = False) -> C
             f"blocks of {width}"
         )
     return result
-
-
-_CONVERTERS: Dict[str, Callable[..., ConversionResult]] = {
-    "torchvision_resnet": convert_torchvision_resnet,
-    "torchvision_mobilenet_v2": convert_torchvision_mobilenet_v2,
-    "official_apd_pspnet": convert_official_apd_pspnet,
-    "official_apd_deeplabv3": convert_official_apd_deeplabv3,
-    "official_apd": convert_official_apd,
-    "cirkd_deeplabv3": convert_cirkd_deeplabv3,
-}
-
-
-def convert(source: str, state: Mapping, **options) -> ConversionResult:
-    """Convert ``state`` (a state dict or checkpoint container) from layout ``source``.
-
-    Args:
-        source: one of "torchvision_resnet", "torchvision_mobilenet_v2", "official_apd_pspnet",
-            "official_apd_deeplabv3", "official_apd" (PSPNet or DeepLabV3, detected),
-            "cirkd_deeplabv3".
-        options: keyword options of the matching ``convert_*`` function.
-    Returns:
-        :class:`ConversionResult` (the state plus the rename table and the dropped keys).
-    Raises:
-        ConversionError: unmapped keys, keys without a counterpart, or an undetectable layout.
-    """
-    if source not in _CONVERTERS:
-        raise ValueError(f"Unknown converter source {source!r}; choose from {sorted(_CONVERTERS)}")
-    return _CONVERTERS[source](state, **options)

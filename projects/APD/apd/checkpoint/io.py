@@ -38,19 +38,9 @@ from .archive import tensor_keys_of_record
 from .keys import format_keys, strip_prefix
 
 __all__ = [
-    "CONTAINER_KEYS",
-    "CheckpointError",
-    "UnsafeCheckpointError",
-    "CorruptCheckpointError",
-    "NonFiniteCheckpointError",
-    "RestrictedUnpickler",
-    "load_checkpoint",
-    "load_pickle",
-    "read_state_dict",
-    "unwrap_state_dict",
-    "find_non_finite",
-    "check_finite",
-    "verify_zip_archive",
+    "CONTAINER_KEYS", "CheckpointError", "CorruptCheckpointError", "NonFiniteCheckpointError", "RestrictedUnpickler",
+    "UnsafeCheckpointError", "check_finite", "find_non_finite", "load_checkpoint", "read_state_dict",
+    "unwrap_state_dict", "verify_zip_archive",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,15 +134,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             return super().load()
         except _Refused as e:
             raise UnsafeCheckpointError(f"Refusing to load '{self.source}': {e}") from None
-
-
-def load_pickle(path: str, *, allow_pickle: bool = False) -> Any:
-    """Unpickle ``path`` (latin1 for Python 2 model-zoo files) with :class:`RestrictedUnpickler`, or with
-    plain :mod:`pickle` when ``allow_pickle`` (trusted files only)."""
-    with open(path, "rb") as f:
-        if allow_pickle:
-            return pickle.load(f, encoding="latin1")
-        return RestrictedUnpickler(f, source=path, encoding="latin1").load()
 
 
 # ------------------------------------------------------------------------------ archive check
@@ -271,8 +252,10 @@ def load_checkpoint(path: str, *, allow_pickle: bool = False, check_values: bool
     try:
         if is_zip:
             verify_zip_archive(path)
-        if path.endswith(".pkl") and not is_zip:
-            data = load_pickle(path, allow_pickle=allow_pickle)
+        if path.endswith(".pkl") and not is_zip:  # latin1: Python 2 model-zoo files
+            with open(path, "rb") as f:
+                data = pickle.load(f, encoding="latin1") if allow_pickle else RestrictedUnpickler(
+                    f, source=path, encoding="latin1").load()
         else:
             data = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except CheckpointError:

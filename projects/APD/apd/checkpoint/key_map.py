@@ -10,14 +10,12 @@ import torch
 from .io import CheckpointError
 from .keys import format_keys
 
-__all__ = ["BN", "DROP", "NO_COUNTERPART", "WB", "ConversionError", "ConversionResult", "KeyMap",
+__all__ = ["BN", "DROP", "WB", "ConversionError", "ConversionResult", "KeyMap",
            "conv_norm_rules", "resnet_block_rules", "stem_rules"]
 
 BN = r"(?P<bn>weight|bias|running_mean|running_var|num_batches_tracked)"
 WB = r"(?P<wb>weight|bias)"
-# marks a source key whose module has no counterpart in this project (reported, never dropped silently)
-NO_COUNTERPART = object()
-DROP = None
+DROP = None  # a rule's target: leave the source key out (listed in ConversionResult.dropped)
 
 
 class ConversionError(CheckpointError):
@@ -26,7 +24,7 @@ class ConversionError(CheckpointError):
 
 @dataclass
 class ConversionResult:
-    """Output of :func:`convert`.
+    """Output of a converter (:mod:`apd.checkpoint.converters`).
 
     Attributes:
         state: the converted ``{target name: tensor}`` dict.
@@ -49,8 +47,7 @@ class ConversionResult:
 class KeyMap:
     """Ordered ``(regex, target)`` rules; the first rule whose pattern fully matches a key applies.
 
-    ``target`` is a ``re.Match.expand`` template, ``DROP`` (leave the key out, listed in ``dropped``) or
-    ``NO_COUNTERPART`` (an error: the module does not exist in this project).
+    ``target`` is a ``re.Match.expand`` template or ``DROP`` (leave the key out, listed in ``dropped``).
     """
 
     def __init__(self, name: str, rules: Sequence[Tuple[str, object]], layout_hint: str):
@@ -61,7 +58,7 @@ class KeyMap:
     def apply(self, state: Mapping[str, torch.Tensor]) -> ConversionResult:
         out: Dict[str, torch.Tensor] = {}
         renamed: Dict[str, str] = {}
-        dropped, unmapped, unsupported = [], [], []
+        dropped, unmapped = [], []
         sources_of: Dict[str, List[str]] = {}
         for key, value in state.items():
             for pattern, target in self.rules:
@@ -70,8 +67,6 @@ class KeyMap:
                     continue
                 if target is DROP:
                     dropped.append(key)
-                elif target is NO_COUNTERPART:
-                    unsupported.append(key)
                 else:
                     new_key = match.expand(target)
                     sources_of.setdefault(new_key, []).append(key)
@@ -84,11 +79,6 @@ class KeyMap:
             raise ConversionError(
                 f"{self.name}: {len(unmapped)} checkpoint keys match no rule: {format_keys(unmapped, 200)}. "
                 f"Expected layout: {self.layout_hint}"
-            )
-        if unsupported:
-            raise ConversionError(
-                f"{self.name}: {len(unsupported)} checkpoint keys belong to modules this project does not "
-                f"have: {format_keys(unsupported, 200)}"
             )
         clashes = {k: v for k, v in sources_of.items() if len(v) > 1}
         if clashes:
