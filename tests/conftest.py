@@ -18,7 +18,7 @@ from detectron2.data.datasets.builtin import register_all_ade20k, register_all_c
 from detectron2.data.datasets.builtin_meta import _get_builtin_metadata
 
 from apd.data.datasets import register_pascal_context
-from apd.utils.testing import TINY_TRAIN_OVERRIDES, load_script, run_script
+from helpers import TINY_TRAIN_OVERRIDES, load_script, run_script
 from apd.data.datasets.coco import use_checked_coco_loader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from apd.utils.testing import run_script
+from helpers import run_script
 
 REPO = os.path.dirname(os.path.abspath(__file__)).rsplit(os.sep, 1)[0]
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 
-from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
+from helpers import TINY_TRAIN_OVERRIDES, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from apd.utils.testing import load_script
+from helpers import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from apd.utils.testing import load_script
+from helpers import load_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -14,7 +14,7 @@ from detectron2.config import LazyConfig, instantiate
 from apd.checkpoint import AtomicCheckpointer
 from apd.checkpoint.io import CheckpointError
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
-from apd.utils.testing import toy_segmentor
+from helpers import toy_segmentor
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = os.path.join(REPO, "configs/demo/apd_pspnet_r18_demo.py")

@@ -9,7 +9,7 @@ from detectron2.config import LazyConfig, instantiate
 
 from apd.config import check_config
 from apd.modeling.distill.pkd_terms import FPNPKDHead, PKDHead
-from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
+from helpers import TINY_TRAIN_OVERRIDES, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -118,7 +118,7 @@ def _toy_apd_trainer(tmp_path, compile):
     from apd.engine.distill_trainer import DistillTrainer
     from apd.modeling.distill import APDHead, LogitKDHead
     from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
-    from apd.utils.testing import toy_batch, toy_segmentor
+    from helpers import toy_batch, toy_segmentor
 
     teacher = toy_segmentor(seed=5)
     path = os.path.join(tmp_path, "teacher.pth")

@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 
-from apd.utils.testing import popen_script, run_script
+from helpers import popen_script, run_script
 from reliability_helpers import REPO, read_metrics
 
 

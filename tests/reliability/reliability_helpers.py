@@ -2,7 +2,7 @@
 import json
 import os
 
-from apd.utils.testing import TINY_TRAIN_OVERRIDES
+from helpers import TINY_TRAIN_OVERRIDES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"

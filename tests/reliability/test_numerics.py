@@ -21,7 +21,7 @@ from apd.engine.distill_trainer import DistillTrainer, NonFiniteLossError, NonFi
 from apd.modeling.losses import logit_kd_loss
 from apd.modeling.distill.protocol import HEAD_OUTPUTS, DistillationTerm
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
-from apd.utils.testing import toy_batch, toy_segmentor
+from helpers import toy_batch, toy_segmentor
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])

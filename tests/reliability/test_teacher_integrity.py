@@ -22,7 +22,7 @@ from apd.engine.hooks import TeacherEvalHook
 from apd.modeling.distill.protocol import HEAD_OUTPUTS, DistillationTerm
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.modeling.meta_arch.teacher import TeacherWeightsError
-from apd.utils.testing import toy_batch, toy_segmentor
+from helpers import toy_batch, toy_segmentor
 
 from reliability_helpers import APD_DEMO, TINY
 

@@ -14,7 +14,7 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 
 from apd.methods import apply_method, config_task, method_names
-from apd.utils.testing import script_env
+from helpers import script_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -23,7 +23,7 @@ from apd.export import (
     onnx_compatible_copy,
     student_config,
 )
-from apd.utils.testing import load_script
+from helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"

@@ -13,7 +13,7 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from PIL import Image
 
-from apd.utils.testing import load_script
+from helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APD_DEMO = "configs/demo/apd_pspnet_r18_demo.py"

@@ -22,7 +22,7 @@ from PIL import Image
 from apd.config import load_config
 from apd.errors import ConfigMismatchError
 from apd.launch_checks import check_datasets, check_model_matches_data
-from apd.utils.testing import TINY_TRAIN_OVERRIDES, run_script
+from helpers import TINY_TRAIN_OVERRIDES, run_script
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CLASSES = ["sky", "road", "car"]

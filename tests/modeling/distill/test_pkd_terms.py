@@ -104,7 +104,7 @@ def test_terms_declare_their_inputs_and_widths_and_bad_arguments_are_errors_nami
 # ------------------------------------------------------------------------------ inside the distillers
 def test_segmentation_distiller_trains_the_student_and_adapter_with_weighted_pkd(tmp_path):
     from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
-    from apd.utils.testing import toy_batch, toy_segmentor
+    from helpers import toy_batch, toy_segmentor
 
     teacher_file = tmp_path / "teacher.pth"
     torch.save({"model": toy_segmentor(channels=12, seed=1).state_dict()}, teacher_file)

@@ -9,7 +9,7 @@ from apd.errors import ConfigValueError
 from apd.modeling.distill.protocol import HEAD_OUTPUTS, ROIS, DistillationTerm, ExpectedFeature, TermCompatibilityError
 from apd.modeling.meta_arch.semantic_seg_distiller import SemanticSegDistiller
 from apd.modeling.meta_arch.teacher import TeacherWeightsError
-from apd.utils.testing import toy_batch, toy_segmentor
+from helpers import toy_batch, toy_segmentor
 
 
 class FeatureMSE(DistillationTerm):

@@ -1,4 +1,4 @@
-"""Helpers for tests and benchmarks: tiny models and one runner for the project's scripts.
+"""Helpers for the tests: tiny models and one runner for the project's scripts.
 
 ``toy_segmentor`` builds a real Detectron2 ``SemanticSegmentor`` whose backbone and head are a few
 small convolutions (the ``ToyStudent``/``ToyTeacher`` idea of mmrazor's tests); its head follows the
