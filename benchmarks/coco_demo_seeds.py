@@ -5,44 +5,62 @@
     .venv/bin/python benchmarks/coco_demo_seeds.py --teacher T.pth --seeds 1,2,3 --iters 300 \\
         --methods student,kd,apd --jobs 2
 
-Every run is a plain ``train_net.py`` subprocess of a ``configs/COCO-InstanceSegmentation/*_demo.py`` config
-with ``train.seed=<seed>``: the seed fixes the student's initialisation and, through the positional train
-loader, the data order and augmentation, so all methods of one seed are **paired**. Data: the generated COCO
-set of ``tools/run_demo.py --task coco`` (160 train / 40 val images; generated if missing). Scores: the
-final checkpoint's ``COCOEvaluator`` box AP and mask AP. Output under ``--output`` (rewritten after every
-run, so an interrupted benchmark keeps what finished; finished runs are reused): ``results.json`` and
-``table.md`` with mean ± std per method and the mean paired difference to the student, KD and FPN imitation
-with its 95% t-interval (two-sided, n − 1 degrees of freedom) and the wins.
+The benchmark is a call of ``tools/compare_methods.py``'s functions on the demo's dense APD + KD config
+(``configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py``): every method is that config
+turned into an ``apd.methods`` method (its names here are the tool's variants, :data:`METHODS`; the student
+alone is its student, equal to ``mask_rcnn_R_18_FPN_demo.py``), every run a plain ``train_net.py`` subprocess
+with ``train.seed=<seed>``, planned, resumed and shown (progress, ETA) by that tool. The seed fixes the
+student's initialisation and, through the positional train loader, the data order and augmentation, so all
+methods of one seed are **paired**. Data: the generated COCO set of ``tools/run_demo.py --task coco`` (160
+train / 40 val images; generated if missing). Scores: the final checkpoint's ``COCOEvaluator`` box AP and
+mask AP. Output under ``--output`` (rewritten after every run, so an interrupted benchmark keeps what
+finished; finished runs of the same command, recorded in ``runs.json``, are reused and a run cut short
+continues from its last checkpoint): ``results.json`` and ``table.md`` with mean ± std per method and the
+mean paired difference to the student, KD and FPN imitation with its 95% t-interval (two-sided, n − 1
+degrees of freedom) and the wins. The same runs from the command line::
+
+    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py --seeds 1,2,3 \
+        --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py \
+        --methods student,kd,fpnmimic=fpn_mimic,apd_only=apd,apd=apd_kd train.max_iter=600 \
+        model.teacher_weights=output/demo/coco/teacher/model_final.pth
 """
 import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import accuracy  # noqa: E402  (the paired t-interval and its formatting, shared with the segmentation table)
 import run_demo  # noqa: E402  (the demo's data generation and metrics reader)
+from compare_methods import State, load_comparison, plan_runs, run_plan  # noqa: E402
 
-_C = "configs/COCO-InstanceSegmentation/"
-# name: (config, needs the teacher, label)
+CONFIG = "configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py"
+# name: (apd.methods method, its overrides, label); names other than the method are tool variants
 METHODS = {
-    "student": (_C + "mask_rcnn_R_18_FPN_demo.py", False, "Student alone"),
-    "kd": (_C + "kd_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ logit KD on the ROI scores"),
-    "fpnmimic": (_C + "fpnmimic_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ FPN imitation (MSE, 1×1 adapter)"),
-    "apd_only": (_C + "apd_only_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ dense APD (FPN, mask class maps)"),
-    "apd": (_C + "apd_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ dense APD + KD"),
-    "roiapd": (_C + "roiapd_mask_rcnn_R34_to_R18_FPN_demo.py", True, "+ ROI-level APD + KD (ablation)"),
+    "student": ("student", (), "Student alone"),
+    "kd": ("kd", (), "+ logit KD on the ROI scores"),
+    "fpnmimic": ("fpn_mimic", (), "+ FPN imitation (MSE, 1×1 adapter)"),
+    "apd_only": ("apd", (), "+ dense APD (FPN, mask class maps)"),
+    "apd": ("apd_kd", (), "+ dense APD + KD"),
+    # 256-d adapters for the demo's narrow box heads
+    "roiapd": ("roi_apd_kd", ("model.distill_heads.roi_apd.hidden_dim=256", "model.distill_heads.roi_apd.embed_dim=256"),
+               "+ ROI-level APD + KD (ablation)"),
 }
 METRICS = (("bbox/AP", "box AP"), ("segm/AP", "mask AP"))
 # the table's paired columns: what dense APD must beat (the student, KD, and FPN imitation, the detection
 # baseline users compare with)
 COMPARED_WITH = ("student", "kd", "fpnmimic")
+
+
+def tool_arguments(methods, iters: int, teacher: str):
+    """``(--methods text, key=value list)`` of ``tools/compare_methods.py`` for ``methods`` (names of
+    :data:`METHODS`): the variants as ``NAME=METHOD`` and ``NAME:key=value``, the schedule and the teacher."""
+    text = ",".join(m if METHODS[m][0] == m else f"{m}={METHODS[m][0]}" for m in methods)
+    opts = [f"train.max_iter={iters}", f"model.teacher_weights={teacher}"]
+    return text, opts + [f"{m}:{o}" for m in methods for o in METHODS[m][1]]
 
 
 def summarise(results, methods, seeds):
@@ -76,26 +94,26 @@ def summarise(results, methods, seeds):
     return "\n".join(lines) + "\n"
 
 
-def run_one(method, seed, args, env):
-    config, needs_teacher, _ = METHODS[method]
-    out = os.path.join(args.output, method, f"seed{seed}")
-    final = run_demo.final_metrics(out, METRICS[0][0])
-    if final is not None and os.path.exists(os.path.join(out, "model_final.pth")) and not args.retrain:
-        return method, seed, final, None
-    cmd = [sys.executable, "train_net.py", "--config-file", config, "--overwrite",
-           f"train.output_dir={out}", f"train.seed={seed}", f"train.max_iter={args.iters}"]
-    if needs_teacher:
-        cmd.append(f"model.teacher_weights={args.teacher}")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    log_path = out + ".stdout.log"  # next to the run directory, which train_net.py --overwrite archives
-    start = time.time()
-    with open(log_path, "w") as log:
-        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-    if code != 0:
-        print(f"[coco_demo_seeds] {method} seed {seed} FAILED (exit {code}), see {log_path}", flush=True)
-        return method, seed, None, cmd
-    print(f"[coco_demo_seeds] {method} seed {seed} done in {(time.time() - start) / 60:.1f} min", flush=True)
-    return method, seed, run_demo.final_metrics(out, METRICS[0][0]), cmd
+def collect(output, methods, seeds, iters):
+    """``{method: {seed: {metric: value}}}`` of the finished runs (final evaluation at ``iters``)."""
+    results = {}
+    for m in methods:
+        for seed in seeds:
+            final = run_demo.final_metrics(os.path.join(output, m, f"seed{seed}"), METRICS[0][0])
+            if final is not None and final.get("iteration") in (iters - 1, iters):
+                results.setdefault(m, {})[seed] = {k: final.get(k, float("nan")) for k, _ in METRICS}
+    return results
+
+
+def write_report(output, methods, seeds, iters, teacher):
+    """Rewrite ``results.json`` (scores and each finished run's command) and ``table.md``; returns the results."""
+    results, state = collect(output, methods, seeds, iters), State(output)
+    commands = {f"{m}/seed{s}": " ".join(state.get(f"{m}/seed{s}").get("cmd", [])) for m, r in results.items() for s in r}
+    with open(os.path.join(output, "results.json"), "w") as f:
+        json.dump({"iters": iters, "teacher": teacher, "results": results, "commands": commands}, f, indent=1)
+    with open(os.path.join(output, "table.md"), "w") as f:
+        f.write(summarise(results, [m for m in METHODS if m in results], seeds))
+    return results
 
 
 def main(argv=None):
@@ -109,41 +127,30 @@ def main(argv=None):
     parser.add_argument("--data-root", default=os.path.join(ROOT, "datasets", "demo"))
     parser.add_argument("--retrain", action="store_true")
     args = parser.parse_args(argv)
+    args.output, args.data_root = os.path.abspath(args.output), os.path.abspath(args.data_root)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         parser.error(f"unknown methods {unknown}; choose from {list(METHODS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    if any(METHODS[m][1] for m in methods) and not os.path.exists(args.teacher):
+    if any(METHODS[m][0] != "student" for m in methods) and not os.path.exists(args.teacher):
         parser.error(f"teacher checkpoint not found: {args.teacher} (train mask_rcnn_R_34_FPN_demo.py first)")
+    comparison = load_comparison(os.path.join(ROOT, CONFIG), *tool_arguments(methods, args.iters, args.teacher))
     env = dict(os.environ, DETECTRON2_DATASETS=args.data_root)
     env.setdefault("OMP_NUM_THREADS", "1")
     run_demo.ensure_data(args.data_root, "coco", env)
     os.makedirs(args.output, exist_ok=True)
-    results_path = os.path.join(args.output, "results.json")
-    results, commands = {}, {}
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            saved = json.load(f)
-        results = {m: {int(s): v for s, v in r.items()} for m, r in saved.get("results", {}).items()}
-        commands = saved.get("commands", {})
     # Seed-major order: every method of seed 1 before seed 2, so a cut-short benchmark stays paired.
-    jobs = [(m, s) for s in seeds for m in methods]
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for method, seed, final, cmd in pool.map(lambda j: run_one(j[0], j[1], args, env), jobs):
-            if final is None:
-                continue
-            results.setdefault(method, {})[seed] = {k: final.get(k, float("nan")) for k, _ in METRICS}
-            if cmd:
-                commands[f"{method}/seed{seed}"] = " ".join(cmd)
-            with open(results_path, "w") as f:
-                json.dump({"iters": args.iters, "teacher": args.teacher, "results": results,
-                           "commands": commands}, f, indent=1)
-            table = summarise(results, [m for m in METHODS if m in results], sorted({s for r in results.values() for s in r}))
-            with open(os.path.join(args.output, "table.md"), "w") as f:
-                f.write(table)
-    seen = sorted({s for r in results.values() for s in r})
-    print(summarise(results, [m for m in METHODS if m in results], seen) if results else "no finished runs")
+    state = State(args.output)
+    plan = plan_runs(comparison, seeds, args.output, state, args.retrain, tag="coco_demo_seeds")
+    print(f"[coco_demo_seeds] {len(plan)} runs to train ({len(methods)} methods × {len(seeds)} seeds, {args.iters} "
+          f"iterations, {args.jobs} at a time); results in {args.output}", flush=True)
+    failures = run_plan(plan, jobs=max(1, args.jobs), env=env, max_iter=args.iters, state=state, tag="coco_demo_seeds",
+                        on_done=lambda *_: write_report(args.output, methods, seeds, args.iters, args.teacher))
+    results = write_report(args.output, methods, seeds, args.iters, args.teacher)
+    print(summarise(results, [m for m in METHODS if m in results], seeds) if results else "no finished runs")
+    if failures:
+        sys.exit(f"{len(failures)} runs failed:\n" + "\n".join(failures))
     return results
 
 

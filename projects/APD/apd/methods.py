@@ -10,8 +10,8 @@ trained alone (no teacher). A term the config already holds under the same name 
 
 The recipes are the committed configs' (docs/METHOD.md): logit KD w 10, T 1; CWD w 3, T 4; DIST w 1; PKD
 w 6; APD + PA w 10 each with the teacher adapter's ``loss_adapt`` w 1 (its own Adam, ``adapter_optimizer``);
-for R-CNN dense APD on the FPN levels, KD on the ROI scores (w 10), FPN imitation (w 1) and PKD on p2–p5
-(w 24). A new method is one
+for R-CNN dense APD on the FPN levels, KD on the ROI scores (w 10), FPN imitation (w 1), PKD on p2–p5
+(w 24) and the ROI-level APD + KD ablation (APD, PA and adapter w 1 each, KD w 10). A new method is one
 :func:`register_method` call.
 """
 import copy
@@ -205,7 +205,7 @@ def _rcnn_terms(*names):
 
         from apd.modeling.distill import FPNPKDHead
         from apd.modeling.distill.fpn_terms import FPN_LEVELS, FPNAPDHead, FPNImitationHead
-        from apd.modeling.distill.roi_terms import ROILogitKDHead
+        from apd.modeling.distill.roi_terms import ROIAPDHead, ROILogitKDHead
 
         nodes = {
             "pkd": lambda: L(FPNPKDHead)(student_channels="${...student.backbone.out_channels}",
@@ -216,6 +216,10 @@ def _rcnn_terms(*names):
                 student_channels="${...student.backbone.out_channels}",
                 teacher_channels="${...teacher.backbone.out_channels}",
                 num_classes="${...student.roi_heads.num_classes}", levels=list(FPN_LEVELS)),
+            "roi_apd": lambda: L(ROIAPDHead)(
+                student_channels="${...student.roi_heads.box_predictor.input_shape.channels}",
+                teacher_channels="${...teacher.roi_heads.box_predictor.input_shape.channels}",
+                num_classes="${...student.roi_heads.num_classes}", include_background_proto=False),
             "fpn_mimic": lambda: L(FPNImitationHead)(
                 student_channels="${...student.backbone.out_channels}",
                 teacher_channels="${...teacher.backbone.out_channels}", levels=list(FPN_LEVELS), gt_only=False),
@@ -243,3 +247,5 @@ register_method(Method("fpn_mimic", "rcnn", "+ FPN imitation", _rcnn_terms("fpn_
 register_method(Method("apd", "rcnn", "+ dense APD", _rcnn_terms("apd"), _APD_W))
 register_method(Method("apd_kd", "rcnn", "+ dense APD + KD", _rcnn_terms("kd", "apd"), {"loss_kd": 10.0, **_APD_W}))
 register_method(Method("pkd", "rcnn", "+ PKD on FPN p2–p5 (w 24)", _rcnn_terms("pkd"), {"loss_pkd": 24.0}))
+register_method(Method("roi_apd_kd", "rcnn", "+ ROI-level APD + KD (ablation)", _rcnn_terms("kd", "roi_apd"),
+                       {"loss_kd": 10.0, "loss_roi_apd": 1.0, "loss_roi_pa": 1.0, "loss_roi_adapt": 1.0}))
