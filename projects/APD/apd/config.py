@@ -20,8 +20,8 @@ from omegaconf.errors import OmegaConfBaseException
 from apd.errors import ConfigKeyError, ConfigValueError
 
 __all__ = [
-    "ConfigKeyError", "ConfigValueError", "check_config", "check_overrides", "check_range", "is_int", "load_config",
-    "student_overrides", "train_defaults",
+    "ConfigKeyError", "ConfigValueError", "check_config", "check_overrides", "check_range", "is_int", "lazy_target",
+    "load_config", "student_overrides", "train_defaults",
 ]
 
 TOP_LEVEL_KEYS = {"model", "dataloader", "optimizer", "lr_multiplier", "train", "adapter_optimizer"}
@@ -52,15 +52,22 @@ def _train_param(key: str, defaults: DictConfig) -> Optional[inspect.Parameter]:
 
 
 # ----------------------------------------------------------------------------------------- keys
-def _target_signature(node) -> Optional[inspect.Signature]:
-    """Signature of a LazyCall node's target, or None (no target, or none to inspect)."""
+def lazy_target(node) -> Any:
+    """The callable a LazyCall node builds (its ``_target_``, located when written as a string), or None for
+    anything else."""
     target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if target is None:
-        return None
     if isinstance(target, str):
         from detectron2.utils.registry import locate
 
         target = locate(target)
+    return target
+
+
+def _target_signature(node) -> Optional[inspect.Signature]:
+    """Signature of a LazyCall node's target, or None (no target, or none to inspect)."""
+    target = lazy_target(node)
+    if target is None:
+        return None
     try:
         return inspect.signature(target)
     except (TypeError, ValueError):

@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from .config import lazy_target
 from .errors import MissingFileError, UserError
 from .modeling.meta_arch.distiller import Distiller
 from .modeling.meta_arch.segmentor import Segmentor
@@ -72,16 +73,7 @@ class StudentSpec:
     @property
     def target(self) -> object:
         """The callable that builds the student (class or function), without building it."""
-        return _target(self.node)
-
-
-def _target(node) -> object:
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if isinstance(target, str):
-        from detectron2.utils.registry import locate
-
-        target = locate(target)
-    return target
+        return lazy_target(self.node)
 
 
 def student_config(model_cfg: DictConfig) -> StudentSpec:
@@ -90,7 +82,7 @@ def student_config(model_cfg: DictConfig) -> StudentSpec:
     Raises:
         TypeError: ``model_cfg`` is not a LazyCall node.
     """
-    target = _target(model_cfg)
+    target = lazy_target(model_cfg)
     if target is None:
         raise TypeError(f"cfg.model is not a LazyCall node (no _target_): {type(model_cfg).__name__}")
     if isinstance(target, type) and issubclass(target, Distiller):

@@ -58,7 +58,7 @@ def test_gradient_routing_between_adapters():
     student, teacher, targets = _outputs(2)
     out = head(student, teacher, targets)
     student_obj = 10 * out["loss_apd"] + 10 * out["loss_pa"]
-    s_params, t_params = list(head.student_adapter.parameters()), list(head.teacher_adapter_parameters())
+    s_params, t_params = list(head.student_adapter.parameters()), head.second_optimizer_parameters()
 
     # §8.9: ∂L/∂θ(g_t) = 0 for the student objective; ∂L_adapt/∂θ(g_s, student) = 0.
     assert all(not g.any() for g in _grads(student_obj, t_params))
@@ -71,9 +71,9 @@ def test_gradient_routing_between_adapters():
     assert not _grads(total, [teacher.feature])[0].any()
 
 
-def test_teacher_adapter_parameters_are_exactly_g_t():
+def test_second_optimizer_parameters_are_exactly_g_t():
     head = _head()
-    assert [id(p) for p in head.teacher_adapter_parameters()] == [id(p) for p in head.teacher_adapter.parameters()]
+    assert [id(p) for p in head.second_optimizer_parameters()] == [id(p) for p in head.teacher_adapter.parameters()]
     assert isinstance(head.student_adapter, ConvAdapter) and isinstance(head.teacher_adapter, ConvAdapter)
     names = {n for n, _ in head.named_parameters()}
     assert {"teacher_adapter.0.weight", "student_adapter.2.bias"} <= names

@@ -4,7 +4,7 @@ Both are "1×1 conv → ReLU → 1×1 conv" with biases, PyTorch's default initi
 normalisation layer; the parameter names (``0.weight``, ``0.bias``, ``2.weight``, ``2.bias``) are those
 of the official ``StuTransConv`` / ``TeaTransConv`` ``nn.Sequential``.
 """
-from typing import Iterator, List
+from typing import List
 
 from torch import nn
 
@@ -117,10 +117,7 @@ class AdaptedAPDTerm(DistillationTerm):
             ADAPTERS[adapter], self.student_channels, self.teacher_channels, hidden_dim, embed_dim
         )
 
-    def teacher_adapter_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of g_t, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code)."""
-        return self.teacher_adapter.parameters()
-
     def second_optimizer_parameters(self) -> List[nn.Parameter]:
-        """g_t's parameters: the APD terms' ``second_optimizer_keys`` (the adaptation loss) train only them."""
-        return list(self.teacher_adapter_parameters())
+        """g_t's parameters, for the separate adapter optimiser (Adam, lr 1e-5 in the paper's code): the APD
+        terms' ``second_optimizer_keys`` (the adaptation loss) train only them."""
+        return list(self.teacher_adapter.parameters())

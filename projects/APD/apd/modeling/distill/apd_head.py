@@ -23,7 +23,7 @@ class APDHead(AdaptedAPDTerm):
 
     - ``loss_apd`` and ``loss_pa`` train the student and g_s (never g_t: the teacher side is detached).
     - ``loss_adapt`` trains only g_t: the teacher feature is detached *before* g_t, and the loss does not
-      depend on the student. Step g_t with its own optimiser (``teacher_adapter_parameters()``).
+      depend on the student. Step g_t with its own optimiser (``second_optimizer_parameters()``).
     So one backward of the weighted sum of all terms gives every parameter exactly its gradient.
     """
 
