@@ -41,7 +41,7 @@ from torch import nn
 
 from ..errors import MissingFileError
 from .io import CheckpointError, check_finite, load_checkpoint
-from .keys import STUDENT_PREFIX, format_keys, strip_prefix
+from .keys import STUDENT_PREFIX, format_keys, strip_prefix, without_ddp_prefix
 
 __all__ = ["AtomicCheckpointer", "atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
@@ -168,8 +168,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
 
     def _onto_student(self, state: Dict[str, Any], source: str) -> Dict[str, Any]:
         """``state`` with student keys saved without the ``student.`` prefix moved under it."""
-        if state and all(k.startswith("module.") for k in state):
-            state = strip_prefix(state, "module.")
+        state = without_ddp_prefix(state)
         if any(k.startswith(STUDENT_PREFIX) for k in state):
             return state  # a distiller's own checkpoint
         names = set(self.model.state_dict())
@@ -195,8 +194,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         """Refuse a checkpoint none of whose tensors fits the model, or most of whose tensors fit nothing."""
         if not state:
             raise CheckpointError(f"Checkpoint '{source}' holds no model tensors")
-        if all(k.startswith("module.") for k in state):
-            state = strip_prefix(state, "module.")
+        state = without_ddp_prefix(state)
         slots = {**dict(self.model.named_parameters()), **dict(self.model.named_buffers())}
         misfits = [k for k, v in state.items()
                    if k not in slots or tuple(getattr(v, "shape", ())) != tuple(slots[k].shape)]
@@ -217,9 +215,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
             data = self._torch_load(filename)
             return data if "model" in data else {"model": data}
         if filename.endswith(".pkl"):
-            data = load_checkpoint(filename)
-            if not isinstance(data, dict):
-                raise CheckpointError(f"Checkpoint '{filename}' holds a {type(data).__name__}, not a dict")
+            data = self._torch_load(filename)  # restricted unpickling: load_checkpoint tells .pkl by its name
             if "model" in data and "__author__" in data:  # Detectron2 model zoo
                 self.logger.info(f"Reading a file from '{data['__author__']}'")
                 return data
@@ -236,7 +232,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
             return {"model": state, "__author__": "pycls", "matching_heuristics": True}
         return super()._load_file(filename)  # calls self._torch_load for .pth and the rest
 
-    def _torch_load(self, f: str) -> Any:
+    def _torch_load(self, f: str) -> Dict[str, Any]:
+        """:func:`~apd.checkpoint.io.load_checkpoint` of ``f``, which must hold a dict."""
         data = load_checkpoint(f)
         if not isinstance(data, dict):
             raise CheckpointError(f"Checkpoint '{f}' holds a {type(data).__name__}, not a dict")

@@ -35,7 +35,7 @@ import torch
 
 from ..errors import MissingFileError, UserError
 from .archive import tensor_keys_of_record
-from .keys import format_keys, strip_prefix
+from .keys import format_keys, without_ddp_prefix
 
 __all__ = [
     "CONTAINER_KEYS", "CheckpointError", "CorruptCheckpointError", "NonFiniteCheckpointError", "RestrictedUnpickler",
@@ -320,7 +320,7 @@ def unwrap_state_dict(checkpoint: Any, source: str = "checkpoint") -> Dict[str, 
         raise CheckpointError(f"The state dict in '{source}' holds values that are not tensors: {format_keys(bad, 40)}")
     if not state:
         raise CheckpointError(f"'{source}' holds no tensors")
-    return strip_prefix(state, "module.") if all(k.startswith("module.") for k in state) else state
+    return dict(without_ddp_prefix(state))
 
 
 def read_state_dict(path: str, *, allow_pickle: bool = False) -> Dict[str, torch.Tensor]:

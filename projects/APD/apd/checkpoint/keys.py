@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import torch
 
-__all__ = ["STUDENT_PREFIX", "KeyMismatch", "compare_state_dicts", "format_keys", "strip_prefix"]
+__all__ = ["STUDENT_PREFIX", "KeyMismatch", "compare_state_dicts", "format_keys", "strip_prefix", "without_ddp_prefix"]
 
 STUDENT_PREFIX = "student."
 
@@ -26,6 +26,12 @@ def strip_prefix(state: Mapping[str, Any], prefix: str) -> Dict[str, Any]:
     """The entries of ``state`` under ``prefix``, without it (``module.`` of DDP, ``student.`` of a
     distiller: :data:`STUDENT_PREFIX`)."""
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def without_ddp_prefix(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``state`` without DDP's ``module.`` prefix when every key carries it (the rule of fvcore's checkpointer),
+    else ``state`` itself."""
+    return strip_prefix(state, "module.") if state and all(k.startswith("module.") for k in state) else state
 
 
 @dataclass
