@@ -21,11 +21,12 @@ runs are the tool's variants (``NAME=METHOD`` with ``NAME:key=value`` overrides,
 seed fixes the student's initialisation (heads; the backbone is the stand-in) and the data stream (order and
 augmentation, positional loader), so all methods of one seed are **paired**. Every method gets the same
 iterations, batch and data. The score is the **final** checkpoint's val mIoU (no checkpoint selection).
-The same comparison from the command line (the core table's first seeds)::
+The core table from the command line (the same runs, in another output folder; the data as this script
+generates it)::
 
-    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py \
-        --config-file configs/demo/apd_pspnet_r18_demo.py --methods student,kd,cwd,dist,apd,apd_kd,apd_cwd,apd_dist \
-        --seeds 1-5 model.teacher_weights=checkpoints/demo/teacher_pspnet_r18_half.pth
+    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py \\
+        --config-file configs/demo/apd_pspnet_r18_demo.py --methods student,kd,cwd,dist,apd,apd_kd,apd_cwd,apd_dist \\
+        --seeds 1-5 --jobs 2 --threads 1 model.teacher_weights=checkpoints/demo/teacher_pspnet_r18_half.pth
 
 The ``ade`` preset is the same machinery on generated **ADE20K-format** data (150 classes, few per image;
 ``configs/demo/ade/``, each the demo config of the same method retargeted): its own stand-ins (pre-trained on

@@ -19,9 +19,9 @@ continues from its last checkpoint): ``results.json`` and ``table.md`` with mean
 mean paired difference to the student, KD and FPN imitation with its 95% t-interval (two-sided, n − 1
 degrees of freedom) and the wins. The same runs from the command line::
 
-    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py --seeds 1,2,3 \
-        --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py \
-        --methods student,kd,fpnmimic=fpn_mimic,apd_only=apd,apd=apd_kd train.max_iter=600 \
+    DETECTRON2_DATASETS=datasets/demo .venv/bin/python tools/compare_methods.py --seeds 1,2,3 \\
+        --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py \\
+        --methods student,kd,fpnmimic=fpn_mimic,apd_only=apd,apd=apd_kd train.max_iter=600 \\
         model.teacher_weights=output/demo/coco/teacher/model_final.pth
 """
 import argparse

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Does distillation pay on your data? Train several methods with paired seeds from one distillation config.
 
-    python tools/compare_methods.py --config-file configs/own/apd_pspnet_r18.py \
+    python tools/compare_methods.py --config-file configs/own/apd_pspnet_r18.py \\
         --methods student,kd,cwd,apd_kd --seeds 1-5 [key=value ...]
-    python tools/compare_methods.py --methods student,kd,apd_kd --seeds 1,2,3 \
+    python tools/compare_methods.py --methods student,kd,apd_kd --seeds 1,2,3 \\
         --config-file configs/COCO-InstanceSegmentation/apd_mask_rcnn_R34_to_R18_FPN_demo.py
 
 A method is a name of the registry ``apd.methods`` (``student`` = the config's student trained alone): the
