@@ -68,15 +68,6 @@ class NonFiniteCheckpointError(CheckpointError):
 
 
 # ------------------------------------------------------------------------------ restricted unpickling
-def _numpy_core(submodule: str):
-    import importlib
-
-    try:
-        return importlib.import_module(f"numpy._core.{submodule}")  # numpy >= 2
-    except ImportError:
-        return importlib.import_module(f"numpy.core.{submodule}")  # numpy 1.x
-
-
 class _Refused(Exception):
     """Raised inside the unpickler; :meth:`RestrictedUnpickler.load` adds the file name."""
 
@@ -89,14 +80,15 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 
 def _allowed_globals() -> Dict[Tuple[str, str], Any]:
-    multiarray, numeric = _numpy_core("multiarray"), _numpy_core("numeric")
+    from numpy._core import multiarray, numeric  # numpy >= 2 (pyproject.toml)
+
     allowed = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("collections", "OrderedDict"): OrderedDict,
         ("_codecs", "encode"): _latin1_encode,
     }
-    # numpy 1.x pickles name numpy.core.*, numpy 2.x numpy._core.*; both resolve to the installed numpy.
+    # numpy 1.x pickles name numpy.core.*, numpy 2.x numpy._core.*; both resolve to the installed numpy 2.
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar
