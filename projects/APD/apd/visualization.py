@@ -58,10 +58,8 @@ def generic_palette(num_classes: int) -> np.ndarray:
 
 
 def _cityscapes_colors(names: Sequence[str]) -> Optional[np.ndarray]:
-    try:
-        from cityscapesscripts.helpers.labels import name2label
-    except ImportError:  # pragma: no cover - cityscapesscripts is a dependency
-        return None
+    from cityscapesscripts.helpers.labels import name2label  # a dependency (pyproject.toml)
+
     if not names or not all(n in name2label for n in names):
         return None
     return np.array([name2label[n].color for n in names], dtype=np.uint8)
