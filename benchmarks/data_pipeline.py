@@ -7,13 +7,17 @@ runs in this process on one thread (``cv2.setNumThreads(1)``, ``torch.set_num_th
 per-sample time is CPU time of one loader worker. Each timing is repeated ``--repeats`` times over the
 same files and draws; the tables give the median and the minimum of the repeats, and every ratio is
 the median of the per-repeat ratios (floor and mapper alternate within a repeat, so a slow moment of
-a shared machine hits both).
+a shared machine hits both). ``--clock cpu`` times them in this thread's CPU time instead of
+wall-clock time (on a machine shared with other jobs, wall-clock time includes the time they held the
+core); the results record the clock and the load average at the start.
 
 Items (``--items``):
 
 - ``cityscapes``, ``ade20k``: the decode floor (``cv2.imread`` of image and label, nothing else), the
   configs' ``SemSegDatasetMapper`` in training mode (the recipe's augmentations, from
-  ``configs/common/data/{cityscapes,ade20k}.py``), and the official pipeline written from the
+  ``configs/common/data/{cityscapes,ade20k}.py``, computed on the crop window), the same mapper with
+  the same augmentations applied one at a time to the whole image (Detectron2's ``AugmentationList``,
+  uint8), and the official pipeline written from the
   recipe (cv2 decode, float32, scale / rotate / blur / flip / centred pad + crop, ToTensor, mean/std
   normalisation) for reference;
 - ``coco``: the decode floor (``cv2.imread``), Detectron2's ``DatasetMapper`` and the project's
@@ -165,23 +169,30 @@ def official_pipeline(crop: int, rng: np.random.RandomState) -> Callable[[dict],
     return run
 
 
-def _time_round(fn: Callable[[dict], object], records: Sequence[dict], seed: int) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def _time_round(fn: Callable[[dict], object], records: Sequence[dict], seed: int, clock: str = "wall") -> float:
     np.random.seed(seed)
-    start = time.perf_counter()
+    now = CLOCKS[clock]
+    start = now()
     for record in records:
         fn(record)
-    return (time.perf_counter() - start) / len(records)
+    return (now() - start) / len(records)
 
 
-def time_pipelines(pipelines: Dict[str, Callable], records: Sequence[dict], repeats: int) -> Dict[str, dict]:
+def time_pipelines(pipelines: Dict[str, Callable], records: Sequence[dict], repeats: int,
+                   clock: str = "wall") -> Dict[str, dict]:
     """Per-sample seconds of each pipeline: every repeat runs them all, one after the other, on the same
-    records with the same seed. Returns {name: {median, min, ratio_to_floor (median of per-repeat)}}."""
+    records with the same seed. ``clock``: "wall" (``time.perf_counter``) or "cpu" (this thread's CPU
+    time, ``time.thread_time``: on a shared machine, the time the work itself took without the time
+    other processes held the core). Returns {name: {median, min, ratio_to_floor (median of per-repeat)}}."""
     for fn in pipelines.values():  # warm-up: imports, first-call caches
         fn(records[0])
     rounds = {name: [] for name in pipelines}
     for r in range(repeats):
         for name, fn in pipelines.items():
-            rounds[name].append(_time_round(fn, records, seed=r))
+            rounds[name].append(_time_round(fn, records, seed=r, clock=clock))
     floor = np.asarray(rounds["decode floor (cv2)"])
     out = {}
     for name, values in rounds.items():
@@ -206,18 +217,23 @@ def bench_segmentation(name: str, folder: str, args) -> Dict[str, dict]:
     if args.small:
         size, crop = (size[0] // 8, size[1] // 8), crop // 8
     records = write_segmentation_data(folder, name, args.samples, size, classes, ext)
+    from detectron2.data import transforms as T
+
     mapper = _config_mapper(config)
     if args.small:
         from apd.data.transforms import build_train_augmentations
-        from detectron2.data import transforms as T
 
-        mapper.augmentations = T.AugmentationList(build_train_augmentations((crop, crop), pad_center=True))
+        (mapper.augmentations,) = build_train_augmentations((crop, crop), pad_center=True)
+    # The same mapper and draws with the augmentations applied one at a time on the whole image (uint8).
+    one_at_a_time = _config_mapper(config)
+    one_at_a_time.augmentations = T.AugmentationList(mapper.augmentations.augs)
     pipelines = {
         "decode floor (cv2)": decode_floor,
         "SemSegDatasetMapper (configs)": mapper,
+        "SemSegDatasetMapper, augmentations one at a time": one_at_a_time,
         "official pipeline (from the recipe)": official_pipeline(crop, np.random.RandomState(0)),
     }
-    return time_pipelines(pipelines, records, args.repeats)
+    return time_pipelines(pipelines, records, args.repeats, args.clock)
 
 
 def bench_coco(folder: str, args) -> Dict[str, dict]:
@@ -237,7 +253,7 @@ def bench_coco(folder: str, args) -> Dict[str, dict]:
         "Detectron2 DatasetMapper": DatasetMapper(**common),
         "DetectionDatasetMapper": DetectionDatasetMapper(**common),
     }
-    return time_pipelines(pipelines, records, args.repeats)
+    return time_pipelines(pipelines, records, args.repeats, args.clock)
 
 
 def bench_loader(folder: str, args) -> Dict[str, dict]:
@@ -366,6 +382,9 @@ def parse_args(argv=None):
     p.add_argument("--memory-bound-mib", type=float, default=16.0,
                    help="largest allowed growth of a worker's private memory after the first reading; "
                         "the script exits 1 when a worker grows more")
+    p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                   help="per-sample times in wall-clock time or in this thread's CPU time (mapper tables only; "
+                        "the loader's images/s are wall-clock)")
     p.add_argument("--small", action="store_true", help="tiny images (a smoke test, not a measurement)")
     p.add_argument("--output", help="write results.json and table.md into this folder")
     args = p.parse_args(argv)
@@ -386,7 +405,8 @@ def main(argv=None) -> dict:
     import apd  # noqa: F401  (registers datasets)
 
     results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "clock": args.clock,
+               "load_average": list(os.getloadavg()),
                "command": " ".join(["benchmarks/data_pipeline.py"] + list(argv if argv is not None else sys.argv[1:]))}
     with tempfile.TemporaryDirectory(prefix="apd_data_bench_") as folder:
         for item in args.items:
@@ -404,7 +424,9 @@ def main(argv=None) -> dict:
         with open(os.path.join(args.output, "results.json"), "w") as f:
             json.dump(results, f, indent=1)
         with open(os.path.join(args.output, "table.md"), "w") as f:
-            f.write(f"{results['machine']}; {results['date']}; `{results['command']}`\n\n" + markdown(results))
+            load = ", ".join(f"{v:.1f}" for v in results["load_average"])
+            f.write(f"{results['machine']}; {results['date']}; `{results['command']}`; {results['clock']} clock; "
+                    f"load average {load} at the start\n\n" + markdown(results))
     return results
 
 

@@ -9,7 +9,7 @@ from detectron2.data.common import MapDataset
 from detectron2.utils.events import EventStorage
 from PIL import Image
 
-from apd.data.dataset_mapper import BadSampleError, SemSegDatasetMapper, has_valid_label
+from apd.data.dataset_mapper import BadSampleError, SemSegDatasetMapper, has_valid_label, to_chw
 from apd.data.transforms import IMAGENET_MEAN_RGB, PadToCrop, build_train_augmentations
 
 K = 19
@@ -191,6 +191,14 @@ def test_has_valid_label_is_the_official_60x60_test():
     assert has_valid_label(crop)
     crop = torch.full((473, 473), 7, dtype=torch.uint8)
     assert has_valid_label(crop) and not has_valid_label(crop, ignore_value=7)
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.uint8), (1, np.uint8), (3, np.float32), (5, np.uint8)])
+def test_to_chw_is_the_transpose(channels, dtype):
+    image = np.random.RandomState(channels).randint(0, 256, (7, 9, channels)).astype(dtype)
+    out = to_chw(image)
+    assert out.flags.c_contiguous and out.dtype == dtype
+    np.testing.assert_array_equal(out, image.transpose(2, 0, 1))
 
 
 def test_crops_without_a_valid_label_are_redrawn_in_training_only(tmp_path):

@@ -13,6 +13,7 @@ from apd.data.transforms import (
     RandomGaussianBlur,
     RandomRotationWithIgnore,
     RandomScale,
+    RecipeAugmentations,
     ResizeLongestEdge,
     RotationWithPadTransform,
     build_test_augmentations,
@@ -163,7 +164,9 @@ def test_train_pipeline_output_is_crop_size_and_keeps_ids(size, cat_max_area):
 
 
 def test_builder_order_and_switches():
-    augs = build_train_augmentations(crop_size=(8, 8))
+    (recipe,) = build_train_augmentations(crop_size=(8, 8))
+    assert isinstance(recipe, RecipeAugmentations) and recipe.shape_only
+    augs = recipe.augs
     assert [type(a) for a in augs] == [
         RandomScale,
         RandomRotationWithIgnore,
@@ -175,15 +178,15 @@ def test_builder_order_and_switches():
     assert (augs[0].min_scale, augs[0].max_scale) == (0.5, 2.0)
     assert augs[1].angle == (-10.0, 10.0) and augs[1].seg_pad == 255 and augs[1].prob == 0.5
     assert augs[4].image_pad == IMAGENET_MEAN_RGB and augs[5].crop_size == (8, 8)
-    constrained = build_train_augmentations(
-        crop_size=(8, 8), cat_max_area=0.75, ignore_value=254
-    )[-1]
+    (constrained_list,) = build_train_augmentations(crop_size=(8, 8), cat_max_area=0.75, ignore_value=254)
+    constrained = constrained_list.augs[-1]
     assert isinstance(constrained, T.RandomCrop_CategoryAreaConstraint)
+    assert not constrained_list.shape_only  # the constrained crop reads the label: applied step by step
     assert constrained.single_category_max_area == 0.75 and constrained.ignored_category == 254
-    bare = build_train_augmentations(
+    (bare,) = build_train_augmentations(
         crop_size=(8, 8), scale=None, rotate=None, blur_prob=0, flip=False
     )
-    assert [type(a) for a in bare] == [PadToCrop, T.RandomCrop]
+    assert [type(a) for a in bare.augs] == [PadToCrop, T.RandomCrop]
 
 
 def test_builder_flip_mirrors_image_and_label_together():

@@ -10,6 +10,7 @@ from .geometry import (
 )
 from .photometric import GaussianBlurTransform, RandomGaussianBlur
 from .recipe import build_test_augmentations, build_train_augmentations
+from .window import RecipeAugmentations, RecipeWindowTransform
 
 __all__ = [
     "IMAGENET_MEAN_RGB",
@@ -23,6 +24,8 @@ __all__ = [
     "RandomGaussianBlur",
     "PadToCrop",
     "ResizeLongestEdge",
+    "RecipeAugmentations",
+    "RecipeWindowTransform",
     "build_train_augmentations",
     "build_test_augmentations",
 ]

@@ -57,13 +57,21 @@ class LinearResizeTransform(Transform):
             raise ValueError(
                 f"LinearResizeTransform built for {(self.h, self.w)} got an array of shape {img.shape}."
             )
-        if self.scale is None:
-            out = cv2.resize(img, (self.new_w, self.new_h), interpolation=interp)
-        else:
+        if self.resizes_by_factor:
             out = cv2.resize(img, None, fx=self.scale, fy=self.scale, interpolation=interp)
-        if out.shape[:2] != (self.new_h, self.new_w):  # a scale whose rounding cv2 does otherwise
+        else:
             out = cv2.resize(img, (self.new_w, self.new_h), interpolation=interp)
         return keep_channel_axis(out, img)
+
+    @property
+    def resizes_by_factor(self) -> bool:
+        """Whether the resize is ``cv2.resize(fx=scale, fy=scale)``: a scale is given and the size cv2
+        derives from it (``round(h·scale)``, half to even) is the drawn one (not, e.g., 0 for a 1-pixel
+        side at scale 0.5). cv2 then samples source pixel (x + 0.5)/scale − 0.5; otherwise it resizes to
+        (new_h, new_w), sampling (x + 0.5)·h/new_h − 0.5."""
+        if self.scale is None:
+            return False
+        return (int(np.rint(self.h * self.scale)), int(np.rint(self.w * self.scale))) == (self.new_h, self.new_w)
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         return self._resize(img, cv2.INTER_LINEAR)

@@ -5,7 +5,8 @@ order: random scale [0.5, 2.0] → random rotation [−10°, 10°] (p = 0.5, ima
 ImageNet mean, labels with 255) → Gaussian blur (p = 0.5, 5×5 kernel) → horizontal flip → pad to
 the crop size, centred (mean / 255) → uniform random crop, every resampling with OpenCV as there
 (bilinear without antialiasing). :func:`build_train_augmentations` returns that list as Detectron2
-:class:`Augmentation` objects; Detectron2's own ``RandomFlip``, ``RandomCrop`` and
+:class:`Augmentation` objects inside one :class:`RecipeAugmentations`, which draws them in order and
+computes only the crop window (``window.py``); Detectron2's own ``RandomFlip``, ``RandomCrop`` and
 ``RandomCrop_CategoryAreaConstraint`` are reused where they already do the job. What still differs
 from the official code is listed in docs/METHOD.md §4a.
 
@@ -28,6 +29,7 @@ from .common import IMAGENET_MEAN_RGB, PadValue
 from .crop import PadToCrop
 from .geometry import RandomRotationWithIgnore, RandomScale, ResizeLongestEdge
 from .photometric import RandomGaussianBlur
+from .window import RecipeAugmentations
 
 __all__ = ["build_train_augmentations", "build_test_augmentations"]
 
@@ -65,7 +67,8 @@ def build_train_augmentations(
             ``Crop``); False pads bottom/right.
 
     Returns:
-        A list of Detectron2 augmentations for :class:`apd.data.dataset_mapper.SemSegDatasetMapper`.
+        A one-element list for :class:`apd.data.dataset_mapper.SemSegDatasetMapper`: the
+        :class:`RecipeAugmentations` of the augmentations above in order (its ``augs``).
     """
     crop_size = tuple(int(v) for v in crop_size)
     # Plain floats: a config's ListConfig would go through omegaconf's attribute lookups on every pad.
@@ -98,7 +101,7 @@ def build_train_augmentations(
         )
     else:
         augs.append(T.RandomCrop("absolute", crop_size))
-    return augs
+    return [RecipeAugmentations(augs)]
 
 
 def build_test_augmentations(base_size: Optional[int] = None) -> List[T.Augmentation]:
