@@ -140,6 +140,17 @@ def test_out_of_range_label_ids_are_reported(tmp_path):
         _mapper()(record)
 
 
+@pytest.mark.parametrize("num_classes,ignore", [(19, 255), (150, 255), (19, 0), (19, 100), (256, 255), (1, 254)])
+def test_bad_uint8_ids_are_every_value_neither_class_nor_ignore(num_classes, ignore):
+    mapper = SemSegDatasetMapper(is_train=False, augmentations=[], num_classes=num_classes, ignore_value=ignore)
+    everything = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = [v for v in range(256) if v >= num_classes and v != ignore]
+    assert mapper._invalid_ids(everything).tolist() == expected
+    for value in range(256):  # each id alone: reported exactly when it is bad
+        found = mapper._invalid_ids(np.full((3, 5), value, np.uint8)).tolist()
+        assert found == ([value] if value in expected else [])
+
+
 def test_multichannel_label_is_rejected(tmp_path):
     record = _write_sample(tmp_path)
     Image.fromarray(_image(1)).save(record["sem_seg_file_name"])

@@ -5,6 +5,7 @@ every error names the offending file, and broken training samples can be skipped
 stopping a run.
 """
 import copy
+import functools
 import logging
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -213,8 +214,15 @@ class SemSegDatasetMapper:
 
     def _invalid_ids(self, label: np.ndarray) -> np.ndarray:
         """Sorted distinct ids of ``label`` that are neither a class nor the ignore id."""
-        if label.dtype == np.uint8:  # a 256-bin histogram (OpenCV: ~10× numpy's bincount)
-            hist = cv2.calcHist([np.ascontiguousarray(label)], [0], None, [256], [0, 256])
+        if label.dtype == np.uint8:
+            label = np.ascontiguousarray(label)
+            # The usual case, no bad id: one cv2.inRange count per range of bad ids (~8× faster than
+            # the histogram below on a 512×683 label).
+            ranges = _bad_uint8_ranges(self.num_classes, self.ignore_value)
+            if not any(cv2.countNonZero(cv2.inRange(label, lo, hi)) for lo, hi in ranges):
+                return np.empty(0, dtype=np.intp)
+            # a 256-bin histogram (OpenCV: ~10× numpy's bincount)
+            hist = cv2.calcHist([label], [0], None, [256], [0, 256])
             present = np.flatnonzero(hist.ravel())
         else:
             present = np.unique(label)
@@ -230,6 +238,18 @@ class SemSegDatasetMapper:
         if 0 <= self.ignore_value <= 255 and self.num_classes <= 256:
             return label.astype(np.uint8, copy=False)
         return label.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _bad_uint8_ranges(num_classes: int, ignore_value: int) -> Tuple[Tuple[int, int], ...]:
+    """The ranges (inclusive) of uint8 values that are neither a class id (< ``num_classes``) nor
+    ``ignore_value``."""
+    bad = np.ones(256, dtype=bool)
+    bad[: min(num_classes, 256)] = False
+    if 0 <= ignore_value <= 255:
+        bad[ignore_value] = False
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], bad.astype(np.int8), [0]])))
+    return tuple((int(lo), int(hi) - 1) for lo, hi in zip(edges[0::2], edges[1::2]))
 
 
 def to_chw(image: np.ndarray) -> np.ndarray:
