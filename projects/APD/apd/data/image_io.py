@@ -50,6 +50,7 @@ _EXIF_ORIENTATION = 0x0112
 _READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, cv2.error)
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
+_IMREAD_COLOR_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10
 
 
 class BadSampleError(UserError, ValueError):
@@ -140,7 +141,12 @@ def _decode(data: bytes, path: str, fmt: Optional[str], what: str) -> Tuple[np.n
     if fmt is not None:  # a label map read as stored keeps its values; there is nothing to convert
         _check_mode(image, path)
     if fmt in ("RGB", "BGR", None) and _cv2_decodable(data, image, fmt):
-        flags = cv2.IMREAD_UNCHANGED if fmt is None else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        if fmt is None:
+            flags = cv2.IMREAD_UNCHANGED
+        elif fmt == "RGB" and _IMREAD_COLOR_RGB is not None:  # decoded in RGB order: no channel swap after
+            flags = _IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+        else:
+            flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
         array = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         expected = (image.height, image.width) + (() if fmt is None else (3,))
         if array is None or array.shape != expected:
@@ -149,7 +155,7 @@ def _decode(data: bytes, path: str, fmt: Optional[str], what: str) -> Tuple[np.n
             raise BadSampleError(
                 f"Cannot read {what} {path}: corrupt {image.format} data (OpenCV's decoder rejects it)."
             )
-        if fmt == "RGB":
+        if fmt == "RGB" and _IMREAD_COLOR_RGB is None:
             array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
         return array, None
     orientation = _orientation(image)

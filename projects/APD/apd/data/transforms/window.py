@@ -9,13 +9,16 @@ blur, flip and crop offset as the list applied one augmentation at a time), and
 - image: the region of the scaled image that the rotated window reads is resampled from the input in
   float32 with ``cv2.warpAffine`` (the inverse map of ``cv2.resize(fx=s, fy=s, INTER_LINEAR)``,
   replicated edges as cv2.resize clamps them; equal to ``cv2.resize`` of the whole image on that
-  region), rotated with the recipe's matrix shifted to the window, blurred with the kernel's margin
+  region up to float32 rounding with the OpenCV 5.1 used here, whose warpAffine samples at float
+  coordinates; a build that quantises them to 1/32 pixel, as OpenCV's older fixed-point warp does,
+  would fail the recipe tests), rotated with the recipe's matrix shifted to the window, blurred with the kernel's margin
   (cv2's reflected border where the window meets the image edge, as on the whole image), rounded to
   uint8 once, flipped and placed into the crop, padded with the pad colour. The result is the
   official float32 recipe rounded once: within 0.5 grey levels of it (plus float32 error), where
   the transforms applied one at a time round after each step (up to 1.2 grey levels);
-- label: ``cv2.resize(INTER_NEAREST_EXACT)`` of the whole label (cheap on one uint8 channel), then
-  the rotation's nearest warp on the window only: equal to the step-by-step result.
+- label: the window's rows and columns of ``cv2.resize(INTER_NEAREST_EXACT)`` gathered from the input
+  (cv2's own source index of each output row and column), then the rotation's nearest warp on the
+  window only: equal to the step-by-step result.
 
 Any other list of transforms, or an image that is not uint8 with 1–4 channels, is applied one
 transform after the other as Detectron2's :class:`TransformList` does.
