@@ -52,7 +52,8 @@ def test_nearest_exact_indices_are_cv2_resize(h, w, scale):
 
 @pytest.mark.parametrize("corner", ["top-left", "bottom-right", "middle"])
 @pytest.mark.parametrize("angle", [None, 9.0, -7.5])
-def test_window_anywhere_equals_the_steps(corner, angle):
+@pytest.mark.parametrize("blur", [(5, 0.0), (7, 1.5)])
+def test_window_anywhere_equals_the_steps(corner, angle, blur):
     """Windows at the image's edges (the blur's reflected border, the rotation's mean border) and inside."""
     h, w, crop = 60, 80, 24
     image, label = _photo(h, w), _label(h, w)
@@ -60,7 +61,7 @@ def test_window_anywhere_equals_the_steps(corner, angle):
     sh, sw = resize.new_h, resize.new_w
     y0, x0 = {"top-left": (0, 0), "bottom-right": (sh - crop, sw - crop), "middle": (30, 41)}[corner]
     rotation = RotationWithPadTransform(sh, sw, angle) if angle is not None else NoOpTransform()
-    tfms = [resize, rotation, GaussianBlurTransform(5), T.HFlipTransform(sw), T.CropTransform(x0, y0, crop, crop)]
+    tfms = [resize, rotation, GaussianBlurTransform(*blur), T.HFlipTransform(sw), T.CropTransform(x0, y0, crop, crop)]
     (image_w, label_w), (image_s, label_s) = _both(tfms, image, label)
     np.testing.assert_array_equal(label_w, label_s)
     assert np.abs(image_w.astype(int) - image_s.astype(int)).max() <= 1  # uint8 rounding of each step
