@@ -86,6 +86,8 @@ ONE_ROUNDING = 0.5 + 1e-2
 PINNED = [
     (0.7, 7.3, True, True), (1.6, -4.0, True, False), (0.55, None, False, True), (1.0, 3.3, False, False),
     (1.9, 9.9, True, True), (0.5, -9.5, True, True), (1.37, 0.6, True, False), (2.0, -10.0, False, True),
+    # a scale whose output size is the input's: cv2.resize copies the image instead of resampling it
+    (1.003, 5.0, True, False), (0.997, None, False, True),
 ]
 
 

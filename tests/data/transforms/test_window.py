@@ -123,3 +123,28 @@ def test_draws_needing_pixels_fall_back_to_the_augmentation_list():
         outputs.append((aug_input.image, aug_input.sem_seg))
     np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
     np.testing.assert_array_equal(outputs[0][1], outputs[1][1])
+
+
+def test_random_small_cases_equal_the_augmentations_one_at_a_time():
+    """Images of 1–40 pixels a side, crops larger and smaller, 1 or 3 channels, uint8 or float32 labels,
+    both pad placements, the recipe's random draws: the same shapes and labels as one at a time, images
+    within one grey level (one rounding against one per step). Such sizes reach the edge cases: a scale
+    whose output size is the input's (cv2.resize copies), one-pixel sides, windows inside the pad."""
+    rng = np.random.RandomState(0)
+    for case in range(300):
+        h, w, crop_h, crop_w = rng.randint(1, 41), rng.randint(1, 41), rng.randint(1, 51), rng.randint(1, 51)
+        image = rng.randint(0, 256, (h, w, int(rng.choice([1, 3])))).astype(np.uint8)
+        label = rng.randint(0, 5, (h, w)).astype(np.uint8 if rng.rand() < 0.8 else np.float32)
+        (recipe,) = build_train_augmentations((crop_h, crop_w), pad_center=bool(rng.rand() < 0.7))
+        seed = rng.randint(1 << 30)
+        outputs = []
+        for augs in (recipe, T.AugmentationList(recipe.augs)):
+            np.random.seed(seed)
+            aug_input = T.AugInput(image.copy(), sem_seg=label.copy())
+            augs(aug_input)
+            outputs.append((aug_input.image, aug_input.sem_seg))
+        (image_w, label_w), (image_s, label_s) = outputs
+        assert image_w.shape == image_s.shape == (crop_h, crop_w, image.shape[2]), case
+        assert label_w.dtype == label.dtype, case
+        np.testing.assert_array_equal(label_w, label_s, err_msg=str(case))
+        assert np.abs(image_w.astype(int) - image_s.astype(int)).max() <= 1, case

@@ -199,7 +199,8 @@ class RecipeWindowTransform(TransformList):
         the input pixels that they read only."""
         y0, y1, x0, x1 = box
         resize = self.plan.resize
-        if resize is None:
+        if resize is None or (resize.new_h, resize.new_w) == (resize.h, resize.w):
+            # cv2.resize to the same size copies the image (no resampling at (x + 0.5)/s − 0.5)
             return img[y0:y1, x0:x1].astype(np.float32)
         h, w = resize.h, resize.w
         if resize.resizes_by_factor:  # cv2.resize's source step: 1/fx, or source / destination size
