@@ -71,7 +71,8 @@ class LinearResizeTransform(Transform):
         (new_h, new_w), sampling (x + 0.5)·h/new_h − 0.5."""
         if self.scale is None:
             return False
-        return (int(np.rint(self.h * self.scale)), int(np.rint(self.w * self.scale))) == (self.new_h, self.new_w)
+        # Python's round() rounds half to even, as cv2's saturate_cast and np.rint do.
+        return (round(self.h * self.scale), round(self.w * self.scale)) == (self.new_h, self.new_w)
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
         return self._resize(img, cv2.INTER_LINEAR)

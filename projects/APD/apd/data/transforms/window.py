@@ -24,6 +24,7 @@ Any other list of transforms, or an image that is not uint8 with 1–4 channels,
 transform after the other as Detectron2's :class:`TransformList` does.
 """
 import functools
+import math
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -54,10 +55,13 @@ _SHAPE_ONLY = (
 # Label dtypes that cv2's nearest warp and border copy take (the mapper's labels: uint8 or float32).
 _LABEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
 Box = Tuple[int, int, int, int]  # y0, y1, x0, x1 (ends exclusive)
+_SAME_SHAPE = (NoOpTransform, GaussianBlurTransform, HFlipTransform)
 
 
 def _output_shape(tfm: Transform, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     h, w = shape[:2]
+    if type(tfm) in _SAME_SHAPE:  # exact types first: isinstance on these ABC classes is slow
+        return shape
     if isinstance(tfm, LinearResizeTransform):
         h, w = tfm.new_h, tfm.new_w
     elif isinstance(tfm, PadTransform):
@@ -67,6 +71,15 @@ def _output_shape(tfm: Transform, shape: Tuple[int, ...]) -> Tuple[int, ...]:
     elif isinstance(tfm, RotationWithPadTransform):
         h, w = tfm.bound_h, tfm.bound_w
     return (h, w) + tuple(shape[2:])
+
+
+class _ShapeOnly:
+    """What the shape-only augmentations' ``get_transform(image)`` read of the image: its ``shape``."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: Tuple[int, ...]):
+        self.shape = shape
 
 
 class RecipeAugmentations(T.AugmentationList):
@@ -87,7 +100,8 @@ class RecipeAugmentations(T.AugmentationList):
                 :func:`apd.data.transforms.build_train_augmentations`.
         """
         super().__init__(list(augs))
-        self.shape_only = all(isinstance(a, _SHAPE_ONLY) for a in self.augs)
+        # Exact types: a subclass may read pixels in get_transform.
+        self.shape_only = all(type(a) in _SHAPE_ONLY for a in self.augs)
 
     def __call__(self, aug_input) -> TransformList:
         if not self.shape_only or getattr(aug_input, "boxes", None) is not None:
@@ -95,7 +109,7 @@ class RecipeAugmentations(T.AugmentationList):
         shape = aug_input.image.shape
         tfms: List[Transform] = []
         for aug in self.augs:
-            tfm = aug.get_transform(np.broadcast_to(np.zeros((), aug_input.image.dtype), shape))
+            tfm = aug.get_transform(_ShapeOnly(shape))
             tfms.append(tfm)
             shape = _output_shape(tfm, shape)
         fused = RecipeWindowTransform(tfms)
@@ -115,7 +129,7 @@ class _Plan:
             (ColorPadTransform, "pad"),
             (CropTransform, "crop"),
         ]
-        steps = [t for t in tfms if not isinstance(t, NoOpTransform)]
+        steps = [t for t in tfms if type(t) is not NoOpTransform]
         for kind, name in kinds:
             setattr(self, name, steps.pop(0) if steps and type(steps[0]) is kind else None)
         if steps or self.crop is None:
@@ -170,9 +184,12 @@ class RecipeWindowTransform(TransformList):
 
     def __getattribute__(self, name: str):
         # TransformList answers every ``apply_*`` with its loop over the transforms; these two are ours.
-        if name in ("apply_image", "apply_segmentation"):
-            return object.__getattribute__(self, "_window_" + name)
-        return super().__getattribute__(name)
+        # Other names skip TransformList's hook (a Python frame on every attribute of the hot path).
+        if name.startswith("apply_"):
+            if name in ("apply_image", "apply_segmentation"):
+                return object.__getattribute__(self, "_window_" + name)
+            return TransformList.__getattribute__(self, name)
+        return object.__getattribute__(self, name)
 
     # ------------------------------------------------------------------------------------- helpers
     def _sizes(self, arr: np.ndarray) -> Tuple[int, int]:
@@ -368,14 +385,15 @@ def _read_box(matrix: np.ndarray, box: Box, hw: Tuple[int, int]) -> Box:
     ``box``, two pixels more on each side (bilinear taps), clipped to the image of size ``hw``."""
     y0, y1, x0, x1 = box
     h, w = hw
-    inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[x0, y0], [x1 - 1, y0], [x0, y1 - 1], [x1 - 1, y1 - 1]], dtype=np.float64).T
-    src = inverse[:, :2] @ corners + inverse[:, 2:]
+    (a, b, c), (d, e, f) = cv2.invertAffineTransform(matrix).tolist()  # plain floats: 8 values, no numpy
+    corners = ((x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1))
+    xs = [a * x + b * y + c for x, y in corners]
+    ys = [d * x + e * y + f for x, y in corners]
     return (
-        max(0, int(np.floor(src[1].min())) - 2),
-        min(h, int(np.floor(src[1].max())) + 4),
-        max(0, int(np.floor(src[0].min())) - 2),
-        min(w, int(np.floor(src[0].max())) + 4),
+        max(0, math.floor(min(ys)) - 2),
+        min(h, math.floor(max(ys)) + 4),
+        max(0, math.floor(min(xs)) - 2),
+        min(w, math.floor(max(xs)) + 4),
     )
 
 
