@@ -16,7 +16,7 @@ from apd.data.transforms import (
     RotationWithPadTransform,
     build_train_augmentations,
 )
-from apd.data.transforms.window import _nearest_exact_index
+from apd.data.transforms.common import nearest_exact_index
 
 
 def _photo(h, w, seed=0, channels=3):
@@ -45,8 +45,8 @@ def test_nearest_exact_indices_are_cv2_resize(h, w, scale):
     label = np.random.RandomState(0).randint(0, 255, (h, w)).astype(np.uint8)
     resize = LinearResizeTransform.by_factor(h, w, scale)
     expected = resize.apply_segmentation(label)
-    rows = _nearest_exact_index(h, resize.new_h)
-    cols = _nearest_exact_index(w, resize.new_w)
+    rows = nearest_exact_index(h, resize.new_h)
+    cols = nearest_exact_index(w, resize.new_w)
     np.testing.assert_array_equal(label[rows][:, cols], expected)
 
 

@@ -23,8 +23,6 @@ blur, flip and crop offset as the list applied one augmentation at a time), and
 Any other list of transforms, or an image that is not uint8 with 1–4 channels, is applied one
 transform after the other as Detectron2's :class:`TransformList` does.
 """
-import functools
-import math
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -40,7 +38,15 @@ from fvcore.transforms.transform import (
 
 from detectron2.data import transforms as T
 
-from .common import image_fill, keep_channel_axis
+from .common import (
+    Box,
+    cached_fill,
+    gaussian_kernel,
+    keep_channel_axis,
+    nearest_exact_index,
+    read_box,
+    shifted_matrix,
+)
 from .crop import ColorPadTransform, PadToCrop
 from .geometry import LinearResizeTransform, RandomRotationWithIgnore, RandomScale, RotationWithPadTransform
 from .photometric import GaussianBlurTransform, RandomGaussianBlur
@@ -54,7 +60,6 @@ _SHAPE_ONLY = (
 )
 # Label dtypes that cv2's nearest warp and border copy take (the mapper's labels: uint8 or float32).
 _LABEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.float32))
-Box = Tuple[int, int, int, int]  # y0, y1, x0, x1 (ends exclusive)
 _SAME_SHAPE = (NoOpTransform, GaussianBlurTransform, HFlipTransform)
 
 
@@ -249,16 +254,16 @@ class RecipeWindowTransform(TransformList):
             return self._scaled_region(img, box)
         y0, y1, x0, x1 = box
         matrix = rotation.rm_image
-        ry0, ry1, rx0, rx1 = _read_box(matrix, box, hw)
+        ry0, ry1, rx0, rx1 = read_box(matrix, box, hw)
         channels = img.shape[2] if img.ndim == 3 else 1
-        fill = _fill(rotation.image_pad, np.float32, channels)
+        fill = cached_fill(rotation.image_pad, np.float32, channels)
         if ry0 >= ry1 or rx0 >= rx1:  # the window sees none of the image
             out = np.empty((y1 - y0, x1 - x0, channels), np.float32)
             out[...] = fill
             return out if img.ndim == 3 else out[:, :, 0]
         scaled = self._scaled_region(img, (ry0, ry1, rx0, rx1))
         out = cv2.warpAffine(
-            scaled, _shifted(matrix, (rx0, ry0), (x0, y0)), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+            scaled, shifted_matrix(matrix, (rx0, ry0), (x0, y0)), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in fill.reshape(-1)),
         )
         return keep_channel_axis(out, img)
@@ -271,8 +276,8 @@ class RecipeWindowTransform(TransformList):
         resize = self.plan.resize
         if resize is None:
             return segmentation[y0:y1, x0:x1]
-        rows = _nearest_exact_index(resize.h, resize.new_h)[y0:y1]
-        cols = _nearest_exact_index(resize.w, resize.new_w)[x0:x1]
+        rows = nearest_exact_index(resize.h, resize.new_h)[y0:y1]
+        cols = nearest_exact_index(resize.w, resize.new_w)[x0:x1]
         return np.take(segmentation[rows], cols, axis=1)
 
     def _place(self, window: np.ndarray, place: Tuple[int, int], fill: np.ndarray) -> np.ndarray:
@@ -310,7 +315,8 @@ class RecipeWindowTransform(TransformList):
         plan = self.plan
         hw = self._sizes(img)
         (r0, r1, c0, c1), place = plan.window(hw)
-        fill = _fill(plan.pad.pad_value if plan.pad is not None else 0, np.uint8, img.shape[2] if img.ndim == 3 else 1)
+        channels = img.shape[2] if img.ndim == 3 else 1
+        fill = cached_fill(plan.pad.pad_value if plan.pad is not None else 0, np.uint8, channels)
         if r0 >= r1 or c0 >= c1:
             return self._place(np.empty((0, 0) + img.shape[2:], np.uint8), place, fill)
         margin = int(plan.blur.kernel_size) // 2 if plan.blur is not None else 0
@@ -321,7 +327,7 @@ class RecipeWindowTransform(TransformList):
         if plan.blur is not None:
             # cv2.GaussianBlur's separable float32 kernel with the rounding to uint8 in the same pass:
             # the same bytes as convertScaleAbs(GaussianBlur(values)), ~15% faster.
-            kernel = _gaussian_kernel(int(plan.blur.kernel_size), float(plan.blur.sigma))
+            kernel = gaussian_kernel(int(plan.blur.kernel_size), float(plan.blur.sigma))
             window = keep_channel_axis(cv2.sepFilter2D(values, cv2.CV_8U, kernel, kernel), values)[inner]
         else:
             window = keep_channel_axis(cv2.convertScaleAbs(values[inner]), values)  # rounds to nearest, saturates
@@ -341,66 +347,13 @@ class RecipeWindowTransform(TransformList):
             window = self._scaled_label_region(segmentation, (r0, r1, c0, c1))
         else:
             matrix = plan.rotation.rm_image
-            ry0, ry1, rx0, rx1 = _read_box(matrix, (r0, r1, c0, c1), hw)
+            ry0, ry1, rx0, rx1 = read_box(matrix, (r0, r1, c0, c1), hw)
             if ry0 >= ry1 or rx0 >= rx1:
                 window = np.full((r1 - r0, c1 - c0), plan.rotation.seg_pad, dtype=segmentation.dtype)
             else:
                 scaled = self._scaled_label_region(segmentation, (ry0, ry1, rx0, rx1))
                 window = cv2.warpAffine(
-                    scaled, _shifted(matrix, (rx0, ry0), (c0, r0)), (c1 - c0, r1 - r0),
+                    scaled, shifted_matrix(matrix, (rx0, ry0), (c0, r0)), (c1 - c0, r1 - r0),
                     flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=float(plan.rotation.seg_pad),
                 )
         return self._place(window, place, fill)
-
-
-@functools.lru_cache(maxsize=16)
-def _gaussian_kernel(size: int, sigma: float) -> np.ndarray:
-    """The 1-D kernel cv2.GaussianBlur uses on a float32 image (``getGaussianKernel``, CV_32F)."""
-    return cv2.getGaussianKernel(size, sigma, cv2.CV_32F)
-
-
-def _fill(pad_value, dtype, channels: int) -> np.ndarray:
-    """:func:`image_fill` for a ``channels``-channel image of ``dtype``, computed once per pad value."""
-    try:
-        return _cached_fill(pad_value, np.dtype(dtype), channels)
-    except TypeError:  # an unhashable pad value (a list)
-        return image_fill(pad_value, np.empty((1, 1, channels), dtype))
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_fill(pad_value, dtype: np.dtype, channels: int) -> np.ndarray:
-    out = image_fill(pad_value, np.empty((1, 1, channels), dtype))
-    out.flags.writeable = False
-    return out
-
-
-def _nearest_exact_index(size: int, new_size: int) -> np.ndarray:
-    """The source index of each of ``new_size`` outputs in cv2's ``INTER_NEAREST_EXACT`` resize."""
-    index = np.arange(size, dtype=np.float32)[None]  # exact below 2**24
-    return cv2.resize(index, (new_size, 1), interpolation=cv2.INTER_NEAREST_EXACT).reshape(-1).astype(np.intp)
-
-
-def _read_box(matrix: np.ndarray, box: Box, hw: Tuple[int, int]) -> Box:
-    """The box of the (unrotated) image that ``cv2.warpAffine(·, matrix)`` reads for the output pixels
-    ``box``, two pixels more on each side (bilinear taps), clipped to the image of size ``hw``."""
-    y0, y1, x0, x1 = box
-    h, w = hw
-    (a, b, c), (d, e, f) = cv2.invertAffineTransform(matrix).tolist()  # plain floats: 8 values, no numpy
-    corners = ((x0, y0), (x1 - 1, y0), (x0, y1 - 1), (x1 - 1, y1 - 1))
-    xs = [a * x + b * y + c for x, y in corners]
-    ys = [d * x + e * y + f for x, y in corners]
-    return (
-        max(0, math.floor(min(ys)) - 2),
-        min(h, math.floor(max(ys)) + 4),
-        max(0, math.floor(min(xs)) - 2),
-        min(w, math.floor(max(xs)) + 4),
-    )
-
-
-def _shifted(matrix: np.ndarray, source_origin: Tuple[int, int], output_origin: Tuple[int, int]) -> np.ndarray:
-    """``matrix`` (forward, output = matrix · source) for a source cut at ``source_origin`` (x, y) and an
-    output cut at ``output_origin``."""
-    out = matrix.copy()
-    out[:, 2] += matrix[:, :2] @ np.asarray(source_origin, np.float64) - np.asarray(output_origin, np.float64)
-    return out
-
