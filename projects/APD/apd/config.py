@@ -53,9 +53,13 @@ def _train_param(key: str, defaults: DictConfig) -> Optional[inspect.Parameter]:
 
 # ----------------------------------------------------------------------------------------- keys
 def lazy_target(node) -> Any:
-    """The callable a LazyCall node builds (its ``_target_``, located when written as a string), or None for
-    anything else."""
-    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    """The callable a LazyCall node (a DictConfig or a plain mapping) builds: its ``_target_``, located when
+    written as a string; None for anything else.
+
+    Raises:
+        ImportError, AttributeError: a string target that names nothing importable (Detectron2's ``locate``).
+    """
+    target = node.get("_target_") if isinstance(node, (DictConfig, abc.Mapping)) else None
     if isinstance(target, str):
         from detectron2.utils.registry import locate
 

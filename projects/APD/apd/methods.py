@@ -20,6 +20,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from apd.config import lazy_target
+
 __all__ = ["STUDENT", "Method", "apply_method", "config_task", "get_method", "method_names", "needs_second_optimizer",
            "register_method"]
 
@@ -57,15 +59,6 @@ def _task_inputs(task: str):
             "rcnn": {protocol.FPN_FEATURES, protocol.CLASS_MAPS, protocol.ROIS}}[task]
 
 
-def _term_class(node):
-    target = node["_target_"] if isinstance(node, (dict, DictConfig)) else None
-    if isinstance(target, str):
-        from detectron2.utils.registry import locate
-
-        target = locate(target)
-    return target
-
-
 def _declared(cls, name: str):
     """A term class's declaration ``name`` (``inputs``, ``loss_keys``, ``second_optimizer_keys``) as a set, or
     None where the class leaves it to the instance (a property, e.g. inputs that depend on an argument)."""
@@ -75,7 +68,7 @@ def _declared(cls, name: str):
 
 def needs_second_optimizer(terms: Mapping[str, Any]) -> bool:
     """Whether any term node's class declares ``second_optimizer_keys`` (it trains parameters of its own)."""
-    return any(_declared(_term_class(node), "second_optimizer_keys") for node in terms.values())
+    return any(_declared(lazy_target(node), "second_optimizer_keys") for node in terms.values())
 
 
 _METHODS: Dict[tuple, Method] = {}
@@ -93,7 +86,7 @@ def register_method(method: Method) -> Method:
         raise ValueError(f"Method '{method.name}' of task '{method.task}' is already registered")
     declared = set()
     for term, node in method.terms().items():
-        cls = _term_class(node)
+        cls = lazy_target(node)
         wrong = (_declared(cls, "inputs") or set()) - _task_inputs(method.task)
         if wrong:
             raise ValueError(f"Method '{method.name}': term '{term}' ({cls.__name__}) reads {sorted(wrong)}, which "

@@ -35,6 +35,7 @@ from detectron2.data.datasets import load_sem_seg, register_coco_instances
 from detectron2.utils.file_io import PathManager
 from omegaconf import DictConfig, OmegaConf
 
+from apd.config import lazy_target
 from apd.errors import MissingFileError
 
 from .coco import use_checked_coco_loader
@@ -156,16 +157,10 @@ _REGISTER = {sem_seg_folders: register_sem_seg_folders, coco_json: register_coco
 
 
 def _registering_node(node) -> Optional[Any]:
-    if not isinstance(node, DictConfig) or "_target_" not in node:
+    try:
+        target = lazy_target(node) if isinstance(node, DictConfig) else None
+    except Exception:
         return None
-    target = node._target_
-    if isinstance(target, str):
-        from detectron2.utils.registry import locate
-
-        try:
-            target = locate(target)
-        except Exception:
-            return None
     return _REGISTER.get(target)
 
 
