@@ -230,6 +230,19 @@ def _interrupt_after_the_first_run(cmd, env, out):
     return done
 
 
+def _interrupted_then_rerun(cmd, env, out):
+    """Interrupt ``cmd`` after its first finished run (:func:`_interrupt_after_the_first_run`), run it again
+    to the end, check that the second call reused every finished run and trained only the rest, and return
+    its CompletedProcess."""
+    done = _interrupt_after_the_first_run(cmd, env, out)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for name in done:
+        assert f"[compare] {name}: finished, reused" in second.stdout
+    assert f"[compare] {4 - len(done)} of 4 runs to train" in second.stdout
+    return second
+
+
 TINY_OWN = [
     "model.student.backbone.stem_width=8", "model.student.backbone.base_channels=8",
     "model.student.sem_seg_head.channels=16", "model.student.sem_seg_head.aux_channels=8",
@@ -256,11 +269,7 @@ def test_two_methods_two_seeds_resume_after_an_interruption_and_write_the_table(
            "--methods", "student,kd", "--seeds", "1-2", "--output", str(out), "--threads", "1", *opts]
     env = script_env(None, threads=1)
 
-    done = _interrupt_after_the_first_run(cmd, env, out)
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for name in done:
-        assert f"[compare] {name}: finished, reused" in second.stdout
+    second = _interrupted_then_rerun(cmd, env, out)
     assert "ETA" in second.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["runs_finished"] == 4 and results["methods"] == ["student", "kd"]
@@ -297,12 +306,7 @@ def test_an_rcnn_config_is_compared_on_box_and_mask_ap_over_paired_seeds_and_res
            "--seeds", "1,2", "--output", str(out), "--threads", "1",
            f"model.teacher_weights={tmp_path / 'teacher.pth'}", *small]
     env = script_env(demo_datasets_root, threads=1)
-    done = _interrupt_after_the_first_run(cmd, env, out)
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for name in done:
-        assert f"[compare] {name}: finished, reused" in second.stdout
-    assert f"[compare] {4 - len(done)} of 4 runs to train" in second.stdout
+    second = _interrupted_then_rerun(cmd, env, out)
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"] == ["bbox/AP", "segm/AP"] and results["runs_finished"] == 4
     kd = next(r for r in results["summary"] if r["method"] == "kd")["metrics"]
